@@ -1,0 +1,115 @@
+"""Run a model over seeds on a split, evaluate it with the twelve metrics, store every run.
+
+The one entry point notebooks use::
+
+    runs = run_seeds(lambda seed: SKNN(seed=seed, **cfg), split, model_name="V-SKNN",
+                     config=cfg, notebook="01_baselines", seeds=[0, 1, 2], out_dir=OUT)
+    results.record(runs, OUT)   # mean ± sd row (+ best-of-n-on-test row) in summary.csv
+
+A run already on disk for the same model, protocol, config, seed **and split fingerprint** is
+loaded instead of recomputed, so an interrupted batch resumes where it stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .metrics import evaluate
+from .models.base import Recommender
+from .results import load_run, run_path, save_run
+from .split import Split
+from .utils import device_description, git_commit, seed_everything
+
+
+def sample_test(split: Split, n: int | None, seed: int = 0) -> Split:
+    """The split with a seeded sample of ``n`` test cases (for quick runs; the fingerprint
+    changes accordingly). ``None`` or 0 keeps every case."""
+    if not n:
+        return split
+    return dataclasses.replace(split, test=split.test.sample(n, seed=seed))
+
+
+def evaluate_recs(recs: np.ndarray, split: Split, skip_empty: bool = False) -> dict:
+    return evaluate(recs, split.test.targets, split.item_counts, split.n_items, skip_empty=skip_empty)
+
+
+def run_seeds(
+    make_model: Callable[[int], Recommender],
+    split: Split,
+    *,
+    model_name: str,
+    config: dict,
+    notebook: str,
+    out_dir: str | Path,
+    seeds: Sequence[int] = (0,),
+    variant: str = "",
+    items: pd.DataFrame | None = None,
+    k: int = 20,
+    resume: bool = True,
+    skip_empty: bool = False,
+    device: str = "cpu",
+) -> list[dict]:
+    """Fit, predict and evaluate ``make_model(seed)`` for every seed; returns the run records.
+
+    Args:
+        make_model: builds an unfitted model for a seed.
+        config: the hyper-parameters that identify the run (hashed into its file name).
+        variant: free label that separates rows of the same model (e.g. ``"tie_order=file"``).
+        items: item metadata passed to ``fit`` (models that use item text need it).
+        device: where the model runs (recorded with the result).
+    """
+    out_dir = Path(out_dir)
+    fp = split.fingerprint
+    key_config = {**config, "_variant": variant} if variant else config
+    runs = []
+    for seed in tqdm(list(seeds), desc=f"{model_name} seeds", leave=False, disable=len(seeds) < 2):
+        path = run_path(out_dir, notebook, model_name, split.protocol, key_config, seed)
+        if resume and path.is_file():
+            old = load_run(path)
+            if old is not None and old.get("split_fingerprint") == fp:
+                runs.append(old)
+                continue
+        seed_everything(seed)
+        t0 = time.perf_counter()
+        model = make_model(seed)
+        model.fit(split.train, items=items)
+        t_fit = time.perf_counter() - t0
+        recs, scores = model.predict(split.test, k=k, return_scores=True)
+        t_all = time.perf_counter() - t0
+        metrics = evaluate_recs(recs, split, skip_empty=skip_empty)
+        record = {
+            "dataset": split.info.get("dataset"),
+            "notebook": notebook,
+            "model": model_name,
+            "variant": variant,
+            "protocol": split.protocol,
+            "seed": int(seed),
+            "config": key_config,
+            "metrics": metrics,
+            "n_test_sessions": len(split.test),
+            "split_fingerprint": fp,
+            "split_info": split.info,
+            "git_commit": git_commit(),
+            "fit_s": round(t_fit, 3),
+            "predict_s": round(t_all - t_fit, 3),
+            "wall_s": round(t_all, 3),
+            "device": device_description(device),
+            "history": getattr(model, "history_", None),
+        }
+        save_run(record, out_dir, recs=recs, scores=scores, session_ids=split.test.session_ids)
+        runs.append(record)
+    return runs
+
+
+def runs_table(runs: list[dict]) -> pd.DataFrame:
+    """One row per run with its seed, wall time and metrics (for display in notebooks)."""
+    return pd.DataFrame(
+        [{"model": r["model"], "variant": r.get("variant", ""), "seed": r["seed"],
+          "wall_s": r["wall_s"], **{k: v for k, v in r["metrics"].items()}} for r in runs]
+    )

@@ -1,0 +1,41 @@
+"""All recommenders behind one interface (:class:`~rec_utils.models.base.Recommender`).
+
+``build_model(name, **config)`` builds any of them by its paper name.
+"""
+from __future__ import annotations
+
+from .base import Recommender
+from .popular import MostPopular
+from .sknn import PRESETS as SKNN_PRESETS
+from .sknn import SKNN
+from .sknn import VARIANTS as SKNN_VARIANTS
+
+MODELS = {
+    "MostPopular": MostPopular,
+    **{name: (lambda name=name: (lambda **cfg: SKNN.variant(name, **cfg)))() for name in SKNN_VARIANTS},
+}
+
+
+#: Preset tables of every model module: {preset: {model: config}}; later modules add theirs.
+PRESET_TABLES = [SKNN_PRESETS]
+
+
+def preset_config(model: str, preset: str | None = "beauty") -> dict:
+    """The tuned configuration of ``model`` in ``preset`` (e.g. the paper's Beauty optimum);
+    ``{}`` (the model's defaults) when the preset has none or ``preset`` is None/"default"."""
+    if preset in (None, "default"):
+        return {}
+    for table in PRESET_TABLES:
+        if preset in table and model in table[preset]:
+            return dict(table[preset][model])
+    return {}
+
+
+def build_model(name: str, **config) -> Recommender:
+    """A model by its paper name (``MostPopular``, ``SKNN``, ``V-SKNN``, ``S-SKNN``, ``SF-SKNN``, ...)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {sorted(MODELS)}")
+    return MODELS[name](**config)
+
+
+__all__ = ["MODELS", "MostPopular", "Recommender", "SKNN", "build_model", "preset_config"]

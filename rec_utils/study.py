@@ -1,0 +1,152 @@
+"""Batch runner: execute the study's notebooks with papermill according to a plan.
+
+Usage::
+
+    python -m rec_utils.study plans/default.yaml            # what `make study` runs
+    python -m rec_utils.study plans/paper.yaml --only 02     # runs whose notebook matches
+    python -m rec_utils.study plans/ci.yaml --prepare-only --out build/ci   # for nbval
+
+A plan is YAML::
+
+    description: what this plan is for
+    defaults: {DATASET: beauty}          # parameters every run gets (optional)
+    runs:
+      - notebook: 01_baselines           # notebooks/<name>.ipynb
+        tag: vsknn                       # optional: distinguishes several runs of one notebook
+        parameters: {MODELS: [V-SKNN], SEEDS: [0, 1, 2]}
+
+Each run writes the executed notebook to ``<results>/<DATASET>/notebooks/<name>[__<tag>].ipynb``
+and a ``.done.json`` marker holding the hash of its parameters. A run whose marker matches is
+skipped, so an interrupted study resumes with the first unfinished run (and the notebooks
+themselves skip seeds already stored under ``runs/``). ``--force`` reruns everything.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .utils import PROJECT_ROOT, atomic_write_text, config_id, git_commit
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+
+
+def load_plan(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file() and (PROJECT_ROOT / "plans" / f"{path}.yaml").is_file():
+        path = PROJECT_ROOT / "plans" / f"{path}.yaml"
+    plan = yaml.safe_load(Path(path).read_text())
+    if not isinstance(plan, dict) or not isinstance(plan.get("runs"), list):
+        raise ValueError(f"{path}: a plan needs a 'runs' list")
+    for i, run in enumerate(plan["runs"]):
+        if "notebook" not in run:
+            raise ValueError(f"{path}: run {i} has no 'notebook'")
+        nb = NOTEBOOK_DIR / f"{run['notebook']}.ipynb"
+        if not nb.is_file():
+            raise FileNotFoundError(f"{path}: run {i}: no notebook {nb}")
+    plan["_path"] = str(path)
+    return plan
+
+
+def expand_runs(plan: dict, results_root: Path) -> list[dict]:
+    """Each run with its full parameters and output paths."""
+    out = []
+    defaults = plan.get("defaults") or {}
+    for run in plan["runs"]:
+        params = {**defaults, **(run.get("parameters") or {})}
+        dataset = params.get("DATASET", "beauty")
+        params.setdefault("DATASET", dataset)
+        params["RESULTS_DIR"] = str(results_root / dataset)
+        name = run["notebook"] + (f"__{run['tag']}" if run.get("tag") else "")
+        out_nb = results_root / dataset / "notebooks" / f"{name}.ipynb"
+        out.append({
+            "name": name,
+            "input": NOTEBOOK_DIR / f"{run['notebook']}.ipynb",
+            "output": out_nb,
+            "marker": out_nb.with_suffix(".done.json"),
+            "parameters": params,
+            "params_id": config_id(params),
+        })
+    return out
+
+
+def is_done(run: dict) -> bool:
+    try:
+        marker = json.loads(run["marker"].read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return marker.get("params_id") == run["params_id"] and run["output"].is_file()
+
+
+def execute(run: dict, kernel_name: str | None, prepare_only: bool = False,
+            log_output: bool = False) -> float:
+    import papermill as pm
+
+    run["output"].parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    pm.execute_notebook(
+        str(run["input"]), str(run["output"]), parameters=run["parameters"],
+        kernel_name=kernel_name, prepare_only=prepare_only, progress_bar=not prepare_only,
+        cwd=str(NOTEBOOK_DIR), log_output=log_output,
+    )
+    wall = time.perf_counter() - t0
+    if not prepare_only:
+        atomic_write_text(run["marker"], json.dumps({
+            "params_id": run["params_id"], "parameters": run["parameters"],
+            "git_commit": git_commit(), "wall_s": round(wall, 1),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }, indent=1))
+    return wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("plan", help="plan YAML (path, or a name under plans/)")
+    ap.add_argument("--out", default=None, help="results root (default: results/)")
+    ap.add_argument("--only", default=None, help="glob on run names, e.g. '01_*'")
+    ap.add_argument("--force", action="store_true", help="rerun runs that are already done")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="write parameterised notebooks without executing them (for nbval)")
+    ap.add_argument("--kernel", default=None, help="Jupyter kernel (default: the current Python)")
+    ap.add_argument("--log-output", action="store_true", help="stream notebook output")
+    args = ap.parse_args(argv)
+
+    plan = load_plan(args.plan)
+    root = Path(args.out).resolve() if args.out else PROJECT_ROOT / "results"
+    runs = expand_runs(plan, root)
+    if args.only:
+        runs = [r for r in runs if fnmatch.fnmatch(r["name"], f"*{args.only}*")]
+    kernel = args.kernel or "python3"
+    if args.prepare_only:
+        for r in runs:
+            execute(r, kernel, prepare_only=True)
+            print(f"prepared {r['output']}")
+        return 0
+
+    from tqdm.auto import tqdm
+
+    todo = [r for r in runs if args.force or not is_done(r)]
+    print(f"plan {plan['_path']}: {len(runs)} runs, {len(runs) - len(todo)} already done")
+    failures = []
+    for r in tqdm(todo, desc="study", unit="notebook"):
+        tqdm.write(f"-> {r['name']} ({r['parameters'].get('DATASET')})")
+        try:
+            wall = execute(r, kernel, log_output=args.log_output)
+            tqdm.write(f"   done in {wall:.0f} s -> {r['output']}")
+        except Exception as e:  # keep going: the other runs are independent
+            failures.append((r["name"], e))
+            tqdm.write(f"   FAILED: {type(e).__name__}: {str(e)[:500]}")
+    if failures:
+        print(f"{len(failures)} run(s) failed: {[n for n, _ in failures]} (rerun to resume)")
+        return 1
+    print("study complete")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
