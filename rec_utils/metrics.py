@@ -85,7 +85,7 @@ def hit_rate_at_k(recs: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
 def ndcg_at_k(recs: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
     """Per-session NDCG@k with one relevant item (binary relevance)."""
     _, _, rank, hit = _hits(recs, targets, k)
-    return np.where(hit, 1.0 / np.log2(rank + 1.0), 0.0).sum(axis=1)
+    return np.where(hit, 1.0 / np.log2(np.maximum(rank, 1) + 1.0), 0.0).sum(axis=1)
 
 
 def mrr_at_k(recs: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:

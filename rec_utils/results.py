@@ -38,6 +38,10 @@ SUMMARY_COLUMNS = (
 )
 
 
+#: Columns read back as text (a fingerprint like "409566827248" must not become a number).
+TEXT_COLUMNS = {c: str for c in ("variant", "seeds", "split_fingerprint", "config_id", "git_commit", "config")}
+
+
 def results_dir(dataset: str, root: str | Path | None = None) -> Path:
     return Path(root) if root is not None else RESULTS_ROOT / dataset
 
@@ -131,7 +135,7 @@ def read_summary(out_dir: Path) -> pd.DataFrame:
     path = Path(out_dir) / "summary.csv"
     if not path.is_file():
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
-    return pd.read_csv(path, keep_default_na=True, dtype={"variant": str, "seeds": str})
+    return pd.read_csv(path, dtype=TEXT_COLUMNS)
 
 
 def update_summary(rows: list[dict], out_dir: Path) -> pd.DataFrame:

@@ -1,0 +1,86 @@
+"""Assertions on what the notebooks recorded when run with the tiny parameters of plans/ci.yaml.
+
+`make test` prepares those notebooks with papermill and executes them with nbval (build/ci/)
+before these tests run, so the result files below are the notebooks' own outputs. Run alone,
+the fixture executes a missing notebook with papermill first.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rec_utils.metrics import METRIC_COLUMNS
+from rec_utils.results import read_summary
+from rec_utils.study import execute, expand_runs, load_plan
+from rec_utils.utils import PROJECT_ROOT
+
+pytestmark = pytest.mark.notebooks
+CI_ROOT = PROJECT_ROOT / "build" / "ci"
+CI_RUNS = {r["name"]: r for r in expand_runs(load_plan("ci"), CI_ROOT)}
+
+
+def results_of(name: str) -> Path:
+    """The results folder of a CI notebook run, executing the notebook if nothing is there yet."""
+    run = CI_RUNS[name]
+    out = Path(run["parameters"]["RESULTS_DIR"])
+    if not _has_outputs(name, out):
+        execute(run, kernel_name="python3")
+    return out
+
+
+def _has_outputs(name: str, out: Path) -> bool:
+    nb = name.split("__")[0]
+    if nb == "00_data":
+        return (out / "split_summary.csv").is_file()
+    s = out / "summary.csv"
+    return s.is_file() and (pd.read_csv(s)["notebook"] == nb).any()
+
+
+def summary_rows(name: str) -> pd.DataFrame:
+    out = results_of(name)
+    s = read_summary(out)
+    return s[s["notebook"] == name.split("__")[0]]
+
+
+def test_every_ci_run_is_checked_here():
+    checked = {"00_data", "01_baselines"}
+    assert {n.split("__")[0] for n in CI_RUNS} <= checked | set(EXTRA_CHECKS), \
+        "add an assertion for the new notebook to tests/test_notebooks.py"
+
+
+def test_00_data_tables():
+    out = results_of("00_data")
+    stats = pd.read_csv(out / "data_statistics.csv", index_col="dataset")
+    assert stats.loc["beauty", "sessions"] == 22363 and stats.loc["beauty", "interactions"] == 198502
+    split = pd.read_csv(out / "split_summary.csv")
+    assert split.loc[split["protocol"] == "temporal", "test_sessions"].item() == 4469
+    lengths = pd.read_csv(out / "test_prompt_lengths.csv", index_col=0)["test_sessions"]
+    assert lengths.loc[1:5].tolist() == [16, 13, 90, 1025, 655]
+    ties = pd.read_csv(out / "tie_statistics.csv", index_col=0)
+    assert ties.loc["beauty", "interactions_in_ties"] == pytest.approx(0.575, abs=0.001)
+    assert (out / "figures" / "test_prompt_lengths.png").stat().st_size > 1000
+
+
+def test_01_baselines_rows():
+    run = CI_RUNS["01_baselines"]
+    rows = summary_rows("01_baselines")
+    models = run["parameters"].get("MODELS", ["MostPopular", "SKNN", "V-SKNN", "S-SKNN", "SF-SKNN"])
+    mean = rows[rows["aggregate"] == "mean"]
+    assert set(models) <= set(mean["model"])
+    assert mean[list(METRIC_COLUMNS)].notna().all().all()
+    assert (mean["n_test_sessions"] == run["parameters"]["SAMPLE_SESSIONS"]).all()
+    assert mean["split_fingerprint"].nunique() == 1
+    vsknn = mean[mean["model"] == "V-SKNN"].iloc[0]
+    assert vsknn["n_seeds"] == len(run["parameters"]["SEEDS"])
+    assert (rows["aggregate"] == f"best_of_{vsknn['n_seeds']}_on_test").any()
+    assert vsknn["ndcg@10"] > 3 * mean[mean["model"] == "MostPopular"]["ndcg@10"].item()
+    spread = pd.read_csv(results_of("01_baselines") / "tie_order_sensitivity.csv")
+    assert set(spread["tie_order"]) == {"shuffle", "file"}
+    assert not any(math.isnan(v) for v in spread["ndcg@10"])
+
+
+#: Notebooks added by later issues register their checks here: {notebook: test function}.
+EXTRA_CHECKS: dict = {}

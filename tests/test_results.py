@@ -1,0 +1,102 @@
+"""The results contract: run records, resume, summary rows, atomic replacement; the study runner."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from rec_utils import results
+from rec_utils.data import load_dataset
+from rec_utils.evaluation import run_seeds
+from rec_utils.metrics import METRIC_COLUMNS
+from rec_utils.models import build_model
+from rec_utils.split import make_split
+from rec_utils.study import expand_runs, is_done, load_plan
+
+
+@pytest.fixture
+def tiny_split(tiny_folder):
+    return make_split(load_dataset(tiny_folder), "loo", tie_order="file")
+
+
+def test_run_seeds_stores_runs_and_resumes(tiny_split, tmp_path):
+    calls = []
+
+    def make(seed):
+        calls.append(seed)
+        return build_model("SKNN", k=2, sample_size=3, seed=seed)
+
+    kw = dict(model_name="SKNN", config={"k": 2}, notebook="nb", out_dir=tmp_path, seeds=[0, 1])
+    runs = run_seeds(make, tiny_split, **kw)
+    assert calls == [0, 1] and len(runs) == 2
+    stored = list((tmp_path / "runs" / "nb").glob("*.json"))
+    assert len(stored) == 2 and len(list((tmp_path / "runs" / "nb").glob("*.npz"))) == 2
+    rec = json.loads(stored[0].read_text())
+    for key in ("split_fingerprint", "git_commit", "wall_s", "device", "config", "seed", "metrics"):
+        assert key in rec
+    again = run_seeds(make, tiny_split, **kw)
+    assert calls == [0, 1], "stored runs are loaded, not recomputed"
+    assert [r["metrics"] for r in again] == [r["metrics"] for r in runs]
+    npz = np.load(stored[0].with_suffix(".npz"))
+    assert npz["recs"].shape == (len(tiny_split.test), 20)
+
+
+def test_summary_rows_mean_sd_and_best_of_n(tiny_split, tmp_path):
+    runs = run_seeds(lambda s: build_model("MostPopular"), tiny_split, model_name="MostPopular",
+                     config={}, notebook="nb", out_dir=tmp_path, seeds=[0])
+    fake = [dict(runs[0], seed=i, metrics={**runs[0]["metrics"], "ndcg@20": v}) for i, v in enumerate([0.1, 0.3, 0.2])]
+    table = results.record(fake, tmp_path)
+    assert set(results.SUMMARY_COLUMNS) <= set(table.columns)
+    mean = table[table["aggregate"] == "mean"].iloc[0]
+    assert mean["n_seeds"] == 3 and mean["ndcg@20"] == pytest.approx(0.2) and mean["ndcg@20_sd"] == pytest.approx(0.1)
+    best = table[table["aggregate"] == "best_of_3_on_test"].iloc[0]
+    assert best["ndcg@20"] == pytest.approx(0.3) and str(best["seeds"]) == "1"
+    # a rerun with one seed replaces both rows of that key; other models stay
+    other = [dict(runs[0], model="Other")]
+    results.record(other, tmp_path)
+    table = results.record(fake[:1], tmp_path)
+    assert sorted(table["model"]) == ["MostPopular", "Other"]
+    assert table[table["model"] == "MostPopular"]["aggregate"].tolist() == ["mean"]
+    assert not list(tmp_path.glob(".summary.csv.*.tmp")), "no temporary files left behind"
+
+
+def test_mixed_fingerprints_are_refused(tiny_split, tmp_path):
+    runs = run_seeds(lambda s: build_model("MostPopular"), tiny_split, model_name="MostPopular",
+                     config={}, notebook="nb", out_dir=tmp_path, seeds=[0])
+    with pytest.raises(ValueError, match="mix split fingerprints"):
+        results.summary_rows([runs[0], dict(runs[0], split_fingerprint="other")])
+
+
+def test_every_metric_column_is_written(tiny_split, tmp_path):
+    runs = run_seeds(lambda s: build_model("MostPopular"), tiny_split, model_name="MostPopular",
+                     config={}, notebook="nb", out_dir=tmp_path, seeds=[0])
+    table = results.record(runs, tmp_path)
+    assert table[list(METRIC_COLUMNS)].notna().all().all()
+
+
+def test_plans_are_valid_and_resume_markers(tmp_path):
+    for name in ("default", "paper", "ci"):
+        plan = load_plan(name)
+        runs = expand_runs(plan, tmp_path)
+        assert runs and all(r["input"].is_file() for r in runs)
+        assert len({r["output"] for r in runs}) == len(runs), f"{name}: two runs write the same notebook"
+    run = expand_runs(load_plan("ci"), tmp_path)[0]
+    assert not is_done(run)
+    run["output"].parent.mkdir(parents=True)
+    run["output"].write_text("{}")
+    run["marker"].write_text(json.dumps({"params_id": run["params_id"]}))
+    assert is_done(run)
+    run["marker"].write_text(json.dumps({"params_id": "changed"}))
+    assert not is_done(run)
+
+
+def test_bad_plan_is_a_clear_error(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump({"runs": [{"notebook": "99_nothing"}]}))
+    with pytest.raises(FileNotFoundError, match="99_nothing"):
+        load_plan(p)
+    p.write_text(yaml.safe_dump({"description": "x"}))
+    with pytest.raises(ValueError, match="'runs' list"):
+        load_plan(p)
