@@ -53,6 +53,12 @@ def load_plan(path: str | Path) -> dict:
     return plan
 
 
+def _source_hash(path: Path) -> str:
+    """Hash of a notebook's cell sources (not its outputs or metadata)."""
+    nb = json.loads(Path(path).read_text())
+    return config_id(["".join(c.get("source", "")) for c in nb.get("cells", [])])
+
+
 def expand_runs(plan: dict, results_root: Path) -> list[dict]:
     """Each run with its full parameters and output paths."""
     out = []
@@ -70,7 +76,8 @@ def expand_runs(plan: dict, results_root: Path) -> list[dict]:
             "output": out_nb,
             "marker": out_nb.with_suffix(".done.json"),
             "parameters": params,
-            "params_id": config_id(params),
+            # a changed notebook reruns too (stored seeds still load, so that is cheap)
+            "params_id": config_id({**params, "_notebook": _source_hash(NOTEBOOK_DIR / f"{run['notebook']}.ipynb")}),
         })
     return out
 

@@ -39,16 +39,17 @@ class MostPopular(Recommender):
 
     def predict(self, prompts, k: int = 20, return_scores: bool = False):
         p = as_prompts(prompts)
-        out_idx, out_val = [], []
-        for a, b in chunks(len(p), 2048):
-            scores = np.broadcast_to(self.scores_, (b - a, len(self.scores_))).copy()
-            if self.config.exclude_prompt_items:
+        if not self.config.exclude_prompt_items:  # one list for everybody
+            idx, _ = topk_from_scores(self.scores_[None, :], k)
+            idx = np.repeat(idx, len(p), axis=0)
+        else:
+            parts = []
+            for a, b in chunks(len(p), 2048):
+                scores = np.broadcast_to(self.scores_, (b - a, len(self.scores_))).copy()
                 mask_prompt_items(scores, p.subset(np.arange(a, b)), self.index_)
-            idx, _ = topk_from_scores(scores, k)
-            out_idx.append(idx)
-            out_val.append(np.where(idx >= 0, self.counts_[np.maximum(idx, 0)], np.nan))
-        recs = self.index_.to_ids(np.concatenate(out_idx)) if out_idx else np.zeros((0, k), np.int64)
+                parts.append(topk_from_scores(scores, k)[0])
+            idx = np.concatenate(parts) if parts else np.zeros((0, k), np.int64)
+        recs = self.index_.to_ids(idx)
         if return_scores:
-            vals = np.concatenate(out_val).astype(np.float32) if out_val else np.zeros((0, k), np.float32)
-            return recs, vals
+            return recs, np.where(idx >= 0, self.counts_[np.maximum(idx, 0)], np.nan).astype(np.float32)
         return recs

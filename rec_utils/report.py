@@ -1,0 +1,173 @@
+"""Generate the README's result tables from ``results/<dataset>/summary.csv`` (never typed).
+
+    python -m rec_utils.report            # rewrite the marked blocks of README.md
+    python -m rec_utils.report --check    # exit 1 if README.md is out of date
+
+README.md holds blocks delimited by ``<!-- BEGIN generated:NAME -->`` / ``<!-- END generated:NAME -->``;
+each NAME is produced by a function below.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+
+from .metrics import METRIC_COLUMNS
+from .paper import PAPER_NAMES, paper_results
+from .results import RESULTS_ROOT, read_summary
+from .utils import PROJECT_ROOT
+
+README = PROJECT_ROOT / "README.md"
+SHORT = {"ndcg": "NDCG", "hit_rate": "HR", "mrr": "MRR", "catalog_coverage": "Cov",
+         "serendipity": "Ser", "novelty": "Nov"}
+
+
+def _fmt(x, sd=None, digits=4) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "–"
+    s = f"{x:.{digits}f}"
+    if sd is not None and not (isinstance(sd, float) and np.isnan(sd)) and sd > 0:
+        s += f" ± {sd:.{digits}f}"
+    return s
+
+
+def _md(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _mean_rows(dataset: str, protocol: str) -> pd.DataFrame:
+    s = read_summary(RESULTS_ROOT / dataset)
+    if s.empty:
+        return s
+    s["variant"] = s["variant"].fillna("")
+    return s[(s["protocol"] == protocol) & (s["aggregate"] == "mean")]
+
+
+def table_metrics(dataset: str = "beauty", protocol: str = "temporal") -> str:
+    """All twelve metrics (mean ± sd over seeds) for every model of a protocol."""
+    s = _mean_rows(dataset, protocol)
+    if s.empty:
+        return f"_No {protocol} results for {dataset} yet: run `make study`._"
+    s = s.sort_values("ndcg@20", ascending=False)
+    rows = []
+    for _, r in s.iterrows():
+        name = r["model"] + (f" ({r['variant']})" if r["variant"] else "")
+        row = {"model": name, "seeds": int(r["n_seeds"])}
+        for c in METRIC_COLUMNS:
+            m, k = c.split("@")
+            digits = 3 if m == "novelty" else 4
+            sd = r.get(f"{c}_sd") if m in ("ndcg", "hit_rate") else None
+            row[f"{SHORT[m]}@{k}"] = _fmt(r[c], sd, digits)
+        row["split"] = r["split_fingerprint"]
+        rows.append(row)
+    return _md(pd.DataFrame(rows))
+
+
+def table_vs_paper(dataset: str = "beauty") -> str:
+    """Ours (mean ± sd, and best of n on test) next to the paper's §9 values, temporal protocol."""
+    s = read_summary(RESULTS_ROOT / dataset)
+    if s.empty:
+        return "_No results yet._"
+    s["variant"] = s["variant"].fillna("")
+    s = s[(s["protocol"] == "temporal") & (s["variant"] == "")]
+    paper = paper_results(dataset, section=None)
+    rows = []
+    for model, g in s.groupby("model", sort=False):
+        mean = g[g["aggregate"] == "mean"]
+        if mean.empty:
+            continue
+        mean = mean.iloc[0]
+        best = g[g["aggregate"].str.startswith("best_of")]
+        pname = PAPER_NAMES.get(model, model)
+        row = {"model": model, "seeds": int(mean["n_seeds"])}
+        for c in ("ndcg@10", "ndcg@20", "hit_rate@20"):
+            ours = mean[c]
+            theirs = paper.loc[pname, c] if pname in paper.index and c in paper.columns else np.nan
+            row[f"{c} ours"] = _fmt(ours, mean[f"{c}_sd"])
+            if c != "hit_rate@20":
+                row[f"{c} best-of-n"] = _fmt(best.iloc[0][c]) if len(best) else "–"
+            row[f"{c} paper"] = _fmt(theirs)
+            row[f"{c} Δ"] = f"{(ours - theirs) / theirs:+.0%}" if theirs == theirs else "–"
+        rows.append(row)
+    if not rows:
+        return "_No temporal results yet._"
+    df = pd.DataFrame(rows).sort_values("ndcg@20 ours", ascending=False)
+    return _md(df)
+
+
+def table_tie_order(dataset: str = "beauty") -> str:
+    """NDCG@10 over tie seeds (mean ± sd) and with the file's order, from 01_baselines."""
+    path = RESULTS_ROOT / dataset / "tie_order_sensitivity.csv"
+    if not path.is_file():
+        return "_Run notebook 01 to measure the tie-order sensitivity._"
+    t = pd.read_csv(path)
+    paper = paper_results(dataset, section=None)
+    rows = []
+    for model, g in t.groupby("model"):
+        sh = g[g["tie_order"] == "shuffle"]
+        fi = g[g["tie_order"] == "file"]
+        rows.append({
+            "model": model,
+            "tie seeds": len(sh),
+            "NDCG@10 shuffled ties (mean ± sd)": _fmt(sh["ndcg@10"].mean(), sh["ndcg@10"].std(ddof=1)),
+            "min – max": f"{sh['ndcg@10'].min():.4f} – {sh['ndcg@10'].max():.4f}",
+            "NDCG@10 file order": _fmt(fi["ndcg@10"].iloc[0]) if len(fi) else "–",
+            "paper": _fmt(paper.loc[model, "ndcg@10"]) if model in paper.index else "–",
+        })
+    return _md(pd.DataFrame(rows))
+
+
+def table_benchmarks() -> str:
+    path = RESULTS_ROOT / "benchmarks" / "baselines_cpu.csv"
+    if not path.is_file():
+        return "_Run `python scripts/benchmark_baselines.py`._"
+    b = pd.read_csv(path)
+    fp = b[b["benchmark"] == "fit_predict"].groupby("model")[["fit_s", "predict_s"]].median()
+    fp["test sessions/s"] = (b[b["benchmark"] == "fit_predict"].groupby("model")["sessions_per_s"].median()).round(0)
+    fp = fp.round(3).reset_index()
+    note = f"\n\n_{b['device'].iloc[0]}, load average {b['load_avg_1m'].iloc[0]:.1f} during the run, commit {b['git_commit'].iloc[0]}._"
+    return _md(fp) + note
+
+
+BLOCKS = {
+    "beauty-vs-paper": lambda: table_vs_paper("beauty"),
+    "beauty-temporal": lambda: table_metrics("beauty", "temporal"),
+    "beauty-loo": lambda: table_metrics("beauty", "loo"),
+    "beauty-tie-order": lambda: table_tie_order("beauty"),
+    "benchmarks-baselines": table_benchmarks,
+}
+
+
+def render(text: str) -> str:
+    def repl(m):
+        name = m.group(1)
+        body = BLOCKS[name]() if name in BLOCKS else f"_unknown block {name}_"
+        return f"<!-- BEGIN generated:{name} -->\n{body}\n<!-- END generated:{name} -->"
+
+    return re.sub(r"<!-- BEGIN generated:([\w-]+) -->.*?<!-- END generated:\1 -->", repl, text, flags=re.S)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="regenerate README result tables")
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args(argv)
+    old = README.read_text()
+    new = render(old)
+    if args.check:
+        if new != old:
+            print("README.md tables are out of date: run `python -m rec_utils.report`")
+            return 1
+        return 0
+    README.write_text(new)
+    print("README.md tables regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
