@@ -62,7 +62,7 @@ def save_run(record: dict, out_dir: Path, recs: np.ndarray | None = None,
                     record["config"], record["seed"])
     if recs is not None:
         buf = io.BytesIO()
-        arrays = {"recs": np.asarray(recs, dtype=np.int64)}
+        arrays = {"recs": np.asarray(recs, dtype=np.int32 if np.max(recs, initial=0) < 2**31 else np.int64)}
         if scores is not None:
             arrays["scores"] = np.asarray(scores, dtype=np.float32)
         if session_ids is not None:
