@@ -139,6 +139,7 @@ BLOCKS = {
     "beauty-vs-paper": lambda: table_vs_paper("beauty"),
     "beauty-temporal": lambda: table_metrics("beauty", "temporal"),
     "beauty-loo": lambda: table_metrics("beauty", "loo"),
+    "ml-latest-small-temporal": lambda: table_metrics("ml-latest-small", "temporal"),
     "beauty-tie-order": lambda: table_tie_order("beauty"),
     "benchmarks-baselines": table_benchmarks,
 }
