@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from ..decay import decay_weights
 from .base import ItemIndex, Recommender, as_prompts, chunks, session_item_matrix, topk_from_scores
@@ -177,7 +178,9 @@ class SKNN(Recommender):
         p = as_prompts(prompts)
         rng = np.random.default_rng(self.config.seed)
         out_idx, out_val = [], []
-        for a, b in chunks(len(p), self.config.chunk_size):
+        blocks = list(chunks(len(p), self.config.chunk_size))
+        for a, b in tqdm(blocks, desc=f"{self.name} predict", unit="chunk", leave=False,
+                         disable=len(blocks) < 5):
             idx, val = self._predict_chunk(p.subset(np.arange(a, b)), k, rng)
             out_idx.append(idx)
             out_val.append(val)
