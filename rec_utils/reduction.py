@@ -203,7 +203,7 @@ class Reducer:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(xb)
+                total += loss.item() * len(xb)
             self.ae_losses_.append(total / len(Xt))
         enc.eval()
         return enc
