@@ -102,7 +102,7 @@ def test_file_provider_reads_authors_format(tmp_path):
 
 
 @pytest.mark.parametrize("rows,match", [
-    ([(1, [1.0, 2.0]), (3, [1.0, 2.0])], r"2 item\(s\) of the catalogue have no vector"),
+    ([(1, [1.0, 2.0]), (3, [1.0, 2.0])], r"3 item\(s\) of the catalogue have no vector, e.g. \[4, 7, 9\]"),
     ([(i, [1.0, 2.0]) for i in (1, 3, 4, 7)] + [(9, [1.0, 2.0, 3.0])], "different dimensions"),
     ([(i, [1.0, 2.0]) for i in (1, 3, 4, 7)] + [(9, [float("nan"), 2.0])], r"NaN or inf, e.g. item\(s\) \[9\]"),
     ([(i, [1.0, 2.0]) for i in (1, 3, 4, 7, 9, 9)], "duplicate item ids"),
@@ -146,7 +146,7 @@ def test_openai_end_to_end_batching_retry_ledger_cache(tmp_path, monkeypatch):
         ok = stub.requests[2:]
         assert [len(r["input"]) for r in ok] == [3, 3, 1]
         assert all(r["model"] == "text-embedding-ada-002" and r["encoding_format"] == "float" for r in stub.requests)
-        assert stub.headers[0].get("Authorization") == "Bearer sk-test"
+        assert {k.lower(): v for k, v in stub.headers[0].items()}["authorization"] == "Bearer sk-test"
         assert "" not in sum((r["input"] for r in ok), [])  # empty text never sent
         for i in range(7):  # out-of-order response data re-sorted by index
             np.testing.assert_allclose(e.lookup([i])[0], stub_vector(f"product number {i}", 8), rtol=1e-6)
