@@ -185,3 +185,17 @@ def test_openai_gives_up_and_does_not_retry_client_errors(tmp_path):
         assert len(stub.requests) == 4  # a 400 is not retried
         ledger = pd.read_csv(next(tmp_path.rglob("ledger.csv")))
         assert len(ledger) == 2 and ledger["prompt_tokens"].sum() == 0
+
+
+def test_cache_shards_compaction_and_broken_shard(tmp_path):
+    from rec_utils.embeddings import EmbeddingCache, text_hash
+
+    c = EmbeddingCache(tmp_path, "p", "m")
+    hashes = [text_hash(f"t{i}") for i in range(20)]
+    for i, h in enumerate(hashes):  # 20 single-vector writes → compacted past 16 shards
+        c.put(np.array([h]), np.full((1, 3), i, np.float32))
+    assert len(list(c.dir.glob("shard-*.npz"))) <= 16
+    (c.dir / "shard-zzzz.npz").write_bytes(b"not a zip")  # a torn file is ignored, not fatal
+    fresh = EmbeddingCache(tmp_path, "p", "m")
+    found, vecs = fresh.get(np.array(hashes[::-1]))
+    assert found.all() and vecs[:, 0].tolist() == list(range(19, -1, -1))
