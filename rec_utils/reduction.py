@@ -26,6 +26,8 @@ Methods:
   vector. Seeded; runs on CUDA when present.
 * ``variance`` — keep the d input dimensions with the highest variance over the fitted items
   (LLMInit's variance-based selection); coordinates stay in the original basis.
+* ``whiten=True`` (pca only) — also scale every component to unit variance ("BERT-whitening",
+  Su et al. 2021): an option beyond the paper against the anisotropy of sentence embeddings.
 * ``None`` / ``"none"`` — no reduction (rows are still L2-normalised when ``normalize``).
 
 ``normalize=True`` L2-normalises the reduced rows (zero rows stay zero), as the reference's
@@ -87,6 +89,7 @@ class Reducer:
     ae_batch_size: int = 512  # autoencoder batch size (reference default 512)
     ae_lr: float = 1e-3  # autoencoder Adam learning rate (Keras default)
     device: str = "auto"  # autoencoder device
+    whiten: bool = False  # pca: scale components to unit variance (BERT-whitening; not in the paper)
 
     def __post_init__(self):
         m = "none" if self.method is None else str(self.method).lower()
@@ -112,7 +115,7 @@ class Reducer:
         if m == "pca":
             from sklearn.decomposition import PCA
 
-            self.model_ = PCA(n_components=min(d, n), random_state=self.seed).fit(X)
+            self.model_ = PCA(n_components=min(d, n), whiten=self.whiten, random_state=self.seed).fit(X)
         elif m == "random":
             from sklearn.random_projection import GaussianRandomProjection
 

@@ -73,3 +73,10 @@ def test_errors_and_clipping(X):
     assert Z.shape == (300, 48)
     none = reduce_embeddings(X, None)
     np.testing.assert_allclose(np.linalg.norm(none, axis=1), 1, atol=1e-5)
+
+
+def test_pca_whitening(X):
+    Z = reduce_embeddings(X, "pca", 8, whiten=True, normalize=False, cache=False)
+    np.testing.assert_allclose(Z.var(axis=0, ddof=1), 1, rtol=1e-3)
+    with pytest.raises(TypeError):
+        reduce_embeddings(X, "pca", 8, no_such_option=1, cache=False)

@@ -56,6 +56,7 @@ class LLMSeqSimConfig:
     similarity: str = "cosine"  # cosine | dot | euclidean (= 1 / (1 + distance))
     reduction: str | None = None  # None | pca | lda | random | autoencoder | variance
     reduced_dim: int | None = None  # target size of the reduction
+    whiten: bool = False  # pca only: unit-variance components (BERT-whitening; beyond the paper)
     normalize: bool = True  # L2-normalise reduced vectors (reference DimReducer default)
     lda_labels: str | None = None  # LDA classes: an items column name (e.g. "class") or "kmeans"
     dedup_prompt: bool = False  # count a repeated prompt item once (reference: every occurrence)
@@ -109,7 +110,7 @@ class LLMSeqSim(Recommender):
                     lab = items.set_index("item_id")[labels]
                     labels = lab.reindex(emb.item_ids).to_numpy()
             X = reduce_embeddings(X, c.reduction, c.reduced_dim, normalize=c.normalize, seed=c.seed,
-                                  labels=labels, device=c.device)
+                                  labels=labels, device=c.device, **({"whiten": True} if c.whiten else {}))
         self.vectors_ = np.ascontiguousarray(X, dtype=np.float32)
         self.device_ = resolve_device(c.device)
         import torch

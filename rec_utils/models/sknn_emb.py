@@ -41,6 +41,7 @@ class SKNNEmbConfig(SKNNConfig):
     text_clean: str = "reference"  # title cleaning: reference | unescape | none
     reduction: str | None = None  # None | pca | lda | random | autoencoder | variance (fit on train items)
     reduced_dim: int | None = None  # target size of the reduction
+    whiten: bool = False  # pca only: unit-variance components (BERT-whitening; beyond the paper)
     normalize: bool = True  # L2-normalise reduced item vectors (reference default)
     lda_labels: str | None = None  # LDA classes: an items column (e.g. "class") or "kmeans"
     prompt_aggregation: str = "last"  # prompt vector: "mean" (with `decay`) or "last" (reference default)
@@ -85,7 +86,7 @@ class SKNNEmb(SKNN):
                 labels = items.set_index("item_id")[labels].reindex(self.index_.ids).to_numpy()
         if c.reduction not in (None, "none"):
             X = reduce_embeddings(X, c.reduction, c.reduced_dim, normalize=c.normalize, seed=c.seed,
-                                  labels=labels, device=c.device)
+                                  labels=labels, device=c.device, **({"whiten": True} if c.whiten else {}))
         self.item_vectors_ = np.ascontiguousarray(X, dtype=np.float32)
         # train-session vectors, rows in the order of SKNN's session-item matrix (sorted ids)
         sid = train["session_id"].to_numpy()
