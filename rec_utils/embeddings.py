@@ -599,7 +599,6 @@ def embed_items(
 
     hashes = np.array([text_hash(t) for t in texts.to_numpy()], dtype="S64")
     need = ~missing
-    vec_rows: dict[int, np.ndarray] = {}
     found = np.zeros(len(ids), bool)
     if cache is not None and len(cache):
         f, v = cache.get(hashes[need])
@@ -643,7 +642,6 @@ def embed_items(
         vectors[found] = cached_vecs
     if new is not None:
         vectors[todo] = new[inverse]
-    del vec_rows
     info["wall_s"] = round(time.perf_counter() - t0, 3)
     if todo_texts:
         info["texts_per_s"] = round(len(todo_texts) / max(info["wall_s"], 1e-9), 1)
