@@ -137,3 +137,16 @@ def test_sknn_emb_reduction_fits_on_train_items_and_registry():
     recs = m.predict([[100, 101], [105]], k=5)
     assert recs.shape == (2, 5)
     assert SKNN(k=10, sample_size=50).fit(train).name == "SKNN"
+
+
+def test_lda_with_item_classes_and_kmeans():
+    emb = make_emb(n=60, dim=12)
+    items = pd.DataFrame({"item_id": emb.item_ids, "title": "x", "class": np.arange(60) % 4})
+    m = LLMSeqSim(embeddings=emb, reduction="lda", reduced_dim=10, lda_labels="class").fit(items=items)
+    assert m.vectors_.shape == (60, 3)  # clipped to 4 classes - 1
+    with pytest.raises(ValueError, match="no such column"):
+        LLMSeqSim(embeddings=emb, reduction="lda", reduced_dim=3, lda_labels="genre").fit(items=items)
+    with pytest.raises(ValueError, match="labels='kmeans'"):
+        LLMSeqSim(embeddings=emb, reduction="lda", reduced_dim=3).fit()
+    m = LLMSeqSim(embeddings=emb, reduction="lda", reduced_dim=5, lda_labels="kmeans").fit()
+    assert m.vectors_.shape == (60, 5)
