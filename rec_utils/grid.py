@@ -68,7 +68,7 @@ def grid_search(
     out_csv = Path(out_csv) if out_csv else None
     done: dict[tuple[str, str], dict] = {}
     if out_csv and resume and out_csv.is_file():
-        old = pd.read_csv(out_csv)
+        old = pd.read_csv(out_csv, dtype={"config_id": str, "fold_fingerprint": str})
         for r in old.to_dict("records"):
             done[(r["config_id"], r["fold_fingerprint"])] = r
     cells = []

@@ -131,7 +131,7 @@ def read_summary(out_dir: Path) -> pd.DataFrame:
     path = Path(out_dir) / "summary.csv"
     if not path.is_file():
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
-    return pd.read_csv(path, keep_default_na=True, dtype={"variant": str, "seeds": str})
+    return pd.read_csv(path, keep_default_na=True, dtype={"variant": str, "seeds": str, "split_fingerprint": str, "config_id": str})
 
 
 def update_summary(rows: list[dict], out_dir: Path) -> pd.DataFrame:
