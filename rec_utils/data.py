@@ -270,16 +270,59 @@ def p_core_filter(interactions: pd.DataFrame, p: int = 5, max_iter: int = 100) -
 # ----------------------------------------------------------------------------- item text
 
 
-def item_texts(dataset: Dataset, template: str | None = None) -> pd.Series:
+#: The reference's title clean-up (spec §2.1, ``create_embeddings.ipynb``): these entities are
+#: replaced; everything else is kept.
+REFERENCE_ENTITY_REPLACEMENTS = {
+    "&amp;": " and ", "&nbsp;": " ", "&lt;": "", "&gt;": "", "&ndash;": "", "&ndash": "",
+    "&mdash;": "", "&ensp;": "", "&shy;": "", "&copy;": "", "&trade;": "", "&reg;": "", "&quot;": "",
+}
+TEXT_CLEANING = ("reference", "unescape", "none")
+
+
+def clean_title(titles: pd.Series, clean: str = "reference") -> pd.Series:
+    """Clean item titles.
+
+    * ``"reference"`` — the authors' replacements (``&amp;`` → " and ", ``&nbsp;`` → space, a
+      few entities removed). Beauty's ``items.csv`` already holds the authors' cleaned names, so
+      this is a no-op there; it gives raw titles from elsewhere the same treatment.
+    * ``"unescape"`` — additionally decode every remaining HTML entity (Beauty still has 97
+      titles with ``&#9733;``, ``&egrave;``, ...) and collapse runs of whitespace (the
+      reference's " and " replacement leaves double spaces). An improvement, not the paper's.
+    * ``"none"`` — the text as stored.
+    """
+    if clean not in TEXT_CLEANING:
+        raise ValueError(f"clean must be one of {TEXT_CLEANING}, got {clean!r}")
+    t = titles.astype(str)
+    if clean == "none":
+        return t
+    for ent, rep in REFERENCE_ENTITY_REPLACEMENTS.items():
+        t = t.str.replace(ent, rep, regex=False)
+    if clean == "unescape":
+        import html
+
+        t = t.map(html.unescape).str.replace(r"\s+", " ", regex=True).str.strip()
+    return t
+
+
+def item_texts(dataset: "Dataset | pd.DataFrame", template: str | None = None,
+               clean: str = "reference") -> pd.Series:
     """Text of every listed item, indexed by item_id (empty string where there is none).
 
     The default builder per dataset: Beauty uses the title; MovieLens "title (genres)";
     Steam-like catalogues "name. Categories: ... Tags: ...". ``template`` (a
-    ``str.format`` string over the item columns) overrides it.
+    ``str.format`` string over the item columns) overrides it. ``clean`` applies
+    :func:`clean_title` to the title first (default: the reference's clean-up). Accepts a
+    :class:`Dataset` or its ``items`` DataFrame.
     """
-    if dataset.items is None:
+    if isinstance(dataset, pd.DataFrame):
+        items = dataset
+    elif dataset.items is None:
         raise FileNotFoundError(f"dataset {dataset.name!r} has no items.csv")
-    items = dataset.items
+    else:
+        items = dataset.items
+    items = items.copy()
+    if "title" in items.columns:
+        items["title"] = clean_title(items["title"], clean)
     if template is not None:
         text = items.apply(lambda r: template.format(**r.to_dict()), axis=1)
     elif {"category", "tags"} <= set(items.columns):
@@ -306,6 +349,7 @@ __all__ = [
     "DataValidationError",
     "Dataset",
     "KNOWN_DATASETS",
+    "clean_title",
     "item_texts",
     "load_dataset",
     "order_interactions",

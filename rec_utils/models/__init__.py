@@ -5,19 +5,24 @@
 from __future__ import annotations
 
 from .base import Recommender
+from .llmseqsim import PRESETS as LLMSEQSIM_PRESETS
+from .llmseqsim import LLMSeqSim
 from .popular import MostPopular
 from .sknn import PRESETS as SKNN_PRESETS
 from .sknn import SKNN
 from .sknn import VARIANTS as SKNN_VARIANTS
+from .sknn_emb import SKNNEmb
 
 MODELS = {
     "MostPopular": MostPopular,
     **{name: (lambda name=name: (lambda **cfg: SKNN.variant(name, **cfg)))() for name in SKNN_VARIANTS},
+    "LLMSeqSim": LLMSeqSim,
+    "SKNNEmb": SKNNEmb,
 }
 
 
 #: Preset tables of every model module: {preset: {model: config}}; later modules add theirs.
-PRESET_TABLES = [SKNN_PRESETS]
+PRESET_TABLES = [SKNN_PRESETS, LLMSEQSIM_PRESETS]
 
 
 def preset_config(model: str, preset: str | None = "beauty") -> dict:
@@ -38,4 +43,5 @@ def build_model(name: str, **config) -> Recommender:
     return MODELS[name](**config)
 
 
-__all__ = ["MODELS", "MostPopular", "Recommender", "SKNN", "build_model", "preset_config"]
+__all__ = ["LLMSeqSim", "MODELS", "MostPopular", "Recommender", "SKNN", "SKNNEmb", "build_model",
+           "preset_config"]

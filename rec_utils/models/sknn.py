@@ -100,10 +100,19 @@ def _segment_topk(rows: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
 
 
 class SKNN(Recommender):
-    """SKNN and its variants; ``name`` follows the variant (V-SKNN when a decay is set, ...)."""
+    """SKNN and its variants; ``name`` follows the variant (V-SKNN when a decay is set, ...).
+
+    Subclasses (SKNNEmb) change the prompt ↔ neighbour similarity through
+    :meth:`_pair_similarity`; ``config_class`` is the dataclass of their hyper-parameters.
+    """
+
+    config_class = SKNNConfig
+    #: True when similarities can be ≤ 0 (embeddings): candidates then come from a binary
+    #: neighbour matrix instead of "score > 0".
+    signed_similarity = False
 
     def __init__(self, **config):
-        self.config = SKNNConfig(**config)
+        self.config = self.config_class(**config)
         c = self.config
         if c.k < 1 or c.k > c.sample_size:
             raise ValueError(f"need 1 <= k <= sample_size, got k={c.k}, sample_size={c.sample_size}")
@@ -207,11 +216,7 @@ class SKNN(Recommender):
             sample_key = self.recency_[sess]
         sampled = _segment_topk(rows, sample_key, c.sample_size)
         rows, sess, dot, sample_key = rows[sampled], sess[sampled], dot[sampled], sample_key[sampled]
-        if c.similarity == "cosine":
-            p_norm = np.sqrt(np.asarray(P_w.multiply(P_w).sum(axis=1)).ravel())
-            sim = dot / (p_norm[rows] * self.session_norm_[sess])
-        else:
-            sim = dot
+        sim = self._pair_similarity(rows, sess, dot, P_w, case, col, w, length)
         # 5: k nearest (ties: the earlier train session first)
         nn = _segment_topk(rows, sim, c.k)
         rows, sess, sim = rows[nn], sess[nn], sim[nn]
@@ -221,7 +226,11 @@ class SKNN(Recommender):
         W = sp.csr_matrix((weight, (rows, sess)), shape=(n, self.T_.shape[0]))
         # 6: item scores
         scores = np.asarray((W @ self.T_).todense(), dtype=np.float64)
-        candidate = scores > 0  # every weight is positive, so these are the neighbours' items
+        if self.signed_similarity:  # the neighbours' items, whatever the sign of their weights
+            B = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, sess)), shape=W.shape)
+            candidate = np.asarray((B @ self.T_).todense()) > 0
+        else:
+            candidate = scores > 0  # every weight is positive, so these are the neighbours' items
         if c.idf_weighting:
             scores *= self.idf_[None, :]
         if c.filter_prompt_items:
@@ -235,6 +244,14 @@ class SKNN(Recommender):
             candidate &= follow
         scores[~candidate] = -np.inf
         return topk_from_scores(scores, k)
+
+    def _pair_similarity(self, rows, sess, dot, P_w, case, col, w, length):
+        """Similarity of prompt ``rows[j]`` and train session ``sess[j]`` for the sampled pairs;
+        ``dot`` is their (decay-weighted) item overlap. SKNN: dot or cosine on item vectors."""
+        if self.config.similarity == "cosine":
+            p_norm = np.sqrt(np.asarray(P_w.multiply(P_w).sum(axis=1)).ravel())
+            return dot / (p_norm[rows] * self.session_norm_[sess])
+        return dot
 
     def _sequential_weights(self, rows, sess, case, col, pos, length):
         """S-SKNN: (1-based position in the prompt of the most recent shared item) / length."""
