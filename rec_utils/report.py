@@ -54,6 +54,7 @@ def table_metrics(dataset: str = "beauty", protocol: str = "temporal") -> str:
     s = _mean_rows(dataset, protocol)
     if s.empty:
         return f"_No {protocol} results for {dataset} yet: run `make study`._"
+    s = s[~s["variant"].str.startswith("tie_order=")]  # the tie-order table shows those
     s = s.sort_values("ndcg@20", ascending=False)
     rows = []
     for _, r in s.iterrows():
@@ -102,24 +103,35 @@ def table_vs_paper(dataset: str = "beauty") -> str:
 
 
 def table_tie_order(dataset: str = "beauty") -> str:
-    """NDCG@10 over tie seeds (mean ± sd) and with the file's order, from 01_baselines."""
+    """NDCG@10/@20 over tie seeds (mean ± sd) and with the file's order: the baselines' spread
+    from 01 (``tie_order_sensitivity.csv``) and every ``tie_order=...`` variant row of summary.csv."""
+    frames = []
     path = RESULTS_ROOT / dataset / "tie_order_sensitivity.csv"
-    if not path.is_file():
-        return "_Run notebook 01 to measure the tie-order sensitivity._"
-    t = pd.read_csv(path)
+    if path.is_file():
+        frames.append(pd.read_csv(path)[["model", "tie_order", "ndcg@10", "ndcg@20"]])
+    s = read_summary(RESULTS_ROOT / dataset)
+    if not s.empty:
+        s["variant"] = s["variant"].fillna("")
+        v = s[(s["aggregate"] == "mean") & s["variant"].str.startswith("tie_order=")]
+        if len(v):
+            order = v["variant"].str.extract(r"tie_order=(\w+)")[0]
+            frames.append(v.assign(tie_order=order)[["model", "tie_order", "ndcg@10", "ndcg@20"]])
+    if not frames:
+        return "_Run notebooks 01 and 04 to measure the tie-order sensitivity._"
+    t = pd.concat(frames, ignore_index=True).drop_duplicates()
     paper = paper_results(dataset, section=None)
     rows = []
     for model, g in t.groupby("model"):
         sh = g[g["tie_order"] == "shuffle"]
         fi = g[g["tie_order"] == "file"]
-        rows.append({
-            "model": model,
-            "tie seeds": len(sh),
-            "NDCG@10 shuffled ties (mean ± sd)": _fmt(sh["ndcg@10"].mean(), sh["ndcg@10"].std(ddof=1)),
-            "min – max": f"{sh['ndcg@10'].min():.4f} – {sh['ndcg@10'].max():.4f}",
-            "NDCG@10 file order": _fmt(fi["ndcg@10"].iloc[0]) if len(fi) else "–",
-            "paper": _fmt(paper.loc[model, "ndcg@10"]) if model in paper.index else "–",
-        })
+        pname = PAPER_NAMES.get(model, model)
+        row = {"model": model, "tie seeds": len(sh)}
+        for c in ("ndcg@10", "ndcg@20"):
+            row[f"{c} shuffled ties (mean ± sd)"] = _fmt(sh[c].mean(), sh[c].std(ddof=1))
+            row[f"{c} min – max"] = f"{sh[c].min():.4f} – {sh[c].max():.4f}"
+            row[f"{c} file order"] = _fmt(fi[c].iloc[0]) if len(fi) else "–"
+            row[f"{c} paper"] = _fmt(paper.loc[pname, c]) if pname in paper.index else "–"
+        rows.append(row)
     return _md(pd.DataFrame(rows))
 
 
