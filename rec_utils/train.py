@@ -230,8 +230,12 @@ def fit_module(
         x_all = torch.as_tensor(inputs, device=device)
         y_all = torch.as_tensor(targets, device=device)
         module.train()
-        tot_loss, tot_n = torch.zeros((), device=device), 0
+        tot_loss, tot_n, n_seen = torch.zeros((), device=device), 0, 0
+        out_of_time = False
         for idx in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
+            if settings.time_budget_s is not None and train_s + time.perf_counter() - t0 >= settings.time_budget_s:
+                out_of_time = True  # the budget is a hard cap: stop mid-epoch, validate, finish
+                break
             ib = torch.as_tensor(idx, device=device)
             x, y = trim(x_all[ib], pad, y_all[ib])
             n_t = int((y != IGNORE).sum())
@@ -245,11 +249,13 @@ def fit_module(
             opt.step()
             tot_loss += loss.detach().float() * n_t
             tot_n += n_t
+            n_seen += len(idx)
         epoch_s = time.perf_counter() - t0
         train_s += epoch_s
         row = {"epoch": epoch + 1, "loss": float(tot_loss) / max(tot_n, 1), "epoch_s": round(epoch_s, 3),
-               "train_s": round(train_s, 3), "n_sequences": int(len(inputs)),
-               "n_targets": int(tot_n), "seq_per_s": round(len(inputs) / max(epoch_s, 1e-9), 1)}
+               "train_s": round(train_s, 3), "n_sequences": int(n_seen),
+               "n_targets": int(tot_n), "seq_per_s": round(n_seen / max(epoch_s, 1e-9), 1),
+               "complete": not out_of_time}
         improved = True
         if validation is not None:
             t1 = time.perf_counter()
@@ -266,7 +272,7 @@ def fit_module(
                         s=f"{epoch_s:.0f}")
         if stopper.stopped:
             break
-        if settings.time_budget_s is not None and train_s >= settings.time_budget_s:
+        if out_of_time or (settings.time_budget_s is not None and train_s >= settings.time_budget_s):
             break
     module.load_state_dict(best_state)
     best_epoch = stopper.best_epoch if validation is not None else len(history)

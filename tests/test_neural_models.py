@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rec_utils import train as T
 from rec_utils.metrics import ndcg_at_k
@@ -298,3 +299,21 @@ def test_loo_validation_cases_replace_the_inner_split():
     train, val = cyclic_sessions(150), cyclic_prompts(60, seed=5)
     m = tiny("SASRec", epochs=2, validation=val).fit(train)
     assert all("val_ndcg@20" in h for h in m.history_)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_softmax_cross_entropy_matches_pytorch(dtype):
+    from rec_utils.models.neural import SoftmaxCrossEntropy
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(37, 8, generator=g).to(dtype).requires_grad_()
+    W = torch.randn(101, 8, generator=g).to(dtype).requires_grad_()
+    b = torch.randn(101, generator=g).requires_grad_()
+    y = torch.randint(0, 101, (37,), generator=g)
+    ours = SoftmaxCrossEntropy.apply(z, W, b, y)
+    gz, gW, gb = torch.autograd.grad(ours * 3.0, (z, W, b))
+    ref = F.cross_entropy(torch.addmm(b.to(dtype), z, W.t()).float(), y)
+    rz, rW, rb = torch.autograd.grad(ref * 3.0, (z, W, b))
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(ours, ref, **tol)
+    for a, r in [(gz, rz), (gW, rW), (gb, rb)]:
+        torch.testing.assert_close(a.float(), r.float(), **tol)

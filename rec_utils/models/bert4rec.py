@@ -1,6 +1,6 @@
 """BERT4Rec (Sun et al., CIKM 2019) as in the paper (§6.4): bidirectional, post-norm, cloze.
 
-    item_emb(x) + pos_emb → LN → dropout → L × [LN(x + drop(MHA(x))) ; LN(x + drop(FFN(x)))]
+    item_emb(x) + pos_emb → L × [LN(x + drop(MHA(x))) ; LN(x + drop(FFN(x)))]
     → tied head (Dense(d, gelu) → item tableᵀ + bias) → softmax over all items
 
 Training data, regenerated every epoch (:func:`cloze_copies`): every session's last
@@ -35,7 +35,7 @@ class BERT4RecConfig(SequentialConfig):
     row (NDCG@10 0.0339)."""
 
     emb_dim: int = 512  # int: item/hidden size d (RecSys'23 Beauty optimum 512)
-    drop_rate: float = 0.25  # float: dropout on embeddings, attention and FFN outputs (0.25)
+    drop_rate: float = 0.25  # float: dropout on the attention and FFN outputs (0.25)
     learning_rate: float = 0.0001  # float: AdamW learning rate (0.0001)
     weight_decay: float = 0.004  # float: AdamW weight decay (0.004)
     clipnorm: float | None = 5.0  # float|None: per-tensor gradient clip (5)
@@ -54,7 +54,6 @@ class BERT4RecModule(SequentialModule):
         self.mask_id = n_items + 1
         self.max_len = c.max_len
         self.pos_emb = nn.Embedding(c.max_len, d)
-        self.emb_ln = nn.LayerNorm(d, eps=1e-5)
         self.drop = nn.Dropout(c.drop_rate)
         self.blocks = nn.ModuleList(
             nn.ModuleDict({"attn": SelfAttention(d, c.num_heads, 0.0), "ln1": nn.LayerNorm(d, eps=1e-5),
@@ -65,7 +64,7 @@ class BERT4RecModule(SequentialModule):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[1]
         pos = torch.arange(self.max_len - n, self.max_len, device=x.device)
-        h = self.drop(self.emb_ln(self.item_emb(x) + self.pos_emb(pos)))
+        h = self.item_emb(x) + self.pos_emb(pos)  # as the reference: no embedding norm/dropout
         allowed = attention_mask(x, self.pad, causal=False)
         for b in self.blocks:
             h = b["ln1"](h + self.drop(b["attn"](h, allowed)))

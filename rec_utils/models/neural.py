@@ -85,6 +85,35 @@ def glorot_(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+class SoftmaxCrossEntropy(torch.autograd.Function):
+    """Mean full-softmax cross-entropy of ``z @ W.T + b`` against ``y``, with few passes over
+    the (targets × catalogue) logits: one matmul, one fused softmax (row-local, cache
+    friendly), a gather; the backward subtracts the one-hot in place and scales the small
+    matmul results instead of the big matrix. Same value and gradients as
+    ``F.cross_entropy(F.linear(z, W, b), y)`` (the per-target loss is capped at −log(1e-30) ≈ 69
+    where the target's probability underflows in float32)."""
+
+    @staticmethod
+    def forward(ctx, z, W, b, y):
+        logits = torch.addmm(b.to(z.dtype), z, W.t())
+        p = torch.softmax(logits.float(), dim=1)
+        del logits
+        loss = -torch.log(p.gather(1, y[:, None]).clamp_min(1e-30)).mean()
+        ctx.save_for_backward(z, W, y, p)
+        return loss
+
+    @staticmethod
+    def backward(ctx, g):
+        z, W, y, p = ctx.saved_tensors
+        p.scatter_add_(1, y[:, None], torch.full((len(y), 1), -1.0, device=p.device))  # p - onehot
+        scale = g / len(y)
+        gb = p.sum(0) * scale
+        pc = p.to(z.dtype)
+        gz = (pc @ W) * scale.to(z.dtype) if ctx.needs_input_grad[0] else None
+        gW = (pc.t() @ z) * scale.to(z.dtype) if ctx.needs_input_grad[1] else None
+        return gz, gW, gb.to(W.dtype), None
+
+
 class TiedHead(nn.Module):
     """Dense(in → emb_dim, activation) → ``@ item_table[:n_items].T`` → + bias.
 
@@ -101,6 +130,15 @@ class TiedHead(nn.Module):
     def forward(self, h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         z = self.act(self.dense(h))
         return F.linear(z, table[: self.n_items], self.bias)
+
+    def loss(self, h: torch.Tensor, table: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the logits of ``h`` against ``y`` (see SoftmaxCrossEntropy)."""
+        z = self.act(self.dense(h))
+        w = table[: self.n_items]
+        if torch.is_autocast_enabled(z.device.type):  # the custom function runs outside autocast
+            w = w.to(z.dtype)
+        with torch.autocast(z.device.type, enabled=False):
+            return SoftmaxCrossEntropy.apply(z, w, self.bias, y)
 
 
 class SelfAttention(nn.Module):
@@ -150,7 +188,7 @@ class SequentialModule(nn.Module):
         """Full-softmax cross-entropy at the target positions only (y ≠ −100)."""
         h = self.encode(x)
         sel = y != T.IGNORE
-        return F.cross_entropy(self.logits(h[sel]).float(), y[sel])
+        return self.head.loss(h[sel], self.item_emb.weight, y[sel])
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """Scores over the catalogue from the last position of each row."""

@@ -42,7 +42,7 @@ PRESETS = {
     },
     # leave-one-out (this project): SASRec as in the LOO literature (max length 50, d 64, 2 layers)
     "beauty-loo": {
-        "SASRec": {"max_len": 50, "emb_dim": 64, "num_layers": 2, "num_heads": 2, "drop_rate": 0.3,
+        "SASRec": {"max_len": 50, "emb_dim": 64, "num_layers": 2, "num_heads": 2, "drop_rate": 0.3, "final_norm": True,
                    "learning_rate": 0.001, "weight_decay": 0.0, "clipnorm": None, "batch_size": 256},
         "GRU4Rec": {"max_len": 50, "emb_dim": 64, "hidden_dim": 128, "drop_rate": 0.3,
                     "learning_rate": 0.001, "batch_size": 256},

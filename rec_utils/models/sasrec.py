@@ -1,6 +1,6 @@
 """SASRec (Kang & McAuley, ICDM 2018) as in the paper (§6.4): causal self-attention, pre-norm.
 
-    item_emb(x) + pos_emb → dropout → L × [x + drop(MHA(LN(x))) ; x + drop(FFN(LN(x)))] → LN
+    item_emb(x) + pos_emb → dropout → L × [x + drop(MHA(LN(x))) ; x + drop(FFN(LN(x)))] (→ LN)
     → tied head (Dense(d, relu) → item tableᵀ + bias) → softmax over all items
 
 Training: every session's last ``max_len + 1`` items; the input is the first ``max_len`` and the
@@ -11,8 +11,8 @@ Deviations:
     * Padding keys are masked out of the attention (the reference feeds padding as a token the
       model can attend to). With left padding this makes batch trimming exact; every position
       may also attend to itself so padded rows stay finite.
-    * A final LayerNorm after the last block, as in the original SASRec (pre-norm stacks need
-      it); the reference's exact layout after the stack is not documented in the spec.
+    * ``final_norm=True`` adds the original SASRec's LayerNorm after the last block (off by
+      default, as in the reference; the leave-one-out preset turns it on).
     * The paper's categorical CE and BERT4Rec's projection head replace the original BCE with
       one negative and dot-product prediction layer (as in the reference).
 """
@@ -43,6 +43,7 @@ class SASRecConfig(SequentialConfig):
     num_layers: int = 1  # int: transformer blocks L (1)
     num_heads: int = 1  # int: attention heads h, head size emb_dim // h (1)
     activation: str = "relu"  # str: activation of the head's Dense and of the FFN (paper: ReLU)
+    final_norm: bool = False  # bool: LayerNorm after the last block (original SASRec); the reference has none
 
 
 class SASRecModule(SequentialModule):
@@ -56,7 +57,7 @@ class SASRecModule(SequentialModule):
             nn.ModuleDict({"ln1": nn.LayerNorm(d, eps=1e-5), "attn": SelfAttention(d, c.num_heads, 0.0),
                            "ln2": nn.LayerNorm(d, eps=1e-5), "ffn": FeedForward(d, d, c.activation, 0.0)})
             for _ in range(c.num_layers))
-        self.final_ln = nn.LayerNorm(d, eps=1e-5)
+        self.final_ln = nn.LayerNorm(d, eps=1e-5) if c.final_norm else nn.Identity()
         glorot_(self)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
