@@ -317,3 +317,10 @@ def test_fused_softmax_cross_entropy_matches_pytorch(dtype):
     torch.testing.assert_close(ours, ref, **tol)
     for a, r in [(gz, rz), (gW, rW), (gb, rb)]:
         torch.testing.assert_close(a.float(), r.float(), **tol)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_bf16_autocast_trains_and_predicts(name):
+    m = tiny(name, epochs=1, precision="bf16").fit(cyclic_sessions(80))
+    recs, scores = m.predict(cyclic_prompts(20), return_scores=True)
+    assert np.isfinite(m.history_[0]["loss"]) and recs.shape == (20, 20) and np.isfinite(scores).all()
