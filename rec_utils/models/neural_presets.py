@@ -42,8 +42,9 @@ PRESETS = {
     },
     # leave-one-out (this project): SASRec as in the LOO literature (max length 50, d 64, 2 layers,
     # final LayerNorm); lr 0.003 and bf16 autocast because they reach a given validation NDCG
-    # about twice as fast on CPU (180 s budget: test NDCG@10 0.0258 fp32 vs 0.0270 bf16; lr 0.001 fp32:
-    # 0.0293 after 15 full epochs), see results/beauty/summary.csv.
+    # about twice as fast on CPU (180 s budget, seed 0: test NDCG@10 0.0258 fp32 vs 0.0270 bf16).
+    # Fully trained (early stopping) they end about level: 0.0282 here vs 0.0293 with lr 0.001 fp32
+    # (one seed each; results/beauty/summary.csv). Neither reaches the 0.032 target yet.
     "beauty-loo": {
         "SASRec": {"max_len": 50, "emb_dim": 64, "num_layers": 2, "num_heads": 2, "drop_rate": 0.3, "final_norm": True,
                    "learning_rate": 0.003, "weight_decay": 0.0, "clipnorm": None, "batch_size": 256,
