@@ -108,5 +108,21 @@ def test_04_llmseqsim_rows():
     assert (mean["model"] == "SKNNEmb").any()
 
 
+def test_02_sequential_rows():
+    for name, protocol in (("02_sequential", "temporal"), ("02_sequential__loo", "loo")):
+        run = CI_RUNS[name]
+        rows = summary_rows(name)
+        rows = rows[rows["protocol"] == protocol]
+        mean = rows[rows["aggregate"] == "mean"]
+        models = run["parameters"].get("MODELS", ["GRU4Rec", "SASRec", "BERT4Rec"])
+        assert set(models) <= set(mean["model"]), name
+        assert mean[list(METRIC_COLUMNS)].notna().all(axis=None)
+        assert (mean["n_test_sessions"] == run["parameters"]["SAMPLE_SESSIONS"]).all()
+        assert (mean["n_seeds"] == len(run["parameters"]["SEEDS"])).all()
+        if len(run["parameters"]["SEEDS"]) > 1:
+            assert rows["aggregate"].str.startswith("best_of_").any()
+
+
 #: Notebooks added by later issues register their checks here: {notebook: test function}.
-EXTRA_CHECKS: dict = {"03_embeddings": test_03_embeddings_record, "04_llmseqsim": test_04_llmseqsim_rows}
+EXTRA_CHECKS: dict = {"02_sequential": test_02_sequential_rows, "03_embeddings": test_03_embeddings_record,
+                      "04_llmseqsim": test_04_llmseqsim_rows}

@@ -7,14 +7,21 @@ from __future__ import annotations
 from .base import Recommender
 from .llmseqsim import PRESETS as LLMSEQSIM_PRESETS
 from .llmseqsim import LLMSeqSim
+from .bert4rec import BERT4Rec
+from .gru4rec import GRU4Rec
+from .neural_presets import PRESETS as NEURAL_PRESETS
 from .popular import MostPopular
 from .sknn import PRESETS as SKNN_PRESETS
 from .sknn import SKNN
 from .sknn import VARIANTS as SKNN_VARIANTS
 from .sknn_emb import SKNNEmb
+from .sasrec import SASRec
 
 MODELS = {
     "MostPopular": MostPopular,
+    "GRU4Rec": GRU4Rec,
+    "SASRec": SASRec,
+    "BERT4Rec": BERT4Rec,
     **{name: (lambda name=name: (lambda **cfg: SKNN.variant(name, **cfg)))() for name in SKNN_VARIANTS},
     "LLMSeqSim": LLMSeqSim,
     "SKNNEmb": SKNNEmb,
@@ -22,7 +29,7 @@ MODELS = {
 
 
 #: Preset tables of every model module: {preset: {model: config}}; later modules add theirs.
-PRESET_TABLES = [SKNN_PRESETS, LLMSEQSIM_PRESETS]
+PRESET_TABLES = [SKNN_PRESETS, LLMSEQSIM_PRESETS, NEURAL_PRESETS]
 
 
 def preset_config(model: str, preset: str | None = "beauty") -> dict:
@@ -37,11 +44,13 @@ def preset_config(model: str, preset: str | None = "beauty") -> dict:
 
 
 def build_model(name: str, **config) -> Recommender:
-    """A model by its paper name (``MostPopular``, ``SKNN``, ``V-SKNN``, ``S-SKNN``, ``SF-SKNN``, ...)."""
+    """A model by its paper name (``MostPopular``, ``SKNN``, ``V-SKNN``, ``S-SKNN``, ``SF-SKNN``,
+    ``GRU4Rec``, ``SASRec``, ``BERT4Rec``, ...)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {sorted(MODELS)}")
     return MODELS[name](**config)
 
 
-__all__ = ["LLMSeqSim", "MODELS", "MostPopular", "Recommender", "SKNN", "SKNNEmb", "build_model",
+__all__ = ["BERT4Rec", "GRU4Rec", "LLMSeqSim", "MODELS", "MostPopular", "Recommender", "SASRec", "SKNN",
+           "SKNNEmb", "build_model",
            "preset_config"]

@@ -1,0 +1,326 @@
+"""Sequential neural models (GRU4Rec, SASRec, BERT4Rec) and their shared trainer."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rec_utils import train as T
+from rec_utils.metrics import ndcg_at_k
+from rec_utils.models import BERT4Rec, GRU4Rec, MostPopular, SASRec, build_model, preset_config
+from rec_utils.models.base import as_prompts
+from rec_utils.models.bert4rec import cloze_copies
+
+torch.set_num_threads(2)
+MODELS = {"GRU4Rec": GRU4Rec, "SASRec": SASRec, "BERT4Rec": BERT4Rec}
+TINY = {
+    "GRU4Rec": dict(emb_dim=16, hidden_dim=24, batch_size=32, learning_rate=0.01),
+    "SASRec": dict(emb_dim=16, num_layers=1, num_heads=2, drop_rate=0.1, batch_size=32, learning_rate=0.01),
+    "BERT4Rec": dict(emb_dim=16, num_layers=1, num_heads=2, drop_rate=0.1, batch_size=64, learning_rate=0.01,
+                     mask_prob=0.4, n_random_copies=3, weight_decay=0.0),
+}
+
+
+def cyclic_sessions(n_sessions=400, n_items=30, seed=0, min_len=3, max_len=9, id_offset=100):
+    """Sessions walking the items in a fixed cycle: the next item is always (last + 1) mod n."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_sessions):
+        start, length = rng.integers(n_items), rng.integers(min_len, max_len + 1)
+        for t in range(length):
+            rows.append((s, id_offset + (start + t) % n_items, t))
+    return pd.DataFrame(rows, columns=["session_id", "item_id", "timestamp"])
+
+
+def cyclic_prompts(n=200, n_items=30, seed=1, id_offset=100):
+    rng = np.random.default_rng(seed)
+    seqs, targets = [], []
+    for _ in range(n):
+        start, length = rng.integers(n_items), rng.integers(2, 7)
+        items = id_offset + (start + np.arange(length + 1)) % n_items
+        seqs.append(items[:-1])
+        targets.append(items[-1])
+    p = as_prompts(seqs)
+    p.targets[:] = targets
+    return p
+
+
+def tiny(name, **kw):
+    return MODELS[name](progress=False, device="cpu", **{**TINY[name], "epochs": 3, **kw})
+
+
+# --------------------------------------------------------------------------- data layout
+def test_left_pad_keeps_last_items_right_aligned():
+    indptr = np.array([0, 3, 4, 9])
+    items = np.arange(9)
+    out = T.left_pad(indptr, items, 4, pad=-7)
+    assert out.tolist() == [[-7, 0, 1, 2], [-7, -7, -7, 3], [5, 6, 7, 8]]
+
+
+def test_bucketed_batches_cover_every_row_once_and_group_lengths():
+    lengths = np.random.default_rng(0).integers(1, 20, 1000)
+    batches = T.bucketed_batches(lengths, 32, np.random.default_rng(1), bucket=True, pool=50)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    plain = T.bucketed_batches(lengths, 32, np.random.default_rng(1), bucket=False)
+    assert spread < np.mean([np.ptp(lengths[b]) for b in plain]) / 3
+
+
+def test_session_csr_rejects_ungrouped_sessions():
+    df = pd.DataFrame({"session_id": [1, 2, 1], "item_id": [1, 2, 3]})
+    with pytest.raises(ValueError, match="grouped by session"):
+        T.session_csr(df, np.array([0, 1, 2]))
+
+
+# ------------------------------------------------------------------------------- shapes
+@pytest.mark.parametrize("name", list(MODELS))
+def test_predict_shapes_ids_and_prompt_exclusion(name):
+    train = cyclic_sessions(120)
+    m = tiny(name, epochs=1).fit(train)
+    p = cyclic_prompts(50)
+    recs, scores = m.predict(p, k=20, return_scores=True)
+    assert recs.shape == (50, 20) and recs.dtype == np.int64
+    assert scores.shape == (50, 20) and scores.dtype == np.float32
+    assert np.isin(recs, train["item_id"].unique()).all()
+    for i in range(len(p)):
+        assert not np.isin(recs[i], p[i][-m.config.max_len:]).any(), "prompt items must be excluded"
+        assert len(set(recs[i])) == 20
+    assert (np.diff(scores, axis=1) <= 1e-6).all(), "scores sorted best first"
+    # k larger than what is left after exclusion: padded with -1 / NaN
+    recs40, sc40 = m.predict(p, k=40, return_scores=True)
+    assert recs40.shape == (50, 40) and (recs40[:, 30:] == -1).all() and np.isnan(sc40[:, 30:]).all()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_trimming_batches_is_exact(name):
+    """Left padding + padding keys masked (GRU: packed) → trimming leading padding changes nothing."""
+    m = tiny(name, epochs=0).fit(cyclic_sessions(60))
+    mod = m.module_.eval()
+    x = torch.full((4, m.config.max_len), m.pad_)
+    x[0, -3:] = torch.tensor([1, 2, 3])
+    x[1, -5:] = torch.tensor([4, 5, 6, 7, 8])
+    x[2, -1:] = 9
+    x[3, -2:] = torch.tensor([3, 1])
+    with torch.no_grad():
+        full = mod.score(x)
+        trimmed = mod.score(x[:, -5:])
+    torch.testing.assert_close(full, trimmed, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------ masking
+def test_sasrec_has_no_future_leakage():
+    m = tiny("SASRec", epochs=0, num_layers=2).fit(cyclic_sessions(60))
+    mod = m.module_.eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, m.n_items_, (8, m.config.max_len), generator=g)
+    x[:3, :4] = m.pad_
+    with torch.no_grad():
+        h = mod.encode(x)
+        for t in range(m.config.max_len - 1):
+            x2 = x.clone()
+            x2[:, t + 1] = (x2[:, t + 1] + 1) % m.n_items_
+            h2 = mod.encode(x2)
+            torch.testing.assert_close(h2[:, : t + 1], h[:, : t + 1], rtol=1e-5, atol=1e-5)
+            assert not torch.allclose(h2[3:, t + 1], h[3:, t + 1]), "the changed position itself must change"
+
+
+def test_bert4rec_is_bidirectional():
+    m = tiny("BERT4Rec", epochs=0).fit(cyclic_sessions(60))
+    mod = m.module_.eval()
+    x = torch.randint(0, m.n_items_, (4, m.config.max_len))
+    x2 = x.clone()
+    x2[:, -1] = (x2[:, -1] + 1) % m.n_items_
+    with torch.no_grad():
+        assert not torch.allclose(mod.encode(x)[:, 0], mod.encode(x2)[:, 0])
+
+
+def test_cloze_generator():
+    pad, mask = 50, 51
+    rng = np.random.default_rng(0)
+    seqs = np.full((300, 10), pad)
+    lens = rng.integers(1, 11, 300)
+    for i, n in enumerate(lens):
+        seqs[i, 10 - n:] = rng.integers(0, 50, n)
+    x, y = cloze_copies(seqs, pad, mask, mask_prob=0.3, n_copies=10, rng=np.random.default_rng(1))
+    n = len(seqs)
+    # block 1: only the last item masked
+    assert (x[:n, -1] == mask).all() and (y[:n, -1] == seqs[:, -1]).all()
+    assert (x[:n, :-1] == seqs[:, :-1]).all() and (y[:n, :-1] == T.IGNORE).all()
+    # random copies: targets exactly at masked positions, the original item as target
+    xr, yr = x[n:], y[n:]
+    masked = xr == mask
+    assert (masked == (yr != T.IGNORE)).all()
+    assert masked.any(1).all(), "copies without any masked position are dropped"
+    expected = 10 * np.sum(1 - 0.7 ** lens)  # copies with at least one masked position
+    assert abs(len(xr) - expected) < 4 * np.sqrt(expected)
+    # padding is never masked and unmasked positions are unchanged
+    assert ((xr == pad) | masked | (xr < 50)).all()
+    rate = masked.sum() / (xr != pad).sum()
+    assert 0.27 < rate < 0.40  # ≈ mask_prob, conditioned on at least one mask per row
+    # regenerated with fresh randomness each epoch
+    x2, _ = cloze_copies(seqs, pad, mask, 0.3, 10, np.random.default_rng(2))
+    assert x2.shape != x.shape or not (x2 == x).all()
+
+
+# --------------------------------------------------------------------------- tied head
+@pytest.mark.parametrize("name", list(MODELS))
+def test_projection_head_is_tied_to_the_item_table(name):
+    m = tiny(name, epochs=0).fit(cyclic_sessions(60))
+    mod = m.module_
+    big = [n for n, p in mod.named_parameters() if m.n_items_ in p.shape or m.n_items_ + 1 in p.shape
+           or m.n_items_ + 2 in p.shape]
+    assert big == ["item_emb.weight", "head.bias"], f"only the item table may span the catalogue, got {big}"
+    x = torch.randint(0, m.n_items_, (3, 5))
+    with torch.no_grad():
+        h = mod.encode(x)[:, -1]
+        z = mod.head.act(mod.head.dense(h))
+        manual = z @ mod.item_emb.weight[: m.n_items_].T + mod.head.bias
+        torch.testing.assert_close(mod.score(x), manual)
+        assert mod.score(x).shape == (3, m.n_items_)
+        assert (mod.head.bias == 0).all(), "bias starts at zero"
+        mod.item_emb.weight[7] += 1.0  # the output side moves with the table
+        assert not torch.allclose(mod.score(x)[:, 7], manual[:, 7])
+
+
+def test_init_item_embeddings_hook():
+    train = cyclic_sessions(80)
+    ids = np.sort(train["item_id"].unique())
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(len(ids) + 5, 16)).astype(np.float32)
+    all_ids = np.r_[ids, np.arange(900, 905)][::-1].copy()  # any order, extra rows ignored
+    table_by_id = dict(zip(all_ids.tolist(), table))
+    m = tiny("SASRec", epochs=0, init_item_embeddings=table, init_item_ids=all_ids).fit(train)
+    got = m.item_embeddings()
+    np.testing.assert_allclose(got, np.stack([table_by_id[i] for i in m.index_.ids]), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="lack"):
+        tiny("SASRec", epochs=0, init_item_embeddings=table[:10], init_item_ids=ids[:10]).fit(train)
+    with pytest.raises(ValueError, match=r"\(n, 16\)"):
+        tiny("SASRec", epochs=0, init_item_embeddings=table[:, :8]).fit(train)
+
+
+# ------------------------------------------------------------------------ early stopping
+def test_early_stopping_logic():
+    es = T.EarlyStopping(patience=2)
+    scores = [0.1, 0.2, 0.15, 0.25, 0.24, 0.23, 0.5]
+    stopped_at = None
+    for epoch, s in enumerate(scores, 1):
+        es.step(s, epoch)
+        if es.stopped:
+            stopped_at = epoch
+            break
+    assert stopped_at == 6 and es.best_epoch == 4 and es.best == 0.25
+    with pytest.raises(ValueError):
+        T.EarlyStopping().step(float("nan"), 1)
+
+
+def test_training_restores_the_best_epoch():
+    """With a learning rate that wrecks the model, training stops after `patience` bad epochs
+    and the weights of the best epoch come back (checked by re-validating)."""
+    train = cyclic_sessions(200)
+    m = tiny("GRU4Rec", epochs=8, learning_rate=0.3, patience=2).fit(train)
+    h = pd.DataFrame(m.history_)
+    best = h.loc[h["val_ndcg@20"].idxmax()]
+    assert bool(best["best"]) and m.best_epoch_ == int(best["epoch"])
+    assert len(h) == 8 or len(h) == m.best_epoch_ + 2
+    from rec_utils.split import inner_validation_split
+    _, val = inner_validation_split(train, seed=m.config.seed)
+    recs = m.predict(val, k=20)
+    assert ndcg_at_k(recs, val.targets, 20).mean() == pytest.approx(best["val_ndcg@20"], abs=1e-6)
+
+
+def test_time_budget_stops_training():
+    m = tiny("GRU4Rec", epochs=50, time_budget_s=0.0).fit(cyclic_sessions(100))
+    assert len(m.history_) == 1
+
+
+# -------------------------------------------------------------------------- determinism
+@pytest.mark.parametrize("name", ["SASRec", "BERT4Rec"])
+def test_same_seed_same_numbers(name):
+    train, p = cyclic_sessions(150), cyclic_prompts(80)
+    a = tiny(name, epochs=2, seed=3).fit(train)
+    b = tiny(name, epochs=2, seed=3).fit(train)
+    c = tiny(name, epochs=2, seed=4).fit(train)
+    ra, sa = a.predict(p, return_scores=True)
+    rb, sb = b.predict(p, return_scores=True)
+    assert (ra == rb).all() and np.array_equal(sa, sb)
+    assert [h["loss"] for h in a.history_] == [h["loss"] for h in b.history_]
+    assert [h["loss"] for h in a.history_] != [h["loss"] for h in c.history_]
+
+
+def test_checkpoint_reloads_without_training(tmp_path):
+    train, p = cyclic_sessions(100), cyclic_prompts(40)
+    a = tiny("SASRec", epochs=2, checkpoint_dir=tmp_path).fit(train)
+    assert a.loaded_from_checkpoint_ is None and len(list(tmp_path.glob("*.pt"))) == 1
+    b = tiny("SASRec", epochs=2, checkpoint_dir=tmp_path).fit(train)
+    assert b.loaded_from_checkpoint_ is not None and b.history_ == a.history_
+    assert (a.predict(p) == b.predict(p)).all()
+    c = tiny("SASRec", epochs=2, checkpoint_dir=tmp_path, seed=1).fit(train)
+    assert c.loaded_from_checkpoint_ is None, "another seed is another checkpoint"
+
+
+# ----------------------------------------------------------------------------- errors
+def test_bad_input_gives_clear_errors():
+    with pytest.raises(TypeError, match="unknown config fields"):
+        SASRec(emb_dims=3)
+    with pytest.raises(ValueError, match="mask_prob"):
+        BERT4Rec(mask_prob=0.0)
+    with pytest.raises(ValueError, match="precision"):
+        GRU4Rec(precision="fp8")
+    with pytest.raises(ValueError, match="no interactions"):
+        tiny("SASRec").fit(cyclic_sessions(5).iloc[:0])
+    with pytest.raises(RuntimeError, match="fit"):
+        SASRec().predict([[1, 2]])
+
+
+def test_presets_and_registry():
+    assert preset_config("SASRec", "beauty")["emb_dim"] == 320
+    assert preset_config("BERT4Rec", "beauty-extended")["mask_prob"] == 0.9
+    assert preset_config("SASRec", "beauty-loo")["max_len"] == 50
+    m = build_model("GRU4Rec", **preset_config("GRU4Rec", "beauty"))
+    assert m.get_config()["hidden_dim"] == 320 and m.get_config()["emb_dim"] == 208
+    assert SASRec().get_config() == {**SASRec().get_config(), **preset_config("SASRec", "beauty")}
+
+
+# ---------------------------------------------------------------------------- end to end
+@pytest.mark.parametrize("name", list(MODELS))
+def test_learns_an_obvious_pattern_and_beats_most_popular(name):
+    train, p = cyclic_sessions(500), cyclic_prompts(200)
+    pop = ndcg_at_k(MostPopular(exclude_prompt_items=True).fit(train).predict(p, k=10), p.targets, 10).mean()
+    m = tiny(name, epochs=15 if name != "BERT4Rec" else 25, patience=3).fit(train)
+    ndcg = ndcg_at_k(m.predict(p, k=10), p.targets, 10).mean()
+    assert ndcg > 0.8 and ndcg > pop + 0.5, (ndcg, pop)
+    assert m.history_[-1]["loss"] < m.history_[0]["loss"]
+
+
+def test_loo_validation_cases_replace_the_inner_split():
+    train, val = cyclic_sessions(150), cyclic_prompts(60, seed=5)
+    m = tiny("SASRec", epochs=2, validation=val).fit(train)
+    assert all("val_ndcg@20" in h for h in m.history_)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_softmax_cross_entropy_matches_pytorch(dtype):
+    from rec_utils.models.neural import SoftmaxCrossEntropy
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(37, 8, generator=g).to(dtype).requires_grad_()
+    W = torch.randn(101, 8, generator=g).to(dtype).requires_grad_()
+    b = torch.randn(101, generator=g).requires_grad_()
+    y = torch.randint(0, 101, (37,), generator=g)
+    ours = SoftmaxCrossEntropy.apply(z, W, b, y)
+    gz, gW, gb = torch.autograd.grad(ours * 3.0, (z, W, b))
+    ref = F.cross_entropy(torch.addmm(b.to(dtype), z, W.t()).float(), y)
+    rz, rW, rb = torch.autograd.grad(ref * 3.0, (z, W, b))
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(ours, ref, **tol)
+    for a, r in [(gz, rz), (gW, rW), (gb, rb)]:
+        torch.testing.assert_close(a.float(), r.float(), **tol)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_bf16_autocast_trains_and_predicts(name):
+    m = tiny(name, epochs=1, precision="bf16").fit(cyclic_sessions(80))
+    recs, scores = m.predict(cyclic_prompts(20), return_scores=True)
+    assert np.isfinite(m.history_[0]["loss"]) and recs.shape == (20, 20) and np.isfinite(scores).all()
