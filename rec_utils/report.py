@@ -147,6 +147,27 @@ def table_benchmarks() -> str:
     return _md(fp) + note
 
 
+def table_benchmarks_neural() -> str:
+    """Seconds per epoch (estimated from timed steps) and prediction time, per model, variant and device."""
+    frames = [pd.read_csv(p) for p in sorted((RESULTS_ROOT / "benchmarks").glob("neural_*.csv"))]
+    if not frames:
+        return "_Run `python scripts/benchmark_neural.py`._"
+    b = pd.concat(frames, ignore_index=True)
+    b["device"] = b["device"].str.replace(r"^cpu:.*", "cpu", regex=True)
+    b["threads"] = b["threads"].fillna("–")
+    t = (b.groupby(["model", "device", "threads", "variant"])[["epoch_s_est", "train_seq_per_s", "predict_s"]]
+         .last().round(2).reset_index())
+    return _md(t.rename(columns={"epoch_s_est": "s/epoch", "train_seq_per_s": "train seq/s",
+                                 "predict_s": "predict 4,469 sessions (s)"}))
+
+
+def table_benchmarks_llm() -> str:
+    path = RESULTS_ROOT / "benchmarks" / "llm_embeddings.csv"
+    if not path.is_file():
+        return "_Run `make bench-llm`._"
+    return _md(pd.read_csv(path).drop(columns=["time", "n_items"], errors="ignore").round(3))
+
+
 BLOCKS = {
     "beauty-vs-paper": lambda: table_vs_paper("beauty"),
     "beauty-temporal": lambda: table_metrics("beauty", "temporal"),
@@ -154,6 +175,8 @@ BLOCKS = {
     "ml-latest-small-temporal": lambda: table_metrics("ml-latest-small", "temporal"),
     "beauty-tie-order": lambda: table_tie_order("beauty"),
     "benchmarks-baselines": table_benchmarks,
+    "benchmarks-neural": table_benchmarks_neural,
+    "benchmarks-llm": table_benchmarks_llm,
 }
 
 
