@@ -685,3 +685,14 @@ def nearest_neighbours(emb: ItemEmbeddings, item_ids, k: int = 5) -> pd.DataFram
 __all__ = ["EmbeddingCache", "EmbeddingError", "ItemEmbeddings", "PROVIDERS", "as_text_series",
            "default_cache_dir", "embed_items", "embedding_stats", "nearest_neighbours",
            "read_embedding_file", "resolve_local_model", "text_hash"]
+
+
+def embed_for_model(items, config, model_name: str) -> "ItemEmbeddings":
+    """Embed ``items`` with a model config's provider, model, path, text cleaning and device
+    (shared by LLMSeqSim and SKNNEmb; cached on disk like every ``embed_items`` call)."""
+    if items is None:
+        raise ValueError(f"{model_name} needs item texts (fit(train, items=dataset.items)) or embeddings=")
+    from .data import item_texts
+
+    return embed_items(item_texts(items, clean=config.text_clean), config.provider, config.embedding_model,
+                       path=config.embedding_path, device=config.device, show_progress=False)

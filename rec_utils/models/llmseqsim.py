@@ -31,7 +31,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..decay import decay_weights
-from ..embeddings import ItemEmbeddings, embed_items
+from ..embeddings import ItemEmbeddings, embed_for_model
 from ..reduction import reduce_embeddings
 from ..utils import resolve_device
 from .base import ItemIndex, Recommender, as_prompts, chunks
@@ -91,13 +91,7 @@ class LLMSeqSim(Recommender):
         c = self.config
         emb = self.embeddings
         if emb is None:
-            if items is None:
-                raise ValueError("LLMSeqSim needs item texts (fit(train, items=dataset.items)) or embeddings=")
-            from ..data import item_texts
-
-            emb = embed_items(item_texts(items, clean=c.text_clean), c.provider, c.embedding_model,
-                              path=c.embedding_path, device=c.device, show_progress=False)
-            self.embeddings = emb
+            emb = self.embeddings = embed_for_model(items, c, "LLMSeqSim")
         self.index_ = ItemIndex(emb.item_ids)
         X = emb.vectors
         if c.reduction not in (None, "none"):

@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..decay import decay_weights
-from ..embeddings import ItemEmbeddings, embed_items
+from ..embeddings import ItemEmbeddings, embed_for_model
 from ..reduction import reduce_embeddings
 from .sknn import SKNN, SKNNConfig
 
@@ -71,13 +71,7 @@ class SKNNEmb(SKNN):
         c = self.config
         emb = self.embeddings
         if emb is None:
-            if items is None:
-                raise ValueError("SKNNEmb needs item texts (fit(train, items=dataset.items)) or embeddings=")
-            from ..data import item_texts
-
-            emb = embed_items(item_texts(items, clean=c.text_clean), c.provider, c.embedding_model,
-                              path=c.embedding_path, device=c.device, show_progress=False)
-            self.embeddings = emb
+            emb = self.embeddings = embed_for_model(items, c, "SKNNEmb")
         X = emb.lookup(self.index_.ids)  # train items only
         labels = None
         if c.reduction == "lda":
