@@ -98,6 +98,14 @@ def load_runs(out_dir: Path, notebook: str | None = None) -> list[dict]:
     return [r for p in sorted(base.glob(pattern)) if (r := load_run(p)) is not None]
 
 
+def runs_like(run: dict, out_dir: Path) -> list[dict]:
+    """Every stored run of the same notebook, model, variant, protocol, config and split as
+    ``run`` (whatever its seed), so plans that run one seed per call add up to all seeds."""
+    keys = ("model", "protocol", "split_fingerprint", "config")
+    return [r for r in load_runs(out_dir, run["notebook"])
+            if all(r.get(k) == run.get(k) for k in keys) and r.get("variant", "") == run.get("variant", "")]
+
+
 def summary_rows(runs: list[dict]) -> list[dict]:
     """Mean ± sd row (and a best-of-n-on-test row when n > 1) for runs of one configuration."""
     if not runs:

@@ -100,3 +100,13 @@ def test_bad_plan_is_a_clear_error(tmp_path):
     p.write_text(yaml.safe_dump({"description": "x"}))
     with pytest.raises(ValueError, match="'runs' list"):
         load_plan(p)
+
+
+def test_runs_like_collects_every_stored_seed_of_one_configuration(tiny_split, tmp_path):
+    kw = dict(model_name="SKNN", notebook="nb", out_dir=tmp_path)
+    a = run_seeds(lambda s: build_model("SKNN", k=2, sample_size=3, seed=s), tiny_split, config={"k": 2}, seeds=[0], **kw)
+    run_seeds(lambda s: build_model("SKNN", k=2, sample_size=3, seed=s), tiny_split, config={"k": 2}, seeds=[1], **kw)
+    run_seeds(lambda s: build_model("SKNN", k=3, sample_size=3, seed=s), tiny_split, config={"k": 3}, seeds=[0], **kw)
+    run_seeds(lambda s: build_model("SKNN", k=2, sample_size=3, seed=s), tiny_split, config={"k": 2}, seeds=[2],
+              variant="other", **kw)
+    assert sorted(r["seed"] for r in results.runs_like(a[0], tmp_path)) == [0, 1]
