@@ -49,12 +49,21 @@ def _mean_rows(dataset: str, protocol: str) -> pd.DataFrame:
     return s[(s["protocol"] == protocol) & (s["aggregate"] == "mean")]
 
 
+NEURAL_NOTEBOOK = "02_sequential"
+
+
+def _is_tie_spread_row(s: pd.DataFrame) -> pd.Series:
+    """Rows the tie-order table shows: the baselines' and LLMSeqSim's temporal tie variants
+    (the neural models' tie variants are in the neural sensitivity table)."""
+    return (s["protocol"] == "temporal") & s["variant"].str.startswith("tie_order=") & (s["notebook"] != NEURAL_NOTEBOOK)
+
+
 def table_metrics(dataset: str = "beauty", protocol: str = "temporal") -> str:
     """All twelve metrics (mean ± sd over seeds) for every model of a protocol."""
     s = _mean_rows(dataset, protocol)
     if s.empty:
         return f"_No {protocol} results for {dataset} yet: run `make study`._"
-    s = s[~s["variant"].str.startswith("tie_order=")]  # the tie-order table shows those
+    s = s[~_is_tie_spread_row(s)]  # the tie-order table shows those
     s = s.sort_values("ndcg@20", ascending=False)
     rows = []
     for _, r in s.iterrows():
@@ -112,7 +121,7 @@ def table_tie_order(dataset: str = "beauty") -> str:
     s = read_summary(RESULTS_ROOT / dataset)
     if not s.empty:
         s["variant"] = s["variant"].fillna("")
-        v = s[(s["aggregate"] == "mean") & s["variant"].str.startswith("tie_order=")]
+        v = s[(s["aggregate"] == "mean") & _is_tie_spread_row(s)]
         if len(v):
             order = v["variant"].str.extract(r"tie_order=(\w+)")[0]
             frames.append(v.assign(tie_order=order)[["model", "tie_order", "ndcg@10", "ndcg@20"]])
@@ -132,6 +141,37 @@ def table_tie_order(dataset: str = "beauty") -> str:
             row[f"{c} file order"] = _fmt(fi[c].iloc[0]) if len(fi) else "–"
             row[f"{c} paper"] = _fmt(paper.loc[pname, c]) if pname in paper.index else "–"
         rows.append(row)
+    return _md(pd.DataFrame(rows))
+
+
+def table_neural_sensitivity(dataset: str = "beauty") -> str:
+    """The neural models on the temporal split under each setting that was run (notebook 02):
+    the paper's configuration (variant "", shuffled ties, per-item bias) and its labelled
+    variants (tie order, head bias, training budgets, ...), next to the paper's NDCG@10."""
+    s = _mean_rows(dataset, "temporal")
+    if s.empty:
+        return "_No results yet._"
+    s = s[s["notebook"] == NEURAL_NOTEBOOK]
+    if s.empty:
+        return "_Run notebook 02 (`make study PLAN=paper`) for the neural models._"
+    paper = paper_results(dataset, section=None)
+    rows = []
+    for _, r in s.sort_values(["model", "variant"]).iterrows():
+        pname = PAPER_NAMES.get(r["model"], r["model"])
+        theirs = paper.loc[pname, "ndcg@10"] if pname in paper.index else np.nan
+        their_cov = paper.loc[pname, "catalog_coverage@10"] if pname in paper.index else np.nan
+        rows.append({
+            "model": r["model"],
+            "setting": r["variant"] or "paper config (shuffled ties, per-item bias)",
+            "seeds": int(r["n_seeds"]),
+            "NDCG@10": _fmt(r["ndcg@10"], r["ndcg@10_sd"]),
+            "NDCG@20": _fmt(r["ndcg@20"], r["ndcg@20_sd"]),
+            "Cov@10": _fmt(r["catalog_coverage@10"]),
+            "Nov@10": _fmt(r["novelty@10"], digits=3),
+            "paper NDCG@10": _fmt(theirs),
+            "paper Cov@10": _fmt(their_cov),
+            "Δ paper": f"{(r['ndcg@10'] - theirs) / theirs:+.0%}" if theirs == theirs else "–",
+        })
     return _md(pd.DataFrame(rows))
 
 
@@ -174,6 +214,7 @@ BLOCKS = {
     "beauty-loo": lambda: table_metrics("beauty", "loo"),
     "ml-latest-small-temporal": lambda: table_metrics("ml-latest-small", "temporal"),
     "beauty-tie-order": lambda: table_tie_order("beauty"),
+    "beauty-neural-sensitivity": lambda: table_neural_sensitivity("beauty"),
     "benchmarks-baselines": table_benchmarks,
     "benchmarks-neural": table_benchmarks_neural,
     "benchmarks-llm": table_benchmarks_llm,

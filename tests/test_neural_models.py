@@ -166,13 +166,16 @@ def test_cloze_generator():
 
 
 # --------------------------------------------------------------------------- tied head
+@pytest.mark.parametrize("item_bias", [False, True])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_projection_head_is_tied_to_the_item_table(name):
-    m = tiny(name, epochs=0).fit(cyclic_sessions(60))
+def test_projection_head_is_tied_to_the_item_table(name, item_bias):
+    m = tiny(name, epochs=0, item_bias=item_bias).fit(cyclic_sessions(60))
     mod = m.module_
     big = [n for n, p in mod.named_parameters() if m.n_items_ in p.shape or m.n_items_ + 1 in p.shape
            or m.n_items_ + 2 in p.shape]
-    assert big == ["item_emb.weight", "head.bias"], f"only the item table may span the catalogue, got {big}"
+    # the reference's BiasLayer is a scalar (no per-item bias) unless item_bias is asked for
+    expected = ["item_emb.weight", "head.bias"] if item_bias else ["item_emb.weight"]
+    assert big == expected, f"only the item table (and the optional bias) may span the catalogue, got {big}"
     x = torch.randint(0, m.n_items_, (3, 5))
     with torch.no_grad():
         h = mod.encode(x)[:, -1]
@@ -181,6 +184,7 @@ def test_projection_head_is_tied_to_the_item_table(name):
         torch.testing.assert_close(mod.score(x), manual)
         assert mod.score(x).shape == (3, m.n_items_)
         assert (mod.head.bias == 0).all(), "bias starts at zero"
+        assert mod.head.bias.requires_grad == item_bias
         mod.item_emb.weight[7] += 1.0  # the output side moves with the table
         assert not torch.allclose(mod.score(x)[:, 7], manual[:, 7])
 
@@ -324,3 +328,26 @@ def test_bf16_autocast_trains_and_predicts(name):
     m = tiny(name, epochs=1, precision="bf16").fit(cyclic_sessions(80))
     recs, scores = m.predict(cyclic_prompts(20), return_scores=True)
     assert np.isfinite(m.history_[0]["loss"]) and recs.shape == (20, 20) and np.isfinite(scores).all()
+
+
+def test_clip_per_tensor_is_keras_clipnorm():
+    """Each gradient tensor is rescaled to norm <= clipnorm on its own; smaller ones untouched."""
+    a = torch.nn.Parameter(torch.zeros(3))
+    b = torch.nn.Parameter(torch.zeros(2))
+    a.grad = torch.tensor([3.0, 4.0, 0.0])  # norm 5 -> clipped to 2
+    b.grad = torch.tensor([0.6, 0.8])  # norm 1 -> unchanged
+    T.clip_per_tensor([a, b], 2.0)
+    torch.testing.assert_close(a.grad, torch.tensor([1.2, 1.6, 0.0]))
+    torch.testing.assert_close(b.grad, torch.tensor([0.6, 0.8]))
+    T.clip_per_tensor([a, b], None)  # None: no clipping
+    torch.testing.assert_close(a.grad, torch.tensor([1.2, 1.6, 0.0]))
+
+
+def test_optimizer_is_adamw_with_keras_epsilon_and_decoupled_decay():
+    w = torch.nn.Linear(4, 1, bias=False)
+    torch.nn.init.ones_(w.weight)
+    opt = T.make_optimizer(w, lr=0.1, weight_decay=0.5)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["eps"] == 1e-7
+    w.weight.grad = torch.zeros_like(w.weight)  # zero gradient: only the decoupled decay acts
+    opt.step()
+    torch.testing.assert_close(w.weight, torch.full((1, 4), 1 - 0.1 * 0.5))

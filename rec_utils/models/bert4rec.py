@@ -49,7 +49,7 @@ class BERT4RecConfig(SequentialConfig):
 
 class BERT4RecModule(SequentialModule):
     def __init__(self, n_items: int, c: BERT4RecConfig):
-        super().__init__(n_items, c.emb_dim, c.emb_dim, c.activation, extra_tokens=2)
+        super().__init__(n_items, c.emb_dim, c.emb_dim, c.activation, extra_tokens=2, item_bias=c.item_bias)
         d = c.emb_dim
         self.mask_id = n_items + 1
         self.max_len = c.max_len

@@ -41,7 +41,7 @@ class GRU4RecConfig(SequentialConfig):
 
 class GRU4RecModule(SequentialModule):
     def __init__(self, n_items: int, c: GRU4RecConfig):
-        super().__init__(n_items, c.emb_dim, c.hidden_dim, c.activation)
+        super().__init__(n_items, c.emb_dim, c.hidden_dim, c.activation, item_bias=c.item_bias)
         self.drop = nn.Dropout(c.drop_rate)
         self.gru = nn.GRU(c.emb_dim, c.hidden_dim, batch_first=True)
         glorot_(self)

@@ -7,8 +7,9 @@ Common to GRU4Rec, SASRec and BERT4Rec:
 * the last ``max_len`` (N = 20) items of a session, left-padded; item ids re-indexed over the
   train split (index ``n_items`` is padding, BERT4Rec adds ``n_items + 1`` as its mask token);
 * a **tied projection head**: Dense(emb_dim, activation) → item table transposed (padding/mask
-  rows excluded) → + bias (zero init), full-softmax cross-entropy over the whole catalogue,
-  computed only at target positions;
+  rows excluded) → + per-item bias (zero init; the reference's is in effect a scalar, reproduced
+  by ``item_bias=False``), full-softmax cross-entropy over the whole catalogue, computed only at target
+  positions;
 * AdamW (lr, weight decay, optional Keras-style per-tensor clipnorm), up to 100 epochs, early
   stopping on validation NDCG@20 with patience 2, best epoch restored;
 * prediction excludes the items of the (truncated) input window;
@@ -55,6 +56,7 @@ class SequentialConfig:
     patience: int = 2  # int: epochs without validation NDCG@20 gain before stopping (paper: 2)
     val_frac: float = 0.1  # float: share of train sessions held out for early stopping (paper 0.1)
     val_max_sessions: int = 500  # int: cap on held-out sessions (paper: 500)
+    item_bias: bool = True  # bool: per-item output bias as the spec describes; False = what the reference computes (a scalar, a no-op under softmax), see TiedHead
     bucket: bool = True  # bool: sort by length inside pools of 50 batches so batches trim well
     precision: str = "fp32"  # str: "fp32" or "bf16" (autocast; faster on CPUs with avx512_bf16)
     time_budget_s: float | None = None  # float|None: stop after this many training seconds
@@ -107,24 +109,34 @@ class SoftmaxCrossEntropy(torch.autograd.Function):
         z, W, y, p = ctx.saved_tensors
         p.scatter_add_(1, y[:, None], torch.full((len(y), 1), -1.0, device=p.device))  # p - onehot
         scale = g / len(y)
-        gb = p.sum(0) * scale
+        gb = p.sum(0) * scale if ctx.needs_input_grad[2] else None
         pc = p.to(z.dtype)
         gz = (pc @ W) * scale.to(z.dtype) if ctx.needs_input_grad[0] else None
         gW = (pc.t() @ z) * scale.to(z.dtype) if ctx.needs_input_grad[1] else None
-        return gz, gW, gb.to(W.dtype), None
+        return gz, gW, (gb.to(W.dtype) if gb is not None else None), None
 
 
 class TiedHead(nn.Module):
     """Dense(in → emb_dim, activation) → ``@ item_table[:n_items].T`` → + bias.
 
     The item table is *passed in* at call time, so the only output weights are the shared
-    embeddings (no separate output matrix exists)."""
+    embeddings (no separate output matrix exists).
 
-    def __init__(self, in_dim: int, emb_dim: int, n_items: int, act: str):
+    The bias (``item_bias=True``, the default) is one learnable value per item, zero-initialised,
+    as the spec and the reference's docstring describe. Deviation note: the reference's
+    ``BiasLayer`` creates its weight with shape ``input_shape[2:]``, meant for (batch, N, items)
+    inputs, but every model feeds it 2-D (targets, items) logits, so what it actually learns is
+    one scalar added to every logit, which the softmax cancels. ``item_bias=False`` reproduces
+    that (no per-item bias)."""
+
+    def __init__(self, in_dim: int, emb_dim: int, n_items: int, act: str, item_bias: bool = True):
         super().__init__()
         self.dense = nn.Linear(in_dim, emb_dim)
         self.act = activation(act)
-        self.bias = nn.Parameter(torch.zeros(n_items))
+        if item_bias:
+            self.bias = nn.Parameter(torch.zeros(n_items))
+        else:  # constant zeros: the reference's scalar bias cancels in the softmax
+            self.register_buffer("bias", torch.zeros(n_items), persistent=False)
         self.n_items = n_items
 
     def forward(self, h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
@@ -171,12 +183,13 @@ class SequentialModule(nn.Module):
     """Base of the three networks: item table (+ padding row, + BERT mask row) and tied head.
     Subclasses implement ``encode(x) -> (B, L, out_dim)``."""
 
-    def __init__(self, n_items: int, emb_dim: int, out_dim: int, act: str, extra_tokens: int = 1):
+    def __init__(self, n_items: int, emb_dim: int, out_dim: int, act: str, extra_tokens: int = 1,
+                 item_bias: bool = True):
         super().__init__()
         self.n_items = n_items
         self.pad = n_items
         self.item_emb = nn.Embedding(n_items + extra_tokens, emb_dim)
-        self.head = TiedHead(out_dim, emb_dim, n_items, act)
+        self.head = TiedHead(out_dim, emb_dim, n_items, act, item_bias)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -44,18 +44,19 @@ class SASRecConfig(SequentialConfig):
     num_heads: int = 1  # int: attention heads h, head size emb_dim // h (1)
     activation: str = "relu"  # str: activation of the head's Dense and of the FFN (paper: ReLU)
     final_norm: bool = False  # bool: LayerNorm after the last block (original SASRec); the reference has none
+    ffn_scale: int = 1  # int: FFN inner width as a multiple of emb_dim (the reference fixes 1 for SASRec; BERT-style 4)
 
 
 class SASRecModule(SequentialModule):
     def __init__(self, n_items: int, c: SASRecConfig):
-        super().__init__(n_items, c.emb_dim, c.emb_dim, c.activation)
+        super().__init__(n_items, c.emb_dim, c.emb_dim, c.activation, item_bias=c.item_bias)
         d = c.emb_dim
         self.max_len = c.max_len
         self.pos_emb = nn.Embedding(c.max_len, d)
         self.drop = nn.Dropout(c.drop_rate)
         self.blocks = nn.ModuleList(
             nn.ModuleDict({"ln1": nn.LayerNorm(d, eps=1e-5), "attn": SelfAttention(d, c.num_heads, 0.0),
-                           "ln2": nn.LayerNorm(d, eps=1e-5), "ffn": FeedForward(d, d, c.activation, 0.0)})
+                           "ln2": nn.LayerNorm(d, eps=1e-5), "ffn": FeedForward(d, c.ffn_scale * d, c.activation, 0.0)})
             for _ in range(c.num_layers))
         self.final_ln = nn.LayerNorm(d, eps=1e-5) if c.final_norm else nn.Identity()
         glorot_(self)
@@ -84,8 +85,8 @@ class SASRec(SequentialRecommender):
     def _validate_config(self) -> None:
         super()._validate_config()
         c = self.config
-        if c.num_layers < 1 or not 1 <= c.num_heads <= c.emb_dim:
-            raise ValueError(f"SASRec: need num_layers >= 1 and 1 <= num_heads <= emb_dim")
+        if c.num_layers < 1 or not 1 <= c.num_heads <= c.emb_dim or c.ffn_scale < 1:
+            raise ValueError("SASRec: need num_layers >= 1, 1 <= num_heads <= emb_dim and ffn_scale >= 1")
 
     def build_module(self, n_items: int) -> SASRecModule:
         return SASRecModule(n_items, self.config)
