@@ -277,6 +277,16 @@ def test_bad_input_gives_clear_errors():
         tiny("SASRec").fit(cyclic_sessions(5).iloc[:0])
     with pytest.raises(RuntimeError, match="fit"):
         SASRec().predict([[1, 2]])
+    with pytest.raises(ValueError, match="ffn_scale"):
+        SASRec(ffn_scale=0)
+
+
+def test_sasrec_ffn_width_follows_ffn_scale():
+    """The reference fixes SASRec's FFN inner width to emb_dim; ffn_scale widens it (BERT-style 4)."""
+    for scale in (1, 4):
+        m = tiny("SASRec", epochs=0, ffn_scale=scale).fit(cyclic_sessions(30))
+        inner = m.module_.blocks[0]["ffn"][0]
+        assert inner.out_features == scale * m.config.emb_dim
 
 
 def test_presets_and_registry():
