@@ -41,6 +41,16 @@ def _md(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _paper_value(paper: pd.DataFrame, model: str, column: str) -> float:
+    """The paper's value of ``column`` for our model name (NaN when the paper has none)."""
+    pname = PAPER_NAMES.get(model, model)
+    return paper.loc[pname, column] if pname in paper.index and column in paper.columns else np.nan
+
+
+def _delta(ours: float, theirs: float) -> str:
+    return f"{(ours - theirs) / theirs:+.0%}" if theirs == theirs else "–"
+
+
 def _mean_rows(dataset: str, protocol: str) -> pd.DataFrame:
     s = read_summary(RESULTS_ROOT / dataset)
     if s.empty:
@@ -94,16 +104,15 @@ def table_vs_paper(dataset: str = "beauty") -> str:
             continue
         mean = mean.iloc[0]
         best = g[g["aggregate"].str.startswith("best_of")]
-        pname = PAPER_NAMES.get(model, model)
         row = {"model": model, "seeds": int(mean["n_seeds"])}
         for c in ("ndcg@10", "ndcg@20", "hit_rate@20"):
             ours = mean[c]
-            theirs = paper.loc[pname, c] if pname in paper.index and c in paper.columns else np.nan
+            theirs = _paper_value(paper, model, c)
             row[f"{c} ours"] = _fmt(ours, mean[f"{c}_sd"])
             if c != "hit_rate@20":
                 row[f"{c} best-of-n"] = _fmt(best.iloc[0][c]) if len(best) else "–"
             row[f"{c} paper"] = _fmt(theirs)
-            row[f"{c} Δ"] = f"{(ours - theirs) / theirs:+.0%}" if theirs == theirs else "–"
+            row[f"{c} Δ"] = _delta(ours, theirs)
         rows.append(row)
     if not rows:
         return "_No temporal results yet._"
@@ -133,13 +142,12 @@ def table_tie_order(dataset: str = "beauty") -> str:
     for model, g in t.groupby("model"):
         sh = g[g["tie_order"] == "shuffle"]
         fi = g[g["tie_order"] == "file"]
-        pname = PAPER_NAMES.get(model, model)
         row = {"model": model, "tie seeds": len(sh)}
         for c in ("ndcg@10", "ndcg@20"):
             row[f"{c} shuffled ties (mean ± sd)"] = _fmt(sh[c].mean(), sh[c].std(ddof=1))
             row[f"{c} min – max"] = f"{sh[c].min():.4f} – {sh[c].max():.4f}"
             row[f"{c} file order"] = _fmt(fi[c].iloc[0]) if len(fi) else "–"
-            row[f"{c} paper"] = _fmt(paper.loc[pname, c]) if pname in paper.index else "–"
+            row[f"{c} paper"] = _fmt(_paper_value(paper, model, c))
         rows.append(row)
     return _md(pd.DataFrame(rows))
 
@@ -157,9 +165,7 @@ def table_neural_sensitivity(dataset: str = "beauty") -> str:
     paper = paper_results(dataset, section=None)
     rows = []
     for _, r in s.sort_values(["model", "variant"]).iterrows():
-        pname = PAPER_NAMES.get(r["model"], r["model"])
-        theirs = paper.loc[pname, "ndcg@10"] if pname in paper.index else np.nan
-        their_cov = paper.loc[pname, "catalog_coverage@10"] if pname in paper.index else np.nan
+        theirs = _paper_value(paper, r["model"], "ndcg@10")
         rows.append({
             "model": r["model"],
             "setting": r["variant"] or "paper config (shuffled ties, per-item bias)",
@@ -169,8 +175,8 @@ def table_neural_sensitivity(dataset: str = "beauty") -> str:
             "Cov@10": _fmt(r["catalog_coverage@10"]),
             "Nov@10": _fmt(r["novelty@10"], digits=3),
             "paper NDCG@10": _fmt(theirs),
-            "paper Cov@10": _fmt(their_cov),
-            "Δ paper": f"{(r['ndcg@10'] - theirs) / theirs:+.0%}" if theirs == theirs else "–",
+            "paper Cov@10": _fmt(_paper_value(paper, r["model"], "catalog_coverage@10")),
+            "Δ paper": _delta(r["ndcg@10"], theirs),
         })
     return _md(pd.DataFrame(rows))
 
