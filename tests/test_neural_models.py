@@ -289,6 +289,35 @@ def test_sasrec_ffn_width_follows_ffn_scale():
         assert inner.out_features == scale * m.config.emb_dim
 
 
+def test_sasrec_dot_head_is_the_original_prediction_layer():
+    """head="dot": scores are the last hidden state times the item table, no Dense/activation."""
+    m = tiny("SASRec", epochs=0, head="dot", item_bias=False).fit(cyclic_sessions(30))
+    mod = m.module_.eval()
+    assert not any(n.startswith("head.dense") for n, _ in mod.named_parameters())
+    x = torch.randint(0, m.n_items_, (3, 5))
+    with torch.no_grad():
+        manual = mod.encode(x)[:, -1] @ mod.item_emb.weight[: m.n_items_].T
+        torch.testing.assert_close(mod.score(x), manual)
+    with pytest.raises(ValueError, match="head"):
+        SASRec(head="mlp")
+
+
+def test_gru4rec_reference_padding_mode():
+    """pack_padding=False: the GRU reads the padding tokens, so the score of a session depends
+    on how much padding precedes it in a full window, but never on batch trimming."""
+    m = tiny("GRU4Rec", epochs=0, pack_padding=False).fit(cyclic_sessions(60))
+    mod = m.module_.eval()
+    x = torch.full((2, m.config.max_len), m.pad_)
+    x[0, -3:] = torch.tensor([1, 2, 3])
+    x[1, -5:] = torch.tensor([4, 5, 6, 7, 8])
+    packed = tiny("GRU4Rec", epochs=0).fit(cyclic_sessions(60)).module_.eval()
+    packed.load_state_dict(mod.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(mod.score(x), mod.score(x[:, -5:]), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(mod.score(x), packed.score(x), atol=1e-4), "padding must be read"
+    assert m.fit(cyclic_sessions(60)).predict(cyclic_prompts(10), k=5).shape[0] == 10
+
+
 def test_presets_and_registry():
     assert preset_config("SASRec", "beauty")["emb_dim"] == 320
     assert preset_config("BERT4Rec", "beauty-extended")["mask_prob"] == 0.9

@@ -9,7 +9,9 @@ mini-batches; full-softmax cross-entropy on the next item at every real position
 Deviations:
     * Left-padded rows are packed (``pack_padded_sequence``) so the GRU starts at each
       session's first real item; the reference runs the GRU over the padding tokens too.
-      This makes batch trimming exact.
+      This makes batch trimming exact. ``pack_padding=False`` reproduces the reference: every
+      row is left-padded back to ``max_len`` and the GRU reads the padding tokens (a learned
+      embedding) before the session, so the state it starts from depends on the session length.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .neural import SequentialConfig, SequentialModule, SequentialRecommender, glorot_
@@ -37,12 +40,14 @@ class GRU4RecConfig(SequentialConfig):
     clipnorm: float | None = None  # float|None: per-tensor gradient clip (None)
     batch_size: int = 128  # int: sessions per step (128)
     activation: str = "relu"  # str: activation of the head's Dense (paper: ReLU)
+    pack_padding: bool = True  # bool: start the GRU at the first real item; False = the reference (GRU reads the max_len - n padding tokens first)
 
 
 class GRU4RecModule(SequentialModule):
     def __init__(self, n_items: int, c: GRU4RecConfig):
         super().__init__(n_items, c.emb_dim, c.hidden_dim, c.activation, item_bias=c.item_bias)
         self.drop = nn.Dropout(c.drop_rate)
+        self.max_len, self.pack_padding = c.max_len, c.pack_padding
         self.gru = nn.GRU(c.emb_dim, c.hidden_dim, batch_first=True)
         glorot_(self)
         for name, w in self.gru.named_parameters():  # Keras GRU: glorot input, orthogonal recurrent
@@ -55,6 +60,8 @@ class GRU4RecModule(SequentialModule):
                 nn.init.zeros_(w)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.pack_padding:
+            return self._encode_over_padding(x)
         b, n = x.shape
         lens = (x != self.pad).sum(1).clamp_min(1)
         ar = torch.arange(n, device=x.device)
@@ -66,6 +73,14 @@ class GRU4RecModule(SequentialModule):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=n)
         out = out.gather(1, ((ar - shift) % n)[:, :, None].expand(-1, -1, out.shape[2]))  # back
         return self.drop(out)
+
+    def _encode_over_padding(self, x: torch.Tensor) -> torch.Tensor:
+        """The reference: the GRU runs over the full left-padded window of ``max_len`` (batch
+        trimming undone, so results do not depend on the batch's longest session)."""
+        n = x.shape[1]
+        full = F.pad(x, (max(self.max_len - n, 0), 0), value=self.pad)
+        out, _ = self.gru(self.drop(self.item_emb(full)))
+        return self.drop(out[:, -n:])
 
 
 class GRU4Rec(SequentialRecommender):

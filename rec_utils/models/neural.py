@@ -129,10 +129,15 @@ class TiedHead(nn.Module):
     one scalar added to every logit, which the softmax cancels. ``item_bias=False`` reproduces
     that (no per-item bias)."""
 
-    def __init__(self, in_dim: int, emb_dim: int, n_items: int, act: str, item_bias: bool = True):
+    def __init__(self, in_dim: int, emb_dim: int, n_items: int, act: str, item_bias: bool = True,
+                 project: bool = True):
         super().__init__()
-        self.dense = nn.Linear(in_dim, emb_dim)
-        self.act = activation(act)
+        if not project and in_dim != emb_dim:
+            raise ValueError(f"a head without projection needs in_dim == emb_dim, got {in_dim} and {emb_dim}")
+        # project=False: the original SASRec's prediction layer, a plain dot product of the
+        # last hidden state with the item table (no Dense, no activation)
+        self.dense = nn.Linear(in_dim, emb_dim) if project else nn.Identity()
+        self.act = activation(act) if project else nn.Identity()
         if item_bias:
             self.bias = nn.Parameter(torch.zeros(n_items))
         else:  # constant zeros: the reference's scalar bias cancels in the softmax
@@ -184,12 +189,12 @@ class SequentialModule(nn.Module):
     Subclasses implement ``encode(x) -> (B, L, out_dim)``."""
 
     def __init__(self, n_items: int, emb_dim: int, out_dim: int, act: str, extra_tokens: int = 1,
-                 item_bias: bool = True):
+                 item_bias: bool = True, project_head: bool = True):
         super().__init__()
         self.n_items = n_items
         self.pad = n_items
         self.item_emb = nn.Embedding(n_items + extra_tokens, emb_dim)
-        self.head = TiedHead(out_dim, emb_dim, n_items, act, item_bias)
+        self.head = TiedHead(out_dim, emb_dim, n_items, act, item_bias, project=project_head)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -14,7 +14,8 @@ Deviations:
     * ``final_norm=True`` adds the original SASRec's LayerNorm after the last block (off by
       default, as in the reference; the leave-one-out preset turns it on).
     * The paper's categorical CE and BERT4Rec's projection head replace the original BCE with
-      one negative and dot-product prediction layer (as in the reference).
+      one negative and dot-product prediction layer (as in the reference); ``head="dot"``
+      restores the original dot-product prediction layer.
 """
 from __future__ import annotations
 
@@ -44,12 +45,14 @@ class SASRecConfig(SequentialConfig):
     num_heads: int = 1  # int: attention heads h, head size emb_dim // h (1)
     activation: str = "relu"  # str: activation of the head's Dense and of the FFN (paper: ReLU)
     final_norm: bool = False  # bool: LayerNorm after the last block (original SASRec); the reference has none
+    head: str = "dense"  # str: "dense" = the paper's Dense(d, activation) before the tied item table; "dot" = original SASRec (hidden state · item table)
     ffn_scale: int = 1  # int: FFN inner width as a multiple of emb_dim (the reference fixes 1 for SASRec; BERT-style 4)
 
 
 class SASRecModule(SequentialModule):
     def __init__(self, n_items: int, c: SASRecConfig):
-        super().__init__(n_items, c.emb_dim, c.emb_dim, c.activation, item_bias=c.item_bias)
+        super().__init__(n_items, c.emb_dim, c.emb_dim, c.activation, item_bias=c.item_bias,
+                         project_head=c.head == "dense")
         d = c.emb_dim
         self.max_len = c.max_len
         self.pos_emb = nn.Embedding(c.max_len, d)
@@ -87,6 +90,8 @@ class SASRec(SequentialRecommender):
         c = self.config
         if c.num_layers < 1 or not 1 <= c.num_heads <= c.emb_dim or c.ffn_scale < 1:
             raise ValueError("SASRec: need num_layers >= 1, 1 <= num_heads <= emb_dim and ffn_scale >= 1")
+        if c.head not in ("dense", "dot"):
+            raise ValueError(f"SASRec: head must be 'dense' or 'dot', not {c.head!r}")
 
     def build_module(self, n_items: int) -> SASRecModule:
         return SASRecModule(n_items, self.config)
