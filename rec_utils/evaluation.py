@@ -12,7 +12,9 @@ loaded instead of recomputed, so an interrupted batch resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -70,14 +72,22 @@ def run_seeds(
     runs = []
     for seed in tqdm(list(seeds), desc=f"{model_name} seeds", leave=False, disable=len(seeds) < 2):
         path = run_path(out_dir, notebook, model_name, split.protocol, key_config, seed)
+        model = None
         if resume and path.is_file():
             old = load_run(path)
             if old is not None and old.get("split_fingerprint") == fp:
-                runs.append(old)
-                continue
+                # runs are keyed by the *given* config; the resolved one (with the code's
+                # defaults) is stored too, so a changed default cannot reuse a stale run
+                model = make_model(seed)
+                changed = _changed_fields(old.get("resolved_config"), resolved_config(model))
+                if not changed:
+                    runs.append(old)
+                    continue
+                warnings.warn(f"{path.name}: stored run made with other values of {changed}; "
+                              "the code's defaults changed since, so it is run again", stacklevel=2)
         seed_everything(seed)
         t0 = time.perf_counter()
-        model = make_model(seed)
+        model = make_model(seed) if model is None else model
         model.fit(split.train, items=items)
         t_fit = time.perf_counter() - t0
         recs, scores = model.predict(split.test, k=k, return_scores=True)
@@ -91,6 +101,7 @@ def run_seeds(
             "protocol": split.protocol,
             "seed": int(seed),
             "config": key_config,
+            "resolved_config": resolved_config(model),
             "metrics": metrics,
             "n_test_sessions": len(split.test),
             "split_fingerprint": fp,
@@ -105,6 +116,20 @@ def run_seeds(
         save_run(record, out_dir, recs=recs, scores=scores, session_ids=split.test.session_ids)
         runs.append(record)
     return runs
+
+
+def resolved_config(model: Recommender) -> dict:
+    """Every config field of ``model``, defaults included, as stored with a run (JSON types)."""
+    return json.loads(json.dumps(model.get_config(), sort_keys=True, default=str))
+
+
+def _changed_fields(stored: dict | None, current: dict) -> list[str]:
+    """Fields whose stored resolved value differs from the current one. Only fields known to
+    both count: a field added later defaults to the old behaviour by convention, and runs
+    stored before resolved configs were recorded have none and are accepted."""
+    if stored is None:
+        return []
+    return sorted(k for k in set(stored) & set(current) if stored[k] != current[k])
 
 
 def runs_table(runs: list[dict]) -> pd.DataFrame:

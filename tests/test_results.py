@@ -21,26 +21,51 @@ def tiny_split(tiny_folder):
     return make_split(load_dataset(tiny_folder), "loo", tie_order="file")
 
 
-def test_run_seeds_stores_runs_and_resumes(tiny_split, tmp_path):
-    calls = []
-
+def counting_sknn(fits, **config):
+    """make_model for run_seeds that records which seeds were actually fitted."""
     def make(seed):
-        calls.append(seed)
-        return build_model("SKNN", k=2, sample_size=3, seed=seed)
+        m = build_model("SKNN", **{"k": 2, "sample_size": 3, **config}, seed=seed)
+        fit = m.fit
+        m.fit = lambda *a, **kw: (fits.append(seed), fit(*a, **kw))[1]
+        return m
+    return make
 
+
+def test_run_seeds_stores_runs_and_resumes(tiny_split, tmp_path):
+    fits = []
+    make = counting_sknn(fits)
     kw = dict(model_name="SKNN", config={"k": 2}, notebook="nb", out_dir=tmp_path, seeds=[0, 1])
     runs = run_seeds(make, tiny_split, **kw)
-    assert calls == [0, 1] and len(runs) == 2
+    assert fits == [0, 1] and len(runs) == 2
     stored = list((tmp_path / "runs" / "nb").glob("*.json"))
     assert len(stored) == 2 and len(list((tmp_path / "runs" / "nb").glob("*.npz"))) == 2
     rec = json.loads(stored[0].read_text())
-    for key in ("split_fingerprint", "git_commit", "wall_s", "device", "config", "seed", "metrics"):
+    for key in ("split_fingerprint", "git_commit", "wall_s", "device", "config", "resolved_config", "seed", "metrics"):
         assert key in rec
+    assert rec["resolved_config"]["sample_size"] == 3, "defaults and given values are both stored"
     again = run_seeds(make, tiny_split, **kw)
-    assert calls == [0, 1], "stored runs are loaded, not recomputed"
+    assert fits == [0, 1], "stored runs are loaded, not recomputed"
     assert [r["metrics"] for r in again] == [r["metrics"] for r in runs]
     npz = np.load(stored[0].with_suffix(".npz"))
     assert npz["recs"].shape == (len(tiny_split.test), 20)
+
+
+def test_run_seeds_reruns_when_a_default_changed(tiny_split, tmp_path):
+    """The run key is the *given* config; a changed code default (here sample_size, not part of
+    the given config) must not silently reuse the stored run."""
+    fits = []
+    kw = dict(model_name="SKNN", config={"k": 2}, notebook="nb", out_dir=tmp_path, seeds=[0])
+    run_seeds(counting_sknn(fits), tiny_split, **kw)
+    with pytest.warns(UserWarning, match="sample_size"):
+        rerun = run_seeds(counting_sknn(fits, sample_size=4), tiny_split, **kw)
+    assert fits == [0, 0] and rerun[0]["resolved_config"]["sample_size"] == 4
+    stored = json.loads(next((tmp_path / "runs" / "nb").glob("*.json")).read_text())
+    assert stored["resolved_config"]["sample_size"] == 4, "the stale run is replaced"
+    # a run stored before resolved configs existed is accepted as it is
+    del stored["resolved_config"]
+    next((tmp_path / "runs" / "nb").glob("*.json")).write_text(json.dumps(stored))
+    run_seeds(counting_sknn(fits), tiny_split, **kw)
+    assert fits == [0, 0]
 
 
 def test_summary_rows_mean_sd_and_best_of_n(tiny_split, tmp_path):
