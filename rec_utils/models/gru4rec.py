@@ -12,6 +12,9 @@ Deviations:
       This makes batch trimming exact. ``pack_padding=False`` reproduces the reference: every
       row is left-padded back to ``max_len`` and the GRU reads the padding tokens (a learned
       embedding) before the session, so the state it starts from depends on the session length.
+      Together with file-order ties and ``item_bias=False`` this reproduces the paper's GRU4Rec
+      on Beauty (temporal, 3 seeds on CPU: NDCG@10 0.0254 ± 0.0013 against 0.0260; packed:
+      0.0220 ± 0.0014; README "Why SASRec and GRU4Rec fall short").
 """
 from __future__ import annotations
 
