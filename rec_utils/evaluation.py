@@ -72,7 +72,6 @@ def run_seeds(
     runs = []
     for seed in tqdm(list(seeds), desc=f"{model_name} seeds", leave=False, disable=len(seeds) < 2):
         path = run_path(out_dir, notebook, model_name, split.protocol, key_config, seed)
-        model = None
         if resume and path.is_file():
             old = load_run(path)
             if old is not None and old.get("split_fingerprint") == fp:
@@ -87,7 +86,7 @@ def run_seeds(
                               "the code's defaults changed since, so it is run again", stacklevel=2)
         seed_everything(seed)
         t0 = time.perf_counter()
-        model = make_model(seed) if model is None else model
+        model = make_model(seed)  # built again after seeding, as a fresh run builds it
         model.fit(split.train, items=items)
         t_fit = time.perf_counter() - t0
         recs, scores = model.predict(split.test, k=k, return_scores=True)
