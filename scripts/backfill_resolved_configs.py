@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rec_utils.evaluation import resolved_config
 from rec_utils.models import build_model
-from rec_utils.results import RESULTS_ROOT
+from rec_utils.results import RESULTS_ROOT, load_run
 from rec_utils.utils import atomic_write_text
 
 
@@ -31,8 +31,8 @@ def main() -> None:
     done = skipped = 0
     for nb in args.notebooks:
         for path in sorted(Path(args.root).glob(f"*/runs/{nb}/*.json")):
-            run = json.loads(path.read_text())
-            if "resolved_config" in run:
+            run = load_run(path)
+            if run is None or "resolved_config" in run:
                 skipped += 1
                 continue
             given = {k: v for k, v in run["config"].items() if not k.startswith("_")}
