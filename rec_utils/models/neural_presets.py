@@ -46,7 +46,9 @@ PRESETS = {
     # lr 0.003 and bf16 autocast reach a given validation NDCG about twice as fast on CPU.
     # Seed 0, 180 s of training on 2 cores, ties in file order: test NDCG@10 0.0391 with the dot
     # head against 0.0311 with the paper's head (0.0292 with its per-item bias); the paper's head
-    # plateaued there even when trained to early stopping (results/beauty/summary.csv).
+    # plateaued there even when trained to early stopping (the 180 s row is in
+    # results/beauty/summary.csv, the early-stopped run is
+    # results/beauty/runs/02_sequential/SASRec__loo__42d44aeded__seed0.json).
     "beauty-loo": {
         "SASRec": {"max_len": 50, "emb_dim": 64, "num_layers": 2, "num_heads": 2, "drop_rate": 0.3, "final_norm": True,
                    "head": "dot", "item_bias": False,
