@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from .utils import PROJECT_ROOT
+
 DATA_ROOT = PROJECT_ROOT / "data"
 #: Datasets shipped in ``data/`` (a folder name); the first is the default of the study.
 KNOWN_DATASETS = ("beauty", "ml-latest-small")

@@ -41,6 +41,22 @@ def evaluate_recs(recs: np.ndarray, split: Split, skip_empty: bool = False) -> d
     return evaluate(recs, split.test.targets, split.item_counts, split.n_items, skip_empty=skip_empty)
 
 
+def fit_predict_evaluate(model: Recommender, split: Split, *, items: pd.DataFrame | None = None,
+                         k: int = 20, skip_empty: bool = False) -> dict:
+    """The one fit → predict → evaluate step (used by :func:`run_seeds`, the grid and the tuner).
+
+    Returns ``{"metrics": {...12 metrics, n_sessions, n_empty}, "recs": (n, k) ids, "scores":
+    (n, k) float32, "fit_s", "predict_s", "wall_s"}`` (seconds, rounded to ms).
+    """
+    t0 = time.perf_counter()
+    model.fit(split.train, items=items)
+    t_fit = time.perf_counter() - t0
+    recs, scores = model.predict(split.test, k=k, return_scores=True)
+    t_all = time.perf_counter() - t0
+    return {"metrics": evaluate_recs(recs, split, skip_empty=skip_empty), "recs": recs, "scores": scores,
+            "fit_s": round(t_fit, 3), "predict_s": round(t_all - t_fit, 3), "wall_s": round(t_all, 3)}
+
+
 def run_seeds(
     make_model: Callable[[int], Recommender],
     split: Split,
@@ -85,13 +101,9 @@ def run_seeds(
                 warnings.warn(f"{path.name}: stored run made with other values of {changed}; "
                               "the code's defaults changed since, so it is run again", stacklevel=2)
         seed_everything(seed)
-        t0 = time.perf_counter()
         model = make_model(seed)  # built again after seeding, as a fresh run builds it
-        model.fit(split.train, items=items)
-        t_fit = time.perf_counter() - t0
-        recs, scores = model.predict(split.test, k=k, return_scores=True)
-        t_all = time.perf_counter() - t0
-        metrics = evaluate_recs(recs, split, skip_empty=skip_empty)
+        out = fit_predict_evaluate(model, split, items=items, k=k, skip_empty=skip_empty)
+        recs, scores, metrics = out["recs"], out["scores"], out["metrics"]
         record = {
             "dataset": split.info.get("dataset"),
             "notebook": notebook,
@@ -106,9 +118,9 @@ def run_seeds(
             "split_fingerprint": fp,
             "split_info": split.info,
             "git_commit": git_commit(),
-            "fit_s": round(t_fit, 3),
-            "predict_s": round(t_all - t_fit, 3),
-            "wall_s": round(t_all, 3),
+            "fit_s": out["fit_s"],
+            "predict_s": out["predict_s"],
+            "wall_s": out["wall_s"],
             "device": device_description(device),
             "history": getattr(model, "history_", None),
         }

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import METRIC_COLUMNS
-from .utils import PROJECT_ROOT, atomic_write_bytes, atomic_write_text, config_id, file_lock
+from .utils import PROJECT_ROOT, atomic_write_bytes, atomic_write_text, config_id, file_lock, safe_filename
 
 RESULTS_ROOT = PROJECT_ROOT / "results"
 SD_COLUMNS = tuple(f"{m}_sd" for m in METRIC_COLUMNS)
@@ -47,8 +47,7 @@ def results_dir(dataset: str, root: str | Path | None = None) -> Path:
 
 
 def run_stem(model: str, protocol: str, config: dict, seed: int) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
-    return f"{safe}__{protocol}__{config_id(config)}__seed{seed}"
+    return f"{safe_filename(model)}__{protocol}__{config_id(config)}__seed{seed}"
 
 
 def run_path(out_dir: Path, notebook: str, model: str, protocol: str, config: dict, seed: int) -> Path:

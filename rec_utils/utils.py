@@ -84,10 +84,45 @@ def git_commit() -> str:
         return "unknown"
 
 
+#: Length (hex digits) of every short hash the project writes: run keys, setting ids, split
+#: fingerprints, cache keys. 12 hex digits = 48 bits: collisions are negligible at our scale.
+SHORT_HASH_LEN = 12
+
+
+def short_hash(*parts) -> str:
+    """The project's one short hash: SHA-256 of the parts (bytes, str, numpy arrays or JSON-able
+    objects, hashed in order), cut to :data:`SHORT_HASH_LEN` hex digits."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, bytes):
+            h.update(part)
+        elif isinstance(part, str):
+            h.update(part.encode("utf-8"))
+        elif isinstance(part, np.ndarray):
+            h.update(str(part.dtype).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(canonical_json(part).encode("utf-8"))
+        h.update(b"\x00")  # separator: ("ab", "c") and ("a", "bc") differ
+    return h.hexdigest()[:SHORT_HASH_LEN]
+
+
+def canonical_json(obj) -> str:
+    """JSON with sorted keys and no whitespace variation: the form every hash is taken of."""
+    return json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+
+
 def config_id(config: dict) -> str:
-    """Short stable hash of a JSON-able configuration."""
+    """Short stable hash of a JSON-able configuration (legacy 10-digit form, kept only to read
+    files written before run keys were structured; new keys use :func:`short_hash`)."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
+
+
+def safe_filename(name: str) -> str:
+    """``name`` with every character outside ``[A-Za-z0-9._-]`` replaced by ``_`` (the one
+    file-name sanitiser of the project)."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(name))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
