@@ -2,16 +2,18 @@
 
 The one entry point notebooks use::
 
-    runs = run_seeds(lambda seed: SKNN(seed=seed, **cfg), split, model_name="V-SKNN",
-                     config=cfg, notebook="01_baselines", seeds=[0, 1, 2], out_dir=OUT)
+    setting = Setting.of("V-SKNN", split, preset="beauty")
+    runs = run_seeds(lambda seed: build_model("V-SKNN", **setting.config, seed=seed), split, setting,
+                     out_dir=OUT, seeds=[0, 1, 2], notebook="01_baselines")
     results.record(runs, OUT)   # mean ± sd row (+ best-of-n-on-test row) in summary.csv
 
-A run already on disk for the same model, protocol, config, seed **and split fingerprint** is
-loaded instead of recomputed, so an interrupted batch resumes where it stopped.
+A run already on disk for the same setting, split fingerprint and seed is loaded instead of
+recomputed (unless the code's defaults changed since: see :func:`run_seeds`), so an
+interrupted batch resumes where it stopped. A split without evaluation cases is an error that
+says which step of the protocol dropped the sessions (:meth:`Split.require_cases`).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import warnings
@@ -25,19 +27,14 @@ from tqdm.auto import tqdm
 from .metrics import evaluate
 from .models.base import Recommender
 from .results import load_run, run_path, save_run
+from .setting import Setting
 from .split import Split
 from .utils import device_description, git_commit, seed_everything
 
 
-def sample_test(split: Split, n: int | None, seed: int = 0) -> Split:
-    """The split with a seeded sample of ``n`` test cases (for quick runs; the fingerprint
-    changes accordingly). ``None`` or 0 keeps every case."""
-    if not n:
-        return split
-    return dataclasses.replace(split, test=split.test.sample(n, seed=seed))
-
-
 def evaluate_recs(recs: np.ndarray, split: Split, skip_empty: bool = False) -> dict:
+    """The twelve metrics of top-k lists on the split's evaluation cases (an error when it has none)."""
+    split.require_cases()
     return evaluate(recs, split.test.targets, split.item_counts, split.n_items, skip_empty=skip_empty)
 
 
@@ -60,13 +57,11 @@ def fit_predict_evaluate(model: Recommender, split: Split, *, items: pd.DataFram
 def run_seeds(
     make_model: Callable[[int], Recommender],
     split: Split,
+    setting: Setting,
     *,
-    model_name: str,
-    config: dict,
-    notebook: str,
     out_dir: str | Path,
     seeds: Sequence[int] = (0,),
-    variant: str = "",
+    notebook: str = "",
     items: pd.DataFrame | None = None,
     k: int = 20,
     resume: bool = True,
@@ -76,44 +71,49 @@ def run_seeds(
     """Fit, predict and evaluate ``make_model(seed)`` for every seed; returns the run records.
 
     Args:
-        make_model: builds an unfitted model for a seed.
-        config: the hyper-parameters that identify the run (hashed into its file name).
-        variant: free label that separates rows of the same model (e.g. ``"tie_order=file"``).
+        make_model: builds an unfitted model for a seed (from ``setting.config``).
+        setting: what the run is (:class:`~rec_utils.setting.Setting`); it must describe ``split``
+            (protocol, dataset, tie order, samples), which is checked.
+        notebook: the notebook (or script) that made the run, recorded as provenance only.
         items: item metadata passed to ``fit`` (models that use item text need it).
         device: where the model runs (recorded with the result).
+
+    Raises:
+        EmptyEvaluationError: the split has no evaluation case (the message says why).
     """
     out_dir = Path(out_dir)
+    split.require_cases()
+    setting.matches(split)
     fp = split.fingerprint
-    key_config = {**config, "_variant": variant} if variant else config
     runs = []
-    for seed in tqdm(list(seeds), desc=f"{model_name} seeds", leave=False, disable=len(seeds) < 2):
-        path = run_path(out_dir, notebook, model_name, split.protocol, key_config, seed)
+    for seed in tqdm(list(seeds), desc=f"{setting.model} seeds", leave=False, disable=len(seeds) < 2):
+        path = run_path(out_dir, setting, fp, seed)
         if resume and path.is_file():
             old = load_run(path)
-            if old is not None and old.get("split_fingerprint") == fp:
-                # runs are keyed by the *given* config; the resolved one (with the code's
+            if old is not None:
+                # the setting holds the *given* config; the resolved one (with the code's
                 # defaults) is stored too, so a changed default cannot reuse a stale run
-                model = make_model(seed)
-                changed = _changed_fields(old.get("resolved_config"), resolved_config(model))
-                if not changed:
-                    runs.append(old)
+                changed = _changed_fields(old.get("resolved_config"), resolved_config(make_model(seed)))
+                if not changed:  # presented with this call's label (label_fields are not in the id)
+                    runs.append({**old, "variant": setting.label, "setting": setting.to_dict()})
                     continue
                 warnings.warn(f"{path.name}: stored run made with other values of {changed}; "
                               "the code's defaults changed since, so it is run again", stacklevel=2)
         seed_everything(seed)
         model = make_model(seed)  # built again after seeding, as a fresh run builds it
         out = fit_predict_evaluate(model, split, items=items, k=k, skip_empty=skip_empty)
-        recs, scores, metrics = out["recs"], out["scores"], out["metrics"]
         record = {
             "dataset": split.info.get("dataset"),
             "notebook": notebook,
-            "model": model_name,
-            "variant": variant,
+            "model": setting.model,
+            "variant": setting.label,
             "protocol": split.protocol,
             "seed": int(seed),
-            "config": key_config,
+            "setting": setting.to_dict(),
+            "setting_id": setting.id,
+            "config": setting.config,
             "resolved_config": resolved_config(model),
-            "metrics": metrics,
+            "metrics": out["metrics"],
             "n_test_sessions": len(split.test),
             "split_fingerprint": fp,
             "split_info": split.info,
@@ -122,9 +122,10 @@ def run_seeds(
             "predict_s": out["predict_s"],
             "wall_s": out["wall_s"],
             "device": device_description(device),
+            "fit_info": getattr(model, "fit_info_", None),
             "history": getattr(model, "history_", None),
         }
-        save_run(record, out_dir, recs=recs, scores=scores, session_ids=split.test.session_ids)
+        save_run(record, out_dir, recs=out["recs"], scores=out["scores"], session_ids=split.test.session_ids)
         runs.append(record)
     return runs
 

@@ -1,18 +1,24 @@
-"""The results contract: one JSON record per (model, config, protocol, seed) run, and the one
-table every notebook appends to, ``results/<dataset>/summary.csv``.
+"""The results contract: one JSON record per run = (setting, split fingerprint, seed), and the
+one table every notebook appends to, ``results/<dataset>/summary.csv``.
 
 Layout under ``results/<dataset>/``::
 
-    runs/<notebook>/<model>__<protocol>__<config_id>__seed<seed>.json   one run: metrics + provenance
-    runs/<notebook>/<model>__<protocol>__<config_id>__seed<seed>.npz    its top-20 lists (session ids, recs, scores)
-    summary.csv                                                        one row per (notebook, model,
-                                                                       variant, protocol, aggregate)
+    runs/<model>/<protocol>__<setting_id>__<split_fingerprint>__seed<seed>.json   one run
+    runs/<model>/<protocol>__<setting_id>__<split_fingerprint>__seed<seed>.npz    its top-k lists
+    summary.csv     one row per (model, protocol, label, split fingerprint, aggregate)
 
-A summary row aggregates every stored run of the same notebook, model, variant, protocol,
-config and split fingerprint: ``aggregate="mean"`` holds the mean over seeds with ``<metric>_sd``
+A run's file name holds everything it depends on: the setting (:mod:`rec_utils.setting`: model,
+config, preset, overrides, ties, samples, ...), the split fingerprint (the data's content) and
+the seed, so no run ever replaces a different one. Runs are found by what they are
+(:func:`find_runs` by model, protocol, fingerprint, setting), never by the notebook that made them.
+
+A summary row aggregates **every stored seed** of its setting on its split (whichever plan entry
+or notebook call stored them): ``aggregate="mean"`` holds the mean over seeds with ``<metric>_sd``
 columns (sample sd, 0 for one seed); ``aggregate="best_of_n_on_test"`` is the paper's protocol
-(the seed with the highest **test** NDCG@20) and is only a labelled extra row. Runs are written
-atomically, so an interrupted batch resumes by skipping the runs already on disk.
+(the seed with the highest **test** NDCG@20) and is only a labelled extra row. The row's
+``variant`` is the setting's label; ``notebook`` says which notebook recorded it (provenance,
+not identity). Writes are atomic and locked, so an interrupted batch resumes by skipping the
+runs already on disk.
 """
 from __future__ import annotations
 
@@ -25,40 +31,46 @@ import numpy as np
 import pandas as pd
 
 from .metrics import METRIC_COLUMNS
-from .utils import PROJECT_ROOT, atomic_write_bytes, atomic_write_text, config_id, file_lock, safe_filename
+from .setting import Setting
+from .utils import PROJECT_ROOT, atomic_write_bytes, atomic_write_text, canonical_json, file_lock, safe_filename
 
 RESULTS_ROOT = PROJECT_ROOT / "results"
 SD_COLUMNS = tuple(f"{m}_sd" for m in METRIC_COLUMNS)
-KEY_COLUMNS = ("notebook", "model", "variant", "protocol", "aggregate")
+#: What makes a summary row unique (with ``aggregate``).
+IDENTITY_COLUMNS = ("model", "protocol", "variant", "split_fingerprint")
+KEY_COLUMNS = (*IDENTITY_COLUMNS, "aggregate")
 SUMMARY_COLUMNS = (
     "dataset", "notebook", "model", "variant", "protocol", "aggregate", "n_seeds", "seeds",
     *METRIC_COLUMNS, *SD_COLUMNS,
-    "n_test_sessions", "split_fingerprint", "config_id", "config",
+    "n_test_sessions", "split_fingerprint", "setting_id", "config", "setting",
     "git_commit", "wall_s", "device", "created",
 )
 
 
 #: Columns read back as text (a fingerprint like "409566827248" must not become a number).
-TEXT_COLUMNS = {c: str for c in ("variant", "seeds", "split_fingerprint", "config_id", "git_commit", "config")}
+TEXT_COLUMNS = {c: str for c in ("variant", "seeds", "split_fingerprint", "setting_id", "config_id", "git_commit",
+                                 "config", "setting")}
 
 
 def results_dir(dataset: str, root: str | Path | None = None) -> Path:
-    return Path(root) if root is not None else RESULTS_ROOT / dataset
+    """``results/<dataset name>`` (a dataset given as a folder path uses the folder's name:
+    results never go into a data folder), or ``root`` when given."""
+    return Path(root) if root is not None else RESULTS_ROOT / Path(str(dataset)).name
 
 
-def run_stem(model: str, protocol: str, config: dict, seed: int) -> str:
-    return f"{safe_filename(model)}__{protocol}__{config_id(config)}__seed{seed}"
+def run_stem(setting: Setting, split_fingerprint: str, seed: int) -> str:
+    return f"{setting.protocol}__{setting.id}__{split_fingerprint}__seed{int(seed)}"
 
 
-def run_path(out_dir: Path, notebook: str, model: str, protocol: str, config: dict, seed: int) -> Path:
-    return Path(out_dir) / "runs" / notebook / f"{run_stem(model, protocol, config, seed)}.json"
+def run_path(out_dir: Path, setting: Setting, split_fingerprint: str, seed: int) -> Path:
+    """Where the run (setting, split, seed) is stored under ``out_dir``."""
+    return Path(out_dir) / "runs" / safe_filename(setting.model) / f"{run_stem(setting, split_fingerprint, seed)}.json"
 
 
 def save_run(record: dict, out_dir: Path, recs: np.ndarray | None = None,
              scores: np.ndarray | None = None, session_ids: np.ndarray | None = None) -> Path:
     """Write one run record (and its recommendation lists) atomically; returns the JSON path."""
-    path = run_path(out_dir, record["notebook"], record["model"], record["protocol"],
-                    record["config"], record["seed"])
+    path = run_path(out_dir, Setting.from_dict(record["setting"]), record["split_fingerprint"], record["seed"])
     if recs is not None:
         buf = io.BytesIO()
         arrays = {"recs": np.asarray(recs, dtype=np.int32 if np.max(recs, initial=0) < 2**31 else np.int64)}
@@ -91,18 +103,32 @@ def load_run(path: Path) -> dict | None:
         return None
 
 
-def load_runs(out_dir: Path, notebook: str | None = None) -> list[dict]:
+def load_runs(out_dir: Path) -> list[dict]:
+    """Every readable run record under ``out_dir/runs`` (unreadable files are skipped)."""
     base = Path(out_dir) / "runs"
-    pattern = f"{notebook}/*.json" if notebook else "*/*.json"
-    return [r for p in sorted(base.glob(pattern)) if (r := load_run(p)) is not None]
+    return [r for p in sorted(base.glob("*/*.json")) if (r := load_run(p)) is not None]
 
 
-def runs_like(run: dict, out_dir: Path) -> list[dict]:
-    """Every stored run of the same notebook, model, variant, protocol, config and split as
-    ``run`` (whatever its seed), so plans that run one seed per call add up to all seeds."""
-    keys = ("model", "protocol", "split_fingerprint", "config")
-    return [r for r in load_runs(out_dir, run["notebook"])
-            if all(r.get(k) == run.get(k) for k in keys) and r.get("variant", "") == run.get("variant", "")]
+def find_runs(out_dir: Path, *, setting: Setting | str | None = None, model: str | None = None,
+              protocol: str | None = None, split_fingerprint: str | None = None, **setting_fields) -> list[dict]:
+    """Stored runs by what they are: a setting (or its id), model, protocol, split fingerprint,
+    or any setting field (``tie_order="file"``, ``preset="beauty"``, ...); sorted by seed."""
+    sid = setting.id if isinstance(setting, Setting) else setting
+    out = []
+    for r in load_runs(out_dir):
+        st = r.get("setting") or {}
+        if sid is not None and r.get("setting_id") != sid:
+            continue
+        if model is not None and r.get("model") != model:
+            continue
+        if protocol is not None and r.get("protocol") != protocol:
+            continue
+        if split_fingerprint is not None and r.get("split_fingerprint") != split_fingerprint:
+            continue
+        if any(st.get(k) != v for k, v in setting_fields.items()):
+            continue
+        out.append(r)
+    return sorted(out, key=lambda r: int(r["seed"]))
 
 
 def summary_rows(runs: list[dict]) -> list[dict]:
@@ -113,15 +139,22 @@ def summary_rows(runs: list[dict]) -> list[dict]:
     fps = {r["split_fingerprint"] for r in runs}
     if len(fps) > 1:
         raise ValueError(f"runs of {first['model']} mix split fingerprints {sorted(fps)}")
+    ids = {r["setting_id"] for r in runs}
+    if len(ids) > 1:
+        raise ValueError(f"runs of {first['model']} mix settings {sorted(ids)}")
+    seeds = [int(r["seed"]) for r in runs]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"runs of {first['model']} repeat a seed: {sorted(seeds)}")
     m = pd.DataFrame([r["metrics"] for r in runs])[list(METRIC_COLUMNS)]
-    seeds = sorted(int(r["seed"]) for r in runs)
+    seeds = sorted(seeds)
     base = {
         "dataset": first["dataset"], "notebook": first["notebook"], "model": first["model"],
         "variant": first.get("variant", ""), "protocol": first["protocol"],
         "n_seeds": len(runs), "seeds": " ".join(map(str, seeds)),
         "n_test_sessions": first["n_test_sessions"], "split_fingerprint": first["split_fingerprint"],
-        "config_id": config_id(first["config"]),
+        "setting_id": first["setting_id"],
         "config": json.dumps(first["config"], sort_keys=True, default=str),
+        "setting": canonical_json(first["setting"]),
         "git_commit": ",".join(sorted({r["git_commit"] for r in runs})),
         "wall_s": round(float(np.mean([r["wall_s"] for r in runs])), 2),
         "device": ",".join(sorted({r["device"] for r in runs})),
@@ -146,22 +179,21 @@ def read_summary(out_dir: Path) -> pd.DataFrame:
 
 
 def update_summary(rows: list[dict], out_dir: Path) -> pd.DataFrame:
-    """Replace this notebook/model/variant/protocol's rows in ``summary.csv`` (atomic, locked).
-
-    Every ``aggregate`` row of a replaced key goes, so a rerun with one seed cannot leave a stale
-    best-of-n row behind.
-    """
+    """Replace the rows with the same identity (model, protocol, label, split fingerprint) in
+    ``summary.csv`` (atomic, locked). Every ``aggregate`` row of a replaced identity goes, so a
+    rerun with fewer seeds cannot leave a stale best-of-n row behind; rows of other settings,
+    samples or data stay."""
     path = Path(out_dir) / "summary.csv"
     new = pd.DataFrame(rows)
     for c in SUMMARY_COLUMNS:
         if c not in new.columns:
             new[c] = np.nan
     new["variant"] = new["variant"].fillna("").astype(str)
+    keys = list(IDENTITY_COLUMNS)
     with file_lock(path):
         old = read_summary(out_dir)
         old["variant"] = old["variant"].fillna("").astype(str)
         if len(old):
-            keys = ["notebook", "model", "variant", "protocol"]
             replaced = old[keys].apply(tuple, axis=1).isin(set(new[keys].apply(tuple, axis=1)))
             old = old.loc[~replaced]
         extra = [c for c in list(old.columns) + list(new.columns) if c not in SUMMARY_COLUMNS]
@@ -175,5 +207,18 @@ def update_summary(rows: list[dict], out_dir: Path) -> pd.DataFrame:
 
 
 def record(runs: list[dict], out_dir: Path) -> pd.DataFrame:
-    """Summarise runs of one configuration and write them into ``summary.csv``."""
-    return update_summary(summary_rows(runs), out_dir)
+    """Write the summary rows of the settings of ``runs`` into ``summary.csv``: each row
+    aggregates **every stored seed** of its setting on its split, not only the given runs (so
+    plan entries that run seeds 0-2 and then 3-5 add up to one six-seed row)."""
+    out_dir = Path(out_dir)
+    rows = []
+    groups = {(r["setting_id"], r["split_fingerprint"]) for r in runs}
+    for sid, fp in sorted(groups):
+        stored = find_runs(out_dir, setting=sid, split_fingerprint=fp)
+        given = [r for r in runs if (r["setting_id"], r["split_fingerprint"]) == (sid, fp)]
+        seeds = {int(r["seed"]) for r in stored}
+        stored += [r for r in given if int(r["seed"]) not in seeds]  # runs not saved (resume off)
+        # the row is labelled as the given runs are (a label field is presentation, not identity)
+        label = {"variant": given[0].get("variant", ""), "setting": given[0]["setting"]}
+        rows += summary_rows([{**r, **label} for r in sorted(stored, key=lambda r: int(r["seed"]))])
+    return update_summary(rows, out_dir)

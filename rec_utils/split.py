@@ -26,14 +26,19 @@ session as the LOO literature (SASRec, S3-Rec) does.
 """
 from __future__ import annotations
 
-import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from .data import Dataset, order_interactions
+from .utils import short_hash
+
+
+class EmptyEvaluationError(ValueError):
+    """A split (or a sample of it) has no evaluation case; the message says which step dropped
+    how many sessions."""
 
 PROTOCOLS = ("temporal", "loo")
 
@@ -106,26 +111,78 @@ class Split:
     protocol: str  # "temporal", "temporal-fold1..3", "loo", ...
     n_items: int  # catalogue size = distinct items of the whole dataset (paper's NUM_ITEMS)
     item_counts: pd.Series  # interaction count per item over the whole dataset
-    info: dict = field(default_factory=dict)  # dataset, tie_order, tie_seed, test_frac, ...
+    info: dict = field(default_factory=dict)  # dataset, tie_order, tie_seed, test_frac, counts, samples
     validation: Prompts | None = None  # leave-one-out validation cases (same train)
+    catalog: np.ndarray | None = None  # sorted item ids of the whole dataset's interactions (the catalogue)
+    _fingerprint: str | None = field(default=None, repr=False, compare=False)  # memo of ``fingerprint``
 
     @property
     def fingerprint(self) -> str:
-        """Short hash of the protocol, tie order, train session ids, test prompts and targets."""
-        h = hashlib.sha256()
-        h.update(
-            f"{self.protocol}|{self.info.get('dataset')}|{self.info.get('tie_order')}|"
-            f"{self.info.get('tie_seed')}".encode()
-        )
-        for arr in (
-            np.unique(self.train["session_id"].to_numpy()),
-            self.test.session_ids,
-            self.test.indptr,
-            self.test.items,
-            self.test.targets,
-        ):
-            h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
-        return h.hexdigest()[:12]
+        """Short hash of everything a result on this split depends on: protocol, dataset, tie
+        order and seed, the **train interactions' content** (session ids, item ids and
+        timestamps in their order), the evaluation cases (session ids, prompts, targets), the
+        leave-one-out validation cases, and what the metrics use about the whole dataset
+        (catalogue size, item popularity). Any change in any of them changes the fingerprint;
+        computing it twice on the same data gives the same value on any machine."""
+        if self._fingerprint is None:
+            parts = [f"{self.protocol}|{self.info.get('dataset')}|{self.info.get('tie_order')}|"
+                     f"{self.info.get('tie_seed')}|n_items={self.n_items}"]
+            parts += [np.ascontiguousarray(self.train[c].to_numpy(), dtype=np.int64)
+                      for c in ("session_id", "item_id", "timestamp")]
+            cases = [self.test] + ([self.validation] if self.validation is not None else [])
+            for p in cases:
+                parts += [np.ascontiguousarray(a, dtype=np.int64)
+                          for a in (p.session_ids, p.indptr, p.items, p.targets)]
+            parts += [np.ascontiguousarray(self.item_counts.index.to_numpy(), dtype=np.int64),
+                      np.ascontiguousarray(self.item_counts.to_numpy(), dtype=np.int64)]
+            self._fingerprint = short_hash(*parts)
+        return self._fingerprint
+
+    def sample_test(self, n: int | None, seed: int = 0) -> "Split":
+        """This split with a seeded random sample of ``n`` evaluation cases (quick runs).
+        ``None`` or 0 keeps every case. The sample size and seed are recorded in ``info``
+        (``test_sample``, ``test_sample_seed``), so they enter the run's setting and label,
+        and the fingerprint changes with the cases."""
+        if not n or n >= len(self.test):
+            return self
+        info = {**self.info, "test_sample": int(n), "test_sample_seed": int(seed)}
+        return replace(self, test=self.test.sample(n, seed=seed), info=info, _fingerprint=None)
+
+    def sample_train(self, n: int | None, seed: int = 0) -> "Split":
+        """This split trained on a seeded random sample of ``n`` whole train sessions (CI and
+        quick runs; the evaluation cases stay). Recorded as ``info["train_sample"]`` and
+        ``info["train_sample_seed"]``."""
+        ids = np.unique(self.train["session_id"].to_numpy())
+        if not n or n >= len(ids):
+            return self
+        keep = np.random.default_rng(seed).choice(ids, size=int(n), replace=False)
+        train = self.train.loc[self.train["session_id"].isin(keep)].reset_index(drop=True)
+        info = {**self.info, "train_sample": int(n), "train_sample_seed": int(seed)}
+        return replace(self, train=train, info=info, _fingerprint=None)
+
+    def require_cases(self) -> None:
+        """Raise :class:`EmptyEvaluationError` when there is no evaluation case, saying how many
+        sessions each step of the protocol dropped (an empty evaluation is never a result)."""
+        if len(self.test):
+            return
+        i = {**self.info.get("counts", {}), **self.info}
+        steps = [f"{i.get('sessions', '?')} sessions in the data"]
+        if self.protocol.startswith("temporal"):
+            steps.append(f"{i.get('test_sessions_before_filter', '?')} in the test period")
+            steps.append(f"{i.get('test_sessions_dropped_short', '?')} of them dropped for having fewer than 2 "
+                         "interactions")
+            steps.append(f"{i.get('test_sessions_dropped_unseen', '?')} more dropped for having fewer than 2 items "
+                         "after removing items never seen in train")
+        elif self.protocol == "loo":
+            steps.append(f"{i.get('loo_sessions_too_short', '?')} dropped for having fewer than "
+                         f"{i.get('loo_min_session_length', 3)} interactions")
+            steps.append(f"{i.get('loo_cases_dropped_unseen', '?')} more dropped because no prompt item was seen "
+                         "in train")
+        if i.get("test_sample"):
+            steps.append(f"then a sample of {i['test_sample']} cases was drawn")
+        raise EmptyEvaluationError(
+            f"{self.protocol} split of dataset {i.get('dataset')!r} has no evaluation case: " + "; ".join(steps)
+            + ". Sessions need at least 2 interactions (the prompt and the target).")
 
     @property
     def train_items(self) -> np.ndarray:
@@ -228,14 +285,19 @@ def make_split(
         "tie_order": tie_order,
         "tie_seed": tie_seed if tie_order == "shuffle" else None,
     }
-    common = dict(n_items=dataset.n_items, item_counts=dataset.item_counts())
+    common = dict(n_items=dataset.n_items, item_counts=dataset.item_counts(),
+                  catalog=np.unique(dataset.interactions["item_id"].to_numpy()))
+    n_sessions = int(inter["session_id"].nunique())
     if protocol == "temporal":
         train_ids, test_ids = temporal_train_test(inter, test_frac)
         train = _select(inter, train_ids)
         test_df = _select(inter, test_ids)
         test = sessions_to_prompts(test_df, known_items=np.unique(train["item_id"].to_numpy()))
+        n_short = int((test_df.groupby("session_id").size() < 2).sum())
         info.update(test_frac=test_frac, test_sessions_before_filter=len(test_ids))
-        return Split(train=train, test=test, protocol="temporal", info=info, **common)
+        counts = dict(sessions=n_sessions, test_sessions_dropped_short=n_short,
+                      test_sessions_dropped_unseen=len(test_ids) - n_short - len(test))
+        return Split(train=train, test=test, protocol="temporal", info={**info, "counts": counts}, **common)
     return _leave_one_out(inter, info, common)
 
 
@@ -254,10 +316,13 @@ def _leave_one_out(inter: pd.DataFrame, info: dict, common: dict) -> Split:
     # Targets are kept even when unseen in train (a sure miss, as in the LOO literature, whose
     # numbers count every user); prompt items unseen in train are removed so that every model
     # sees only known items, as under the temporal protocol.
+    n_long = len(test)
     test = _filter_cases(test, known, filter_targets=False)
     val = _filter_cases(val, known, filter_targets=False)
     info.update(loo_min_session_length=3)
-    return Split(train=train, test=test, validation=val, protocol="loo", info=info, **common)
+    counts = dict(sessions=len(starts), loo_sessions_too_short=int((lens < 3).sum()),
+                  loo_cases_dropped_unseen=n_long - len(test))
+    return Split(train=train, test=test, validation=val, protocol="loo", info={**info, "counts": counts}, **common)
 
 
 def _filter_cases(p: Prompts, known: np.ndarray, filter_targets: bool = True) -> Prompts:
@@ -295,6 +360,7 @@ def temporal_folds(split: Split, n_folds: int = 3) -> list[Split]:
                 n_items=split.n_items,
                 item_counts=split.item_counts,
                 info=info,
+                catalog=split.catalog,
             )
         )
     return folds
@@ -320,6 +386,7 @@ def inner_validation_split(
 
 
 __all__ = [
+    "EmptyEvaluationError",
     "PROTOCOLS",
     "Prompts",
     "Split",

@@ -15,23 +15,29 @@ A plan is YAML::
         tag: vsknn                       # optional: distinguishes several runs of one notebook
         parameters: {MODELS: [V-SKNN], SEEDS: [0, 1, 2]}
 
-Each run writes the executed notebook to ``<results>/<DATASET>/notebooks/<name>[__<tag>].ipynb``
-and a ``.done.json`` marker holding the hash of its parameters. A run whose marker matches is
-skipped, so an interrupted study resumes with the first unfinished run (and the notebooks
-themselves skip seeds already stored under ``runs/``). ``--force`` reruns everything.
+Each run writes the executed notebook to ``<results>/<dataset>/notebooks/<name>[__<tag>].ipynb``
+(``<dataset>`` is the dataset's folder name, also when DATASET is a path: results never go into a
+data folder) and a ``.done.json`` marker holding the hash of its parameters and the notebook's
+cell sources, taken with the results folder *relative to the project* (so a marker means the same
+in every clone). A run whose marker matches is skipped, so an interrupted study resumes with the
+first unfinished run (and the notebooks themselves skip seeds already stored under ``runs/``).
+``--force`` reruns everything. A failed run prints the notebook's error (type, message, cell)
+and the executed notebook's path, and the study goes on with the next run.
 """
 from __future__ import annotations
 
 import argparse
 import fnmatch
 import json
+import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from .utils import PROJECT_ROOT, atomic_write_text, config_id, git_commit
+from .utils import PROJECT_ROOT, atomic_write_text, git_commit, short_hash
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
@@ -56,7 +62,7 @@ def load_plan(path: str | Path) -> dict:
 def _source_hash(path: Path) -> str:
     """Hash of a notebook's cell sources (not its outputs or metadata)."""
     nb = json.loads(Path(path).read_text())
-    return config_id(["".join(c.get("source", "")) for c in nb.get("cells", [])])
+    return short_hash(["".join(c.get("source", "")) for c in nb.get("cells", [])])
 
 
 def expand_runs(plan: dict, results_root: Path) -> list[dict]:
@@ -67,19 +73,44 @@ def expand_runs(plan: dict, results_root: Path) -> list[dict]:
         params = {**defaults, **(run.get("parameters") or {})}
         dataset = params.get("DATASET", "beauty")
         params.setdefault("DATASET", dataset)
-        params["RESULTS_DIR"] = str(results_root / dataset)
+        results = Path(results_root) / Path(str(dataset)).name  # a folder path: its name
+        params["RESULTS_DIR"] = str(results)
         name = run["notebook"] + (f"__{run['tag']}" if run.get("tag") else "")
-        out_nb = results_root / dataset / "notebooks" / f"{name}.ipynb"
+        out_nb = results / "notebooks" / f"{name}.ipynb"
+        # the marker's hash: parameters with the results folder relative to the project, the
+        # notebook's cell sources (a changed notebook reruns; stored seeds still load)
+        key_params = {**params, "RESULTS_DIR": _relative(results)}
         out.append({
             "name": name,
             "input": NOTEBOOK_DIR / f"{run['notebook']}.ipynb",
             "output": out_nb,
             "marker": out_nb.with_suffix(".done.json"),
             "parameters": params,
-            # a changed notebook reruns too (stored seeds still load, so that is cheap)
-            "params_id": config_id({**params, "_notebook": _source_hash(NOTEBOOK_DIR / f"{run['notebook']}.ipynb")}),
+            "params_id": short_hash(key_params, _source_hash(NOTEBOOK_DIR / f"{run['notebook']}.ipynb")),
         })
     return out
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the project when inside it (else as given), with / separators."""
+    p = Path(path).resolve()
+    try:
+        return p.relative_to(PROJECT_ROOT.resolve()).as_posix()
+    except ValueError:
+        return os.path.relpath(p, PROJECT_ROOT.resolve()).replace(os.sep, "/")
+
+
+def failure_message(exc: Exception, output: Path) -> str:
+    """What went wrong in a notebook run: the exception type, message and cell of the
+    notebook's error (papermill's), the last traceback lines, and the executed notebook."""
+    ename = getattr(exc, "ename", None)
+    if ename is not None:  # papermill.PapermillExecutionError
+        tb = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in (getattr(exc, "traceback", None) or [])]
+        tail = "\n".join(tb[-6:])
+        head = (f"{ename}: {getattr(exc, 'evalue', '')} (cell {getattr(exc, 'exec_count', '?')}, "
+                f"index {getattr(exc, 'cell_index', '?')})")
+        return f"{head}\n{tail}\n   executed notebook: {output}"
+    return f"{type(exc).__name__}: {exc}\n   executed notebook (may be partial): {output}"
 
 
 def is_done(run: dict) -> bool:
@@ -147,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             tqdm.write(f"   done in {wall:.0f} s -> {r['output']}")
         except Exception as e:  # keep going: the other runs are independent
             failures.append((r["name"], e))
-            tqdm.write(f"   FAILED: {type(e).__name__}: {str(e)[:500]}")
+            tqdm.write(f"   FAILED: {failure_message(e, r['output'])}")
     if failures:
         print(f"{len(failures)} run(s) failed: {[n for n, _ in failures]} (rerun to resume)")
         return 1

@@ -12,8 +12,17 @@ from rec_utils.data import load_dataset
 from rec_utils.evaluation import run_seeds
 from rec_utils.metrics import METRIC_COLUMNS
 from rec_utils.models import build_model
+from rec_utils.setting import Setting
 from rec_utils.split import make_split
 from rec_utils.study import expand_runs, is_done, load_plan
+
+
+def sknn_setting(split, **overrides):
+    return Setting.of("SKNN", split, config={"k": 2, **overrides}, preset=None, overrides=overrides)
+
+
+def pop_setting(split):
+    return Setting.of("MostPopular", split, preset=None)
 
 
 @pytest.fixture
@@ -34,16 +43,17 @@ def counting_sknn(fits, **config):
 def test_run_seeds_stores_runs_and_resumes(tiny_split, tmp_path):
     fits = []
     make = counting_sknn(fits)
-    kw = dict(model_name="SKNN", config={"k": 2}, notebook="nb", out_dir=tmp_path, seeds=[0, 1])
-    runs = run_seeds(make, tiny_split, **kw)
+    kw = dict(notebook="nb", out_dir=tmp_path, seeds=[0, 1])
+    runs = run_seeds(make, tiny_split, sknn_setting(tiny_split), **kw)
     assert fits == [0, 1] and len(runs) == 2
-    stored = list((tmp_path / "runs" / "nb").glob("*.json"))
-    assert len(stored) == 2 and len(list((tmp_path / "runs" / "nb").glob("*.npz"))) == 2
+    stored = list((tmp_path / "runs" / "SKNN").glob("*.json"))
+    assert len(stored) == 2 and len(list((tmp_path / "runs" / "SKNN").glob("*.npz"))) == 2
     rec = json.loads(stored[0].read_text())
-    for key in ("split_fingerprint", "git_commit", "wall_s", "device", "config", "resolved_config", "seed", "metrics"):
+    for key in ("split_fingerprint", "git_commit", "wall_s", "device", "config", "resolved_config", "seed", "metrics",
+                "setting", "setting_id"):
         assert key in rec
     assert rec["resolved_config"]["sample_size"] == 3, "defaults and given values are both stored"
-    again = run_seeds(make, tiny_split, **kw)
+    again = run_seeds(make, tiny_split, sknn_setting(tiny_split), **kw)
     assert fits == [0, 1], "stored runs are loaded, not recomputed"
     assert [r["metrics"] for r in again] == [r["metrics"] for r in runs]
     npz = np.load(stored[0].with_suffix(".npz"))
@@ -54,25 +64,26 @@ def test_run_seeds_reruns_when_a_default_changed(tiny_split, tmp_path):
     """The run key is the *given* config; a changed code default (here sample_size, not part of
     the given config) must not silently reuse the stored run."""
     fits = []
-    kw = dict(model_name="SKNN", config={"k": 2}, notebook="nb", out_dir=tmp_path, seeds=[0])
-    run_seeds(counting_sknn(fits), tiny_split, **kw)
+    kw = dict(notebook="nb", out_dir=tmp_path, seeds=[0])
+    setting = sknn_setting(tiny_split)
+    run_seeds(counting_sknn(fits), tiny_split, setting, **kw)
     with pytest.warns(UserWarning, match="sample_size"):
-        rerun = run_seeds(counting_sknn(fits, sample_size=4), tiny_split, **kw)
+        rerun = run_seeds(counting_sknn(fits, sample_size=4), tiny_split, setting, **kw)
     assert fits == [0, 0] and rerun[0]["resolved_config"]["sample_size"] == 4
-    stored = json.loads(next((tmp_path / "runs" / "nb").glob("*.json")).read_text())
+    stored = json.loads(next((tmp_path / "runs" / "SKNN").glob("*.json")).read_text())
     assert stored["resolved_config"]["sample_size"] == 4, "the stale run is replaced"
     # a run stored before resolved configs existed is accepted as it is
     del stored["resolved_config"]
-    next((tmp_path / "runs" / "nb").glob("*.json")).write_text(json.dumps(stored))
-    run_seeds(counting_sknn(fits), tiny_split, **kw)
+    next((tmp_path / "runs" / "SKNN").glob("*.json")).write_text(json.dumps(stored))
+    run_seeds(counting_sknn(fits), tiny_split, setting, **kw)
     assert fits == [0, 0]
 
 
 def test_summary_rows_mean_sd_and_best_of_n(tiny_split, tmp_path):
-    runs = run_seeds(lambda s: build_model("MostPopular"), tiny_split, model_name="MostPopular",
-                     config={}, notebook="nb", out_dir=tmp_path, seeds=[0])
+    runs = run_seeds(lambda s: build_model("MostPopular"), tiny_split, pop_setting(tiny_split),
+                     notebook="nb", out_dir=tmp_path, seeds=[0])
     fake = [dict(runs[0], seed=i, metrics={**runs[0]["metrics"], "ndcg@20": v}) for i, v in enumerate([0.1, 0.3, 0.2])]
-    table = results.record(fake, tmp_path)
+    table = results.update_summary(results.summary_rows(fake), tmp_path)
     assert set(results.SUMMARY_COLUMNS) <= set(table.columns)
     mean = table[table["aggregate"] == "mean"].iloc[0]
     assert mean["n_seeds"] == 3 and mean["ndcg@20"] == pytest.approx(0.2) and mean["ndcg@20_sd"] == pytest.approx(0.1)
@@ -80,23 +91,23 @@ def test_summary_rows_mean_sd_and_best_of_n(tiny_split, tmp_path):
     assert best["ndcg@20"] == pytest.approx(0.3) and str(best["seeds"]) == "1"
     # a rerun with one seed replaces both rows of that key; other models stay
     other = [dict(runs[0], model="Other")]
-    results.record(other, tmp_path)
-    table = results.record(fake[:1], tmp_path)
+    results.update_summary(results.summary_rows(other), tmp_path)
+    table = results.update_summary(results.summary_rows(fake[:1]), tmp_path)
     assert sorted(table["model"]) == ["MostPopular", "Other"]
     assert table[table["model"] == "MostPopular"]["aggregate"].tolist() == ["mean"]
     assert not list(tmp_path.glob(".summary.csv.*.tmp")), "no temporary files left behind"
 
 
 def test_mixed_fingerprints_are_refused(tiny_split, tmp_path):
-    runs = run_seeds(lambda s: build_model("MostPopular"), tiny_split, model_name="MostPopular",
-                     config={}, notebook="nb", out_dir=tmp_path, seeds=[0])
+    runs = run_seeds(lambda s: build_model("MostPopular"), tiny_split, pop_setting(tiny_split),
+                     notebook="nb", out_dir=tmp_path, seeds=[0])
     with pytest.raises(ValueError, match="mix split fingerprints"):
         results.summary_rows([runs[0], dict(runs[0], split_fingerprint="other")])
 
 
 def test_every_metric_column_is_written(tiny_split, tmp_path):
-    runs = run_seeds(lambda s: build_model("MostPopular"), tiny_split, model_name="MostPopular",
-                     config={}, notebook="nb", out_dir=tmp_path, seeds=[0])
+    runs = run_seeds(lambda s: build_model("MostPopular"), tiny_split, pop_setting(tiny_split),
+                     notebook="nb", out_dir=tmp_path, seeds=[0])
     table = results.record(runs, tmp_path)
     assert table[list(METRIC_COLUMNS)].notna().all().all()
 
@@ -127,11 +138,24 @@ def test_bad_plan_is_a_clear_error(tmp_path):
         load_plan(p)
 
 
-def test_runs_like_collects_every_stored_seed_of_one_configuration(tiny_split, tmp_path):
-    kw = dict(model_name="SKNN", notebook="nb", out_dir=tmp_path)
-    a = run_seeds(lambda s: build_model("SKNN", k=2, sample_size=3, seed=s), tiny_split, config={"k": 2}, seeds=[0], **kw)
-    run_seeds(lambda s: build_model("SKNN", k=2, sample_size=3, seed=s), tiny_split, config={"k": 2}, seeds=[1], **kw)
-    run_seeds(lambda s: build_model("SKNN", k=3, sample_size=3, seed=s), tiny_split, config={"k": 3}, seeds=[0], **kw)
-    run_seeds(lambda s: build_model("SKNN", k=2, sample_size=3, seed=s), tiny_split, config={"k": 2}, seeds=[2],
-              variant="other", **kw)
-    assert sorted(r["seed"] for r in results.runs_like(a[0], tmp_path)) == [0, 1]
+def test_record_aggregates_every_stored_seed_of_a_setting(tiny_folder, tmp_path):
+    """Two plan entries of one setting (seeds 0-1, then 2-3) make one four-seed row; other
+    settings (another k, a tie-order spread label) stay separate rows."""
+    tiny_split = make_split(load_dataset(tiny_folder), "loo")  # default ties: the main row has no label
+    kw = dict(notebook="nb", out_dir=tmp_path)
+    make = lambda k: (lambda s: build_model("SKNN", k=k, sample_size=3, seed=s))
+    a = run_seeds(make(2), tiny_split, sknn_setting(tiny_split), seeds=[0, 1], **kw)
+    results.record(a, tmp_path)
+    b = run_seeds(make(2), tiny_split, sknn_setting(tiny_split), seeds=[2, 3], **kw)
+    table = results.record(b, tmp_path)
+    mean = table[table["aggregate"] == "mean"]
+    assert mean["n_seeds"].tolist() == [4] and mean["seeds"].tolist() == ["0 1 2 3"]
+    c = run_seeds(make(3), tiny_split, sknn_setting(tiny_split, k=3), seeds=[0], **kw)
+    spread = Setting.of("SKNN", tiny_split, config={"k": 2}, label_fields=["ties"])
+    d = run_seeds(make(2), tiny_split, spread, seeds=[0], **kw)
+    table = results.record(c + d, tmp_path)
+    mean = table[table["aggregate"] == "mean"].set_index("variant")
+    assert mean.loc["", "n_seeds"] == 4 and mean.loc["k=3", "n_seeds"] == 1
+    assert mean.loc["tie_order=shuffle,tie_seed=0", "n_seeds"] == 4, "a spread run is labelled, and reuses the main runs"
+    assert [r["seed"] for r in results.find_runs(tmp_path, setting=a[0]["setting_id"])] == [0, 1, 2, 3]
+    assert len(results.find_runs(tmp_path, model="SKNN", tie_order="shuffle")) == 5

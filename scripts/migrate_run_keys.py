@@ -1,0 +1,232 @@
+"""One-time migration of stored results to structured run identity and content fingerprints.
+
+Before: ``runs/<notebook>/<model>__<protocol>__<config_id>__seed<seed>.json``, keyed by the given
+config (with the row label smuggled in as ``config["_variant"]``) and checked against a split
+fingerprint that hashed only the train *session ids* (so changed train rows went unnoticed).
+After: ``runs/<model>/<protocol>__<setting_id>__<fingerprint>__seed<seed>.json`` with the run's
+:class:`~rec_utils.setting.Setting` stored as a dict and the new content fingerprint
+(:attr:`rec_utils.split.Split.fingerprint`).
+
+For every stored run the script rebuilds its split from the data in ``data/``, recomputes the
+**old** fingerprint and refuses to migrate a run whose data changed since (old fingerprint
+differs); derives the setting (model, config, preset, overrides, ties, ...) from the record,
+checks that the label derived from it equals the stored row label, and moves the run's JSON and
+NPZ to the new key (nothing is retrained, nothing is deleted: every file is moved). Then every
+``*fingerprint*`` column of the CSV files under ``results/<dataset>/`` and the fold fingerprints
+of grid CSVs are mapped old → new, and summary.csv rows get their ``setting_id``/``setting``.
+
+    python scripts/migrate_run_keys.py --dry-run     # report what would change, write nothing
+    python scripts/migrate_run_keys.py               # migrate
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rec_utils.data import load_dataset
+from rec_utils.results import RESULTS_ROOT, SUMMARY_COLUMNS, TEXT_COLUMNS, run_path
+from rec_utils.setting import Setting
+from rec_utils.split import make_split, temporal_folds
+from rec_utils.utils import atomic_write_bytes, atomic_write_text, canonical_json
+
+NOT_LABEL_KEYS = {"tie_order", "tie_seed", "preset", "train_sessions", "test_sessions"}
+SEARCHED_MODELS = {"LLMSeqSim", "SKNNEmb"}  # notebook 04: the row without a label is the search winner
+RUNTIME_KEYS = {"device"}  # left the configs (a runtime setting)
+
+
+def v1_fingerprint(split) -> str:
+    """The fingerprint the stored runs were made with (hashed the train session ids only)."""
+    h = hashlib.sha256()
+    h.update(f"{split.protocol}|{split.info.get('dataset')}|{split.info.get('tie_order')}|"
+             f"{split.info.get('tie_seed')}".encode())
+    for arr in (np.unique(split.train["session_id"].to_numpy()), split.test.session_ids, split.test.indptr,
+                split.test.items, split.test.targets):
+        h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
+    return h.hexdigest()[:12]
+
+
+class Splits:
+    """Splits rebuilt from the data, with their old and new fingerprints (memoised)."""
+
+    def __init__(self):
+        self._data, self._splits = {}, {}
+        self.fp_map: dict[str, str] = {}
+
+    def get(self, dataset: str, protocol: str, tie_order: str, tie_seed):
+        key = (dataset, protocol, tie_order, tie_seed)
+        if key not in self._splits:
+            if dataset not in self._data:
+                self._data[dataset] = load_dataset(dataset)
+            s = make_split(self._data[dataset], protocol, tie_order=tie_order, tie_seed=tie_seed or 0)
+            self._splits[key] = s
+            self.fp_map[v1_fingerprint(s)] = s.fingerprint
+            if protocol == "temporal":
+                for f in temporal_folds(s, 3):
+                    self.fp_map[v1_fingerprint(f)] = f.fingerprint
+        return self._splits[key]
+
+
+def label_keys(variant: str) -> list[str]:
+    return [p.split("=", 1)[0] for p in variant.split(",") if "=" in p]
+
+
+def derive_setting(rec: dict, split) -> Setting:
+    """The setting of a stored run, from its notebook's conventions at the time it was made."""
+    model, variant, protocol = rec["model"], rec.get("variant") or "", rec["protocol"]
+    config = {k: v for k, v in rec["config"].items() if k != "_variant" and k not in RUNTIME_KEYS}
+    keys = label_keys(variant)
+    preset = next((p.split("=", 1)[1] for p in variant.split(",") if p.startswith("preset=")), None)
+    label_fields = []
+    if variant.startswith("tie_order=") and (split.info["tie_order"], split.info["tie_seed"]) == ("shuffle", 0):
+        label_fields.append("ties")  # a tie-order spread run at the default tie order
+    selected_by = None
+    if model in SEARCHED_MODELS:
+        if preset is not None:
+            label_fields.append("preset")
+        else:
+            selected_by = "validation grid"
+    elif preset is None:
+        preset = "beauty-loo" if protocol == "loo" and rec["notebook"] == "02_sequential" else "beauty"
+    overrides = {k: config[k] for k in keys if k not in NOT_LABEL_KEYS and k in config}
+    return Setting.of(model, split, preset=preset, overrides=overrides, config=config, selected_by=selected_by,
+                      label_fields=label_fields)
+
+
+def migrate(root: Path, dry_run: bool) -> int:
+    splits = Splits()
+    moves, problems, stats = [], [], Counter()
+    for path in sorted(root.glob("*/runs/*/*.json")):
+        rec = json.loads(path.read_text())
+        if "setting" in rec:
+            stats["already migrated"] += 1
+            continue
+        info = rec["split_info"]
+        if any(k in info for k in ("test_sample", "train_sample", "sample_train_sessions")) or \
+                rec["n_test_sessions"] != len(splits.get(rec["dataset"], rec["protocol"], info["tie_order"],
+                                                         info.get("tie_seed")).test):
+            problems.append(f"{path}: a sampled run; not migrated automatically")
+            continue
+        split = splits.get(rec["dataset"], rec["protocol"], info["tie_order"], info.get("tie_seed"))
+        old_fp = v1_fingerprint(split)
+        if rec["split_fingerprint"] != old_fp:
+            problems.append(f"{path}: stored fingerprint {rec['split_fingerprint']} != recomputed {old_fp}: "
+                            "the data changed since this run; it is left where it is")
+            continue
+        setting = derive_setting(rec, split)
+        if setting.label != (rec.get("variant") or ""):
+            problems.append(f"{path}: derived label {setting.label!r} != stored {rec.get('variant')!r}")
+            continue
+        new = {**rec, "setting": setting.to_dict(), "setting_id": setting.id, "config": setting.config,
+               "split_fingerprint": split.fingerprint, "split_fingerprint_v1": old_fp, "variant": setting.label}
+        target = run_path(root / rec["dataset"], setting, split.fingerprint, rec["seed"])
+        moves.append((path, target, new))
+        stats["runs to migrate"] += 1
+    moves, duplicates = dedupe(moves, problems)
+    stats["identical copies dropped"] = len(duplicates)
+    for p in problems:
+        print("PROBLEM", p)
+    print(dict(stats), f"{len(problems)} problem(s)")
+    print("fingerprints old -> new:", json.dumps(splits.fp_map, indent=1))
+    if dry_run:
+        for src, dst, _ in moves[:5]:
+            print(f"  {src.relative_to(root)} -> {dst.relative_to(root)}")
+        return 1 if problems else 0
+    if problems:
+        print("nothing written: fix the problems first")
+        return 1
+    for src in duplicates:
+        src.with_suffix(".npz").unlink(missing_ok=True)
+        src.unlink()
+    for src, dst, new in moves:
+        atomic_write_text(dst, json.dumps(new, indent=1, sort_keys=True))
+        npz = src.with_suffix(".npz")
+        if npz.is_file():
+            atomic_write_bytes(dst.with_suffix(".npz"), npz.read_bytes())
+            npz.unlink()
+        src.unlink()
+    for d in sorted(root.glob("*/runs/*"), reverse=True):
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    migrate_tables(root, splits.fp_map, [new for _, _, new in moves])
+    return 0
+
+
+def dedupe(moves: list, problems: list) -> tuple[list, list]:
+    """Runs that map to one key are one computation stored twice (a tie-order spread run at the
+    default ties next to the main run: the label is not part of the key any more). They are
+    merged only when their metrics and top-k lists are identical (else a problem); the copy
+    with the empty label is kept."""
+    by_target: dict = {}
+    for m in moves:
+        by_target.setdefault(m[1], []).append(m)
+    kept, dropped = [], []
+    for target, group in by_target.items():
+        group = sorted(group, key=lambda m: (m[2]["variant"] != "", m[0].name))
+        first = group[0]
+        for other in group[1:]:
+            same = other[2]["metrics"] == first[2]["metrics"]
+            a, b = first[0].with_suffix(".npz"), other[0].with_suffix(".npz")
+            if same and a.is_file() and b.is_file():
+                with np.load(a) as za, np.load(b) as zb:
+                    same = np.array_equal(za["recs"], zb["recs"])
+            if same:
+                dropped.append(other[0])
+                print(f"identical copy of {first[0].name}: {other[0].name} (label {other[2]['variant']!r})")
+            else:
+                problems.append(f"{other[0]} and {first[0]} map to {target} but differ")
+        kept.append(first)
+    return kept, dropped
+
+
+def migrate_tables(root: Path, fp_map: dict, runs: list[dict]) -> None:
+    """Map every fingerprint column of the result CSVs old -> new; give summary rows their setting."""
+    by_row = {(r["notebook"], r["model"], r.get("variant") or "", r["protocol"], r["split_fingerprint_v1"]): r
+              for r in runs}
+    for r in runs:  # rows of merged identical copies: same setting, labelled as the row was
+        if r["model"] in SEARCHED_MODELS or r["notebook"] == "01_baselines":
+            spread = (r["notebook"], r["model"], "tie_order=shuffle,tie_seed=0", r["protocol"], r["split_fingerprint_v1"])
+            by_row.setdefault(spread, r)
+    for csv in sorted(root.glob("*/**/*.csv")):
+        df = pd.read_csv(csv, dtype=TEXT_COLUMNS | {"fold_fingerprint": str, "fingerprint": str})
+        cols = [c for c in df.columns if "fingerprint" in c]
+        if not cols:
+            continue
+        if csv.name == "summary.csv":
+            df["variant"] = df["variant"].fillna("")
+            keys = list(zip(df["notebook"], df["model"], df["variant"], df["protocol"], df["split_fingerprint"]))
+            missing = [k for k in keys if k not in by_row]
+            if missing:
+                raise SystemExit(f"{csv}: rows without a migrated run: {missing[:3]}")
+            df["setting_id"] = [by_row[k]["setting_id"] for k in keys]
+            df["setting"] = [canonical_json(by_row[k]["setting"]) for k in keys]
+            df["config"] = [json.dumps(by_row[k]["config"], sort_keys=True, default=str) for k in keys]
+            df = df.drop(columns=["config_id"], errors="ignore")
+            df = df.reindex(columns=list(SUMMARY_COLUMNS) + [c for c in df.columns if c not in SUMMARY_COLUMNS])
+        for c in cols:
+            df[c] = df[c].map(lambda v: fp_map.get(v, v) if isinstance(v, str) else v)
+        new_name = csv.name
+        for old, new in fp_map.items():
+            new_name = new_name.replace(old, new)
+        atomic_write_text(csv.with_name(new_name), df.to_csv(index=False, float_format="%.6g" if csv.name == "summary.csv" else None))
+        if new_name != csv.name:
+            csv.unlink()
+        print("migrated", csv.relative_to(root), "->", new_name)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dry-run", action="store_true", help="report only, write nothing")
+    ap.add_argument("--root", default=str(RESULTS_ROOT), help="results root (default results/)")
+    args = ap.parse_args(argv)
+    return migrate(Path(args.root), args.dry_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
