@@ -4,7 +4,10 @@
     python -m rec_utils.report --check    # exit 1 if README.md is out of date
 
 README.md holds blocks delimited by ``<!-- BEGIN generated:NAME -->`` / ``<!-- END generated:NAME -->``;
-each NAME is produced by a function below.
+each NAME is produced by a ``table_*`` function below, which returns a DataFrame (or a note when
+there is nothing to show yet); Markdown is only the rendering (:func:`to_markdown`). Rows are
+selected by what they are (model family, protocol, label), never by the notebook that wrote
+them; where one label has rows of several split fingerprints (the data changed), the latest wins.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import METRIC_COLUMNS
+from .models import model_family
 from .paper import PAPER_NAMES, paper_results
 from .results import RESULTS_ROOT, read_summary
 from .utils import PROJECT_ROOT
@@ -32,6 +36,16 @@ def _fmt(x, sd=None, digits=4) -> str:
     if sd is not None and not (isinstance(sd, float) and np.isnan(sd)) and sd > 0:
         s += f" ± {sd:.{digits}f}"
     return s
+
+
+def to_markdown(table: pd.DataFrame | str) -> str:
+    """A table as GitHub Markdown (a note string passes through); ``table.attrs["note"]`` is
+    appended as an italic line."""
+    if isinstance(table, str):
+        return table
+    out = _md(table)
+    note = table.attrs.get("note")
+    return out + (f"\n\n_{note}_" if note else "")
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -51,24 +65,31 @@ def _delta(ours: float, theirs: float) -> str:
     return f"{(ours - theirs) / theirs:+.0%}" if theirs == theirs else "–"
 
 
-def _mean_rows(dataset: str, protocol: str) -> pd.DataFrame:
+def summary(dataset: str) -> pd.DataFrame:
+    """The dataset's summary rows, the latest per (model, protocol, label, aggregate) when a
+    label has rows of several split fingerprints (older data), with a ``family`` column."""
     s = read_summary(RESULTS_ROOT / dataset)
     if s.empty:
         return s
     s["variant"] = s["variant"].fillna("")
+    s = s.sort_values("created", kind="stable").drop_duplicates(["model", "protocol", "variant", "aggregate"], keep="last")
+    return s.sort_index().assign(family=s["model"].map(model_family))
+
+
+def _mean_rows(dataset: str, protocol: str) -> pd.DataFrame:
+    s = summary(dataset)
+    if s.empty:
+        return s
     return s[(s["protocol"] == protocol) & (s["aggregate"] == "mean")]
-
-
-NEURAL_NOTEBOOK = "02_sequential"
 
 
 def _is_tie_spread_row(s: pd.DataFrame) -> pd.Series:
     """Rows the tie-order table shows: the baselines' and LLMSeqSim's temporal tie variants
     (the neural models' tie variants are in the neural sensitivity table)."""
-    return (s["protocol"] == "temporal") & s["variant"].str.startswith("tie_order=") & (s["notebook"] != NEURAL_NOTEBOOK)
+    return (s["protocol"] == "temporal") & s["variant"].str.startswith("tie_order=") & (s["family"] != "neural")
 
 
-def table_metrics(dataset: str = "beauty", protocol: str = "temporal") -> str:
+def table_metrics(dataset: str = "beauty", protocol: str = "temporal") -> pd.DataFrame | str:
     """All twelve metrics (mean ± sd over seeds) for every model of a protocol."""
     s = _mean_rows(dataset, protocol)
     if s.empty:
@@ -86,15 +107,14 @@ def table_metrics(dataset: str = "beauty", protocol: str = "temporal") -> str:
             row[f"{SHORT[m]}@{k}"] = _fmt(r[c], sd, digits)
         row["split"] = r["split_fingerprint"]
         rows.append(row)
-    return _md(pd.DataFrame(rows))
+    return pd.DataFrame(rows)
 
 
-def table_vs_paper(dataset: str = "beauty") -> str:
+def table_vs_paper(dataset: str = "beauty") -> pd.DataFrame | str:
     """Ours (mean ± sd, and best of n on test) next to the paper's §9 values, temporal protocol."""
-    s = read_summary(RESULTS_ROOT / dataset)
+    s = summary(dataset)
     if s.empty:
         return "_No results yet._"
-    s["variant"] = s["variant"].fillna("")
     s = s[(s["protocol"] == "temporal") & (s["variant"] == "")]
     paper = paper_results(dataset, section=None)
     rows = []
@@ -116,20 +136,18 @@ def table_vs_paper(dataset: str = "beauty") -> str:
         rows.append(row)
     if not rows:
         return "_No temporal results yet._"
-    df = pd.DataFrame(rows).sort_values("ndcg@20 ours", ascending=False)
-    return _md(df)
+    return pd.DataFrame(rows).sort_values("ndcg@20 ours", ascending=False)
 
 
-def table_tie_order(dataset: str = "beauty") -> str:
+def table_tie_order(dataset: str = "beauty") -> pd.DataFrame | str:
     """NDCG@10/@20 over tie seeds (mean ± sd) and with the file's order: the baselines' spread
     from 01 (``tie_order_sensitivity.csv``) and every ``tie_order=...`` variant row of summary.csv."""
     frames = []
     path = RESULTS_ROOT / dataset / "tie_order_sensitivity.csv"
     if path.is_file():
         frames.append(pd.read_csv(path)[["model", "tie_order", "ndcg@10", "ndcg@20"]])
-    s = read_summary(RESULTS_ROOT / dataset)
+    s = summary(dataset)
     if not s.empty:
-        s["variant"] = s["variant"].fillna("")
         v = s[(s["aggregate"] == "mean") & _is_tie_spread_row(s)]
         if len(v):
             order = v["variant"].str.extract(r"tie_order=(\w+)")[0]
@@ -149,17 +167,17 @@ def table_tie_order(dataset: str = "beauty") -> str:
             row[f"{c} file order"] = _fmt(fi[c].iloc[0]) if len(fi) else "–"
             row[f"{c} paper"] = _fmt(_paper_value(paper, model, c))
         rows.append(row)
-    return _md(pd.DataFrame(rows))
+    return pd.DataFrame(rows)
 
 
-def table_neural_sensitivity(dataset: str = "beauty") -> str:
+def table_neural_sensitivity(dataset: str = "beauty") -> pd.DataFrame | str:
     """The neural models on the temporal split under each setting that was run (notebook 02):
     the paper's configuration (variant "", shuffled ties, per-item bias) and its labelled
     variants (tie order, head bias, training budgets, ...), next to the paper's NDCG@10."""
     s = _mean_rows(dataset, "temporal")
     if s.empty:
         return "_No results yet._"
-    s = s[s["notebook"] == NEURAL_NOTEBOOK]
+    s = s[s["family"] == "neural"]
     if s.empty:
         return "_Run notebook 02 (`make study PLAN=paper`) for the neural models._"
     paper = paper_results(dataset, section=None)
@@ -178,10 +196,10 @@ def table_neural_sensitivity(dataset: str = "beauty") -> str:
             "paper Cov@10": _fmt(_paper_value(paper, r["model"], "catalog_coverage@10")),
             "Δ paper": _delta(r["ndcg@10"], theirs),
         })
-    return _md(pd.DataFrame(rows))
+    return pd.DataFrame(rows)
 
 
-def table_benchmarks() -> str:
+def table_benchmarks() -> pd.DataFrame | str:
     path = RESULTS_ROOT / "benchmarks" / "baselines_cpu.csv"
     if not path.is_file():
         return "_Run `python scripts/benchmark_baselines.py`._"
@@ -189,11 +207,12 @@ def table_benchmarks() -> str:
     fp = b[b["benchmark"] == "fit_predict"].groupby("model")[["fit_s", "predict_s"]].median()
     fp["test sessions/s"] = (b[b["benchmark"] == "fit_predict"].groupby("model")["sessions_per_s"].median()).round(0)
     fp = fp.round(3).reset_index()
-    note = f"\n\n_{b['device'].iloc[0]}, load average {b['load_avg_1m'].iloc[0]:.1f} during the run, commit {b['git_commit'].iloc[0]}._"
-    return _md(fp) + note
+    fp.attrs["note"] = (f"{b['device'].iloc[0]}, load average {b['load_avg_1m'].iloc[0]:.1f} during the run, "
+                        f"commit {b['git_commit'].iloc[0]}.")
+    return fp
 
 
-def table_benchmarks_neural() -> str:
+def table_benchmarks_neural() -> pd.DataFrame | str:
     """Seconds per epoch (estimated from timed steps) and prediction time, per model, variant and device."""
     frames = [pd.read_csv(p) for p in sorted((RESULTS_ROOT / "benchmarks").glob("neural_*.csv"))]
     if not frames:
@@ -203,15 +222,15 @@ def table_benchmarks_neural() -> str:
     b["threads"] = b["threads"].fillna("–")
     t = (b.groupby(["model", "device", "threads", "variant"])[["epoch_s_est", "train_seq_per_s", "predict_s"]]
          .last().round(2).reset_index())
-    return _md(t.rename(columns={"epoch_s_est": "s/epoch", "train_seq_per_s": "train seq/s",
-                                 "predict_s": "predict 4,469 sessions (s)"}))
+    return t.rename(columns={"epoch_s_est": "s/epoch", "train_seq_per_s": "train seq/s",
+                             "predict_s": "predict 4,469 sessions (s)"})
 
 
-def table_benchmarks_llm() -> str:
+def table_benchmarks_llm() -> pd.DataFrame | str:
     path = RESULTS_ROOT / "benchmarks" / "llm_embeddings.csv"
     if not path.is_file():
         return "_Run `make bench-llm`._"
-    return _md(pd.read_csv(path).drop(columns=["time", "n_items"], errors="ignore").round(3))
+    return pd.read_csv(path).drop(columns=["time", "n_items"], errors="ignore").round(3)
 
 
 BLOCKS = {
@@ -230,7 +249,7 @@ BLOCKS = {
 def render(text: str) -> str:
     def repl(m):
         name = m.group(1)
-        body = BLOCKS[name]() if name in BLOCKS else f"_unknown block {name}_"
+        body = to_markdown(BLOCKS[name]()) if name in BLOCKS else f"_unknown block {name}_"
         return f"<!-- BEGIN generated:{name} -->\n{body}\n<!-- END generated:{name} -->"
 
     return re.sub(r"<!-- BEGIN generated:([\w-]+) -->.*?<!-- END generated:\1 -->", repl, text, flags=re.S)

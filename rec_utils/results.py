@@ -58,6 +58,14 @@ def results_dir(dataset: str, root: str | Path | None = None) -> Path:
     return Path(root) if root is not None else RESULTS_ROOT / Path(str(dataset)).name
 
 
+def artifact_path(out_dir: Path, stem: str, protocol: str = "temporal", label: str = "", ext: str = ".csv") -> Path:
+    """Path of a per-setting artifact (a table or figure a notebook writes next to summary.csv):
+    ``<stem><ext>`` for the standard full temporal split, else ``<stem>__<protocol>,<label><ext>``,
+    so a run on another protocol, sample or tie order never overwrites the study's file."""
+    tag = ",".join(filter(None, ["" if protocol == "temporal" else protocol, label]))
+    return Path(out_dir) / (f"{stem}__{safe_filename(tag)}{ext}" if tag else f"{stem}{ext}")
+
+
 def run_stem(setting: Setting, split_fingerprint: str, seed: int) -> str:
     return f"{setting.protocol}__{setting.id}__{split_fingerprint}__seed{int(seed)}"
 

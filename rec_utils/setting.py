@@ -162,9 +162,18 @@ class Setting:
         return ",".join(parts)
 
 
+def split_label(split, ties: bool = True) -> str:
+    """The label parts a split contributes to every setting on it (tie order unless ``ties`` is
+    False, samples): e.g. to name files of per-split artifacts so other splits never overwrite them."""
+    s = Setting.of("", split)
+    if not ties:
+        s.tie_order, s.tie_seed = "shuffle", 0
+    return s.label
+
+
 def _label_value(v) -> str:
     """Python's spelling of a JSON value (True, None, 0.001, [1, 2]) as the labels always had."""
     return str(v)
 
 
-__all__ = ["LABEL_FIELDS", "STANDARD_PRESETS", "Setting"]
+__all__ = ["LABEL_FIELDS", "STANDARD_PRESETS", "Setting", "split_label"]

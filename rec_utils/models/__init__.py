@@ -28,6 +28,20 @@ MODELS = {
 }
 
 
+#: Model families, for reports and searches that treat a family alike (never select by notebook).
+FAMILIES = {
+    "baseline": ("MostPopular",),
+    "session-knn": tuple(SKNN_VARIANTS),
+    "neural": ("GRU4Rec", "SASRec", "BERT4Rec"),
+    "embedding": ("LLMSeqSim", "SKNNEmb"),
+}
+
+
+def model_family(name: str) -> str:
+    """The family of a model name (``"neural"`` for SASRec, ...); ``"other"`` when unknown."""
+    return next((f for f, names in FAMILIES.items() if name in names), "other")
+
+
 #: Preset tables of every model module: {preset: {model: config}}; later modules add theirs.
 PRESET_TABLES = [SKNN_PRESETS, LLMSEQSIM_PRESETS, NEURAL_PRESETS]
 
@@ -51,6 +65,6 @@ def build_model(name: str, **config) -> Recommender:
     return MODELS[name](**config)
 
 
-__all__ = ["BERT4Rec", "GRU4Rec", "LLMSeqSim", "MODELS", "MostPopular", "Recommender", "SASRec", "SKNN",
+__all__ = ["BERT4Rec", "FAMILIES", "GRU4Rec", "LLMSeqSim", "MODELS", "model_family", "MostPopular", "Recommender", "SASRec", "SKNN",
            "SKNNEmb", "build_model",
            "preset_config"]
