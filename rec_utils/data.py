@@ -7,7 +7,15 @@ Every dataset lives in one tidy form (see ``data/README.md``)::
 
 ``load_dataset("beauty")`` reads a folder under the project's ``data/`` by name; any other
 path to a folder in that form works too. Bad input raises :class:`DataValidationError`
-whose message names the file, the column and the (1-based, header = line 1) line.
+whose message names the file, the column and the (1-based, header = line 1) line; a file that
+cannot be read as CSV at all (not gzip although named ``.gz``, truncated, not UTF-8, not CSV)
+raises it too, naming the file and what is wrong.
+
+The catalogue (paper §3, §4: NUM_ITEMS) is the set of distinct items that occur in the
+dataset's interactions, :attr:`Dataset.catalog`. Items listed in ``items.csv`` without any
+interaction are dropped from :attr:`Dataset.items` at load (counted in
+``dataset.info["items_without_interactions"]``; MovieLens latest-small lists 18 such items), so
+recommenders, which see ``dataset.items``, and metrics agree on the catalogue.
 
 Within-session order. Beauty has day-resolution timestamps: 57 % of its interactions share
 a day with another interaction of the same session, so "which item is last" depends on how
@@ -18,6 +26,10 @@ like a random order. ``tie_order="file"`` keeps the file's order.
 """
 from __future__ import annotations
 
+import codecs
+import gzip
+import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,13 +49,23 @@ class DataValidationError(ValueError):
     """Raised when a data file does not have the tidy form; the message says what and where."""
 
 
+class DataWarning(UserWarning):
+    """Something in a data file that loads but deserves attention (e.g. items without a title)."""
+
+
 @dataclass
 class Dataset:
-    """A session dataset: interactions in session/time order plus optional item metadata."""
+    """A session dataset: interactions in session/time order plus optional item metadata.
+
+    ``info`` (filled by :func:`load_dataset`): ``duplicates`` (the policy), ``n_duplicates``
+    (exact duplicate interaction rows found), and when ``items.csv`` was read ``items_listed``
+    (its rows), ``items_without_interactions`` (listed items dropped because no interaction
+    uses them) and ``items_without_title`` (kept items whose title is empty or blank).
+    """
 
     name: str
     interactions: pd.DataFrame  # session_id, item_id, timestamp (int64), ordered
-    items: pd.DataFrame | None  # item_id, title, ... (text columns as str), or None
+    items: pd.DataFrame | None  # item_id, title, ... (text columns as str) of catalogue items, or None
     path: Path | None = None
     n_duplicates: int = 0  # exact duplicate rows found in the file
     info: dict = field(default_factory=dict)
@@ -53,8 +75,15 @@ class Dataset:
         return int(self.interactions["session_id"].nunique())
 
     @property
+    def catalog(self) -> np.ndarray:
+        """The catalogue: sorted unique item ids (int64) of the interactions (paper §4's
+        NUM_ITEMS items; what catalogue coverage divides by). Items listed in ``items.csv``
+        without any interaction are not part of it."""
+        return np.unique(self.interactions["item_id"].to_numpy(dtype=np.int64))
+
+    @property
     def n_items(self) -> int:
-        """Distinct items that occur in the interactions (the paper's NUM_ITEMS)."""
+        """Distinct items that occur in the interactions (the paper's NUM_ITEMS) = ``len(catalog)``."""
         return int(self.interactions["item_id"].nunique())
 
     def item_counts(self) -> pd.Series:
@@ -74,7 +103,11 @@ class Dataset:
             "min_session_length": int(lengths.min()),
             "max_session_length": int(lengths.max()),
             "density": n_inter / (self.n_sessions * self.n_items),
-            "items_listed": None if self.items is None else len(self.items),
+            "items_listed": (None if self.items is None
+                             else self.info.get("items_listed", len(self.items))),
+            "items_without_interactions": self.info.get("items_without_interactions"),
+            "items_without_title": self.info.get("items_without_title"),
+            "n_duplicates": self.n_duplicates,
         }
 
 
@@ -101,6 +134,53 @@ def _find_interactions_file(folder: Path) -> Path:
         if (folder / fname).is_file():
             return folder / fname
     raise FileNotFoundError(f"{folder}: no interactions.csv.gz or interactions.csv")
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _first_non_utf8_line(path: Path) -> str:
+    """Where the first byte sequence that is not UTF-8 sits (error path only): "line N"."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with opener(path, "rb") as f:
+            for lineno, raw in enumerate(f, start=1):
+                try:
+                    decoder.decode(raw)
+                except UnicodeDecodeError as e:
+                    return f"line {lineno}, byte {e.start + 1} ({raw[e.start:e.start + 1]!r})"
+    except (OSError, EOFError, zlib.error):
+        pass
+    return "unknown line"
+
+
+def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` with every failure to read the file turned into a
+    :class:`DataValidationError` that names the file and what is wrong with it."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(f"{path}: the file is empty (no header, no rows)") from None
+    except gzip.BadGzipFile as e:
+        what = ("not a gzip file although its name ends in .gz" if "Not a gzipped file" in str(e)
+                else f"corrupt gzip data ({e})")
+        raise DataValidationError(f"{path}: {what}") from None
+    except EOFError:
+        raise DataValidationError(
+            f"{path}: truncated: the gzip stream ends before its end marker (incomplete copy?)"
+        ) from None
+    except zlib.error as e:
+        raise DataValidationError(f"{path}: corrupt gzip data ({e})") from None
+    except UnicodeDecodeError:
+        with open(path, "rb") as f:
+            gz_inside = f.read(2) == _GZIP_MAGIC
+        hint = "; it is gzip-compressed: name it *.gz" if gz_inside and path.suffix != ".gz" else ""
+        raise DataValidationError(
+            f"{path}: not UTF-8 text, first bad byte at {_first_non_utf8_line(path)}{hint}"
+        ) from None
+    except pd.errors.ParserError as e:
+        raise DataValidationError(f"{path}: not a valid CSV file: {str(e).strip()}") from None
 
 
 def _line(index_pos: int) -> int:
@@ -145,14 +225,16 @@ def read_interactions(path: str | Path, duplicates: str = "drop") -> tuple[pd.Da
 
     Returns:
         (interactions in file order with int64 columns, number of duplicate rows found)
+
+    Raises:
+        DataValidationError: the file is not gzip although named ``.gz``, is truncated or
+            corrupt, is not UTF-8, is not CSV, or lacks a column / has a bad value (file,
+            column and line in the message).
     """
     path = Path(path)
     if duplicates not in ("drop", "keep", "error"):
         raise ValueError(f"duplicates must be 'drop', 'keep' or 'error', got {duplicates!r}")
-    try:
-        df = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DataValidationError(f"{path}: the file is empty (no header, no rows)") from None
+    df = _read_csv(path)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in INTERACTION_COLUMNS if c not in df.columns]
     if missing:
@@ -174,15 +256,22 @@ def read_interactions(path: str | Path, duplicates: str = "drop") -> tuple[pd.Da
 
 
 def read_items(path: str | Path) -> pd.DataFrame:
-    """Read and validate an items file (``item_id`` unique non-negative ints, text columns as str)."""
+    """Read and validate an items file: ``item_id`` unique non-negative ints and a ``title``
+    column (may be empty per item); every text column stays str ("" where empty).
+
+    Raises:
+        DataValidationError: the file is unreadable (see :func:`read_interactions`), lacks the
+            ``item_id`` or ``title`` column, or has a bad or duplicate id (file, column, line).
+    """
     path = Path(path)
-    try:
-        items = pd.read_csv(path, keep_default_na=False, dtype=str)
-    except pd.errors.EmptyDataError:
-        raise DataValidationError(f"{path}: the file is empty (no header, no rows)") from None
+    items = _read_csv(path, keep_default_na=False, dtype=str)
     items.columns = [str(c).strip() for c in items.columns]
-    if "item_id" not in items.columns:
-        raise DataValidationError(f"{path}: missing column 'item_id'; found {list(items.columns)}")
+    missing = [c for c in ("item_id", "title") if c not in items.columns]
+    if missing:
+        raise DataValidationError(
+            f"{path}: missing column(s) {missing}; found {list(items.columns)}; "
+            "expected item_id,title[,more text columns]"
+        )
     ids = items["item_id"].replace("", np.nan)
     items["item_id"] = _integer_column(pd.DataFrame({"item_id": ids}), "item_id", path)
     dup = items["item_id"].duplicated().to_numpy()
@@ -204,11 +293,21 @@ def load_dataset(
 
     Interactions are returned ordered by (session_id, timestamp), ties in file order; call
     :func:`order_interactions` to choose another tie order. Items referenced by interactions
-    but missing from ``items.csv`` raise an error (items listed without interactions are fine).
+    but missing from ``items.csv`` raise an error. Items listed without any interaction are
+    not part of the catalogue (:attr:`Dataset.catalog`): they are dropped from
+    ``dataset.items`` and counted in ``info["items_without_interactions"]``. Kept items whose
+    title is empty (or blank) are counted in ``info["items_without_title"]``, with one
+    :class:`DataWarning` giving the count; :func:`item_texts` gives them an empty text.
+
+    Args:
+        duplicates: policy for exact duplicate interaction rows (see :func:`read_interactions`);
+            the count found is ``dataset.n_duplicates`` = ``info["n_duplicates"]``.
+        require_items: raise ``FileNotFoundError`` when the folder has no ``items.csv``.
     """
     folder = resolve_dataset_path(name_or_path)
     inter_path = _find_interactions_file(folder)
     interactions, n_dup = read_interactions(inter_path, duplicates=duplicates)
+    info = {"duplicates": duplicates, "n_duplicates": n_dup}
     items = None
     items_path = folder / "items.csv"
     if items_path.is_file():
@@ -220,11 +319,24 @@ def load_dataset(
                 f"{inter_path}: {int(unknown.sum())} interaction(s) reference item ids missing from "
                 f"{items_path}; first at line {_line(pos)} (item_id {interactions['item_id'].iloc[pos]})"
             )
+        used = items["item_id"].isin(interactions["item_id"]).to_numpy()
+        info["items_listed"] = len(items)
+        info["items_without_interactions"] = int((~used).sum())
+        items = items.loc[used].reset_index(drop=True)
+        no_title = _empty_title(items["title"]).to_numpy()
+        info["items_without_title"] = int(no_title.sum())
+        if no_title.any():
+            warnings.warn(
+                f"{items_path}: {int(no_title.sum())} item(s) have an empty title (first: item_id "
+                f"{items['item_id'].iloc[int(np.flatnonzero(no_title)[0])]}); item_texts gives them "
+                "an empty text", DataWarning, stacklevel=2,
+            )
     elif require_items:
         raise FileNotFoundError(f"{folder}: no items.csv (item text is needed here)")
     interactions = order_interactions(interactions, tie_order="file")
     return Dataset(
-        name=folder.name, interactions=interactions, items=items, path=folder, n_duplicates=n_dup
+        name=folder.name, interactions=interactions, items=items, path=folder, n_duplicates=n_dup,
+        info=info,
     )
 
 
@@ -305,6 +417,11 @@ def clean_title(titles: pd.Series, clean: str = "reference") -> pd.Series:
     return t
 
 
+def _empty_title(titles: pd.Series) -> pd.Series:
+    """True where a title is missing, empty or only whitespace."""
+    return titles.fillna("").astype(str).str.strip() == ""
+
+
 def item_texts(dataset: "Dataset | pd.DataFrame", template: str | None = None,
                clean: str = "reference") -> pd.Series:
     """Text of every listed item, indexed by item_id (empty string where there is none).
@@ -314,6 +431,14 @@ def item_texts(dataset: "Dataset | pd.DataFrame", template: str | None = None,
     ``str.format`` string over the item columns) overrides it. ``clean`` applies
     :func:`clean_title` to the title first (default: the reference's clean-up). Accepts a
     :class:`Dataset` or its ``items`` DataFrame.
+
+    An item whose title is empty or blank (also after cleaning) gets an **empty** text with
+    every builder and template, never genres, categories or a template's fixed words alone
+    (spec §2.1: Beauty's 7 untitled items get an all-zero embedding, not one of other words).
+
+    Raises:
+        FileNotFoundError: the dataset has no items.
+        DataValidationError: the items have no ``title`` column.
     """
     if isinstance(dataset, pd.DataFrame):
         items = dataset
@@ -321,9 +446,12 @@ def item_texts(dataset: "Dataset | pd.DataFrame", template: str | None = None,
         raise FileNotFoundError(f"dataset {dataset.name!r} has no items.csv")
     else:
         items = dataset.items
+    if "title" not in items.columns:
+        raise DataValidationError(
+            f"item_texts: the items have no 'title' column; found {list(items.columns)}"
+        )
     items = items.copy()
-    if "title" in items.columns:
-        items["title"] = clean_title(items["title"], clean)
+    items["title"] = clean_title(items["title"].fillna(""), clean)
     if template is not None:
         text = items.apply(lambda r: template.format(**r.to_dict()), axis=1)
     elif {"category", "tags"} <= set(items.columns):
@@ -332,12 +460,12 @@ def item_texts(dataset: "Dataset | pd.DataFrame", template: str | None = None,
             + ". Categories: " + items["category"].str.replace("|", ", ", regex=False)
             + ". Tags: " + items["tags"].str.replace("|", ", ", regex=False)
         )
-        text = text.where(items["title"] != "", "")
     elif "genres" in items.columns:
         genres = items["genres"].replace("(no genres listed)", "").str.replace("|", ", ", regex=False)
         text = items["title"] + np.where(genres != "", " (" + genres + ")", "")
     else:
         text = items["title"]
+    text = text.where(~_empty_title(items["title"]), "")
     return pd.Series(text.to_numpy(dtype=object), index=items["item_id"].to_numpy(), name="text")
 
 
@@ -348,6 +476,7 @@ def session_lengths(interactions: pd.DataFrame) -> pd.Series:
 __all__ = [
     "DATA_ROOT",
     "DataValidationError",
+    "DataWarning",
     "Dataset",
     "KNOWN_DATASETS",
     "clean_title",

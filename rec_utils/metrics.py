@@ -11,8 +11,12 @@ ranks count from 1 in that de-duplicated list. With one target per session:
 * HitRate@k = 1 if the target is in the list;
 * NDCG@k = 1 / log2(rank + 1) (IDCG = 1);
 * MRR@k = 1 / rank;
-* Catalog coverage@k = |union of all lists| / n_items (n_items = distinct items of the whole
-  dataset); one number, not a per-session mean;
+* Catalog coverage@k = |union of all lists ∩ catalogue| / n_items; one number, not a
+  per-session mean. The catalogue is the paper's (§3, §4): the distinct items of the whole
+  dataset's interactions (NUM_ITEMS = n_items = ``len(Dataset.catalog)``); items only listed
+  in ``items.csv`` are not in it. Coverage never exceeds 1: ids outside the catalogue are
+  ignored when ``catalog`` is given (and counted by :func:`evaluate`), and are an error
+  otherwise when they make more distinct ids than ``n_items``;
 * Serendipity@k: expected items E = the k most popular items of the whole dataset; per session
   |R ∩ ({target} \\ E)| / min(|{target} \\ E|, |R|), 0 when the denominator is 0;
 * Novelty@k: per session mean over the list of −log2(count_i / Σ counts), counts over the whole
@@ -96,10 +100,50 @@ def mrr_at_k(recs: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
     return np.where(n_hit > 0, rr / np.maximum(n_hit, 1), 0.0)
 
 
-def catalog_coverage_at_k(recs: np.ndarray, k: int, n_items: int) -> float:
-    """Share of the catalogue that appears in at least one top-k list."""
+def _recommended_ids(recs: np.ndarray, k: int) -> np.ndarray:
+    """Sorted distinct item ids of all top-k lists (padding excluded)."""
     r, valid, _ = dedup_truncate(recs, k)
-    return len(np.unique(r[valid])) / n_items
+    return np.unique(r[valid])
+
+
+def _as_catalog(catalog, n_items: int) -> np.ndarray:
+    cat = np.unique(np.asarray(catalog, dtype=np.int64).ravel())
+    if len(cat) != n_items:
+        raise ValueError(f"n_items={n_items} but catalog has {len(cat)} distinct item ids; "
+                         "pass n_items=len(catalog) (the dataset's NUM_ITEMS)")
+    return cat
+
+
+def catalog_coverage_at_k(
+    recs: np.ndarray, k: int, n_items: int, catalog: np.ndarray | None = None
+) -> float:
+    """Share of the catalogue that appears in at least one top-k list, in [0, 1].
+
+    Args:
+        recs: (n, L) recommended item ids, −1 padded.
+        k: cut-off (lists truncated, then de-duplicated).
+        n_items: catalogue size, the paper's NUM_ITEMS (distinct items of the whole dataset's
+            interactions, §4).
+        catalog: the catalogue's item ids (e.g. ``Dataset.catalog``); recommended ids outside
+            it are ignored. Its distinct ids must number ``n_items``.
+
+    Raises:
+        ValueError: ``n_items`` < 1; ``catalog`` has another size than ``n_items``; or, without
+            ``catalog``, the lists hold more distinct ids than ``n_items`` (so some are not
+            catalogue items: the coverage would exceed 1).
+    """
+    if n_items < 1:
+        raise ValueError(f"catalog coverage@{k}: n_items must be >= 1, got {n_items}")
+    ids = _recommended_ids(recs, k)
+    if catalog is not None:
+        return int(np.isin(ids, _as_catalog(catalog, n_items)).sum()) / n_items
+    if len(ids) > n_items:
+        raise ValueError(
+            f"catalog coverage@{k}: the lists hold {len(ids)} distinct item ids but the catalogue "
+            f"has n_items={n_items}, so some ids are not catalogue items (largest id {ids[-1]}); "
+            "pass catalog= (the dataset's item ids) to ignore ids outside it"
+        )
+    return len(ids) / n_items
 
 
 def _counts_of(items: np.ndarray, item_counts: pd.Series) -> np.ndarray:
@@ -143,6 +187,7 @@ def evaluate(
     cutoffs: Sequence[int] = CUTOFFS,
     skip_empty: bool = False,
     per_session: bool = False,
+    catalog: np.ndarray | None = None,
 ):
     """All metrics at every cutoff.
 
@@ -150,22 +195,37 @@ def evaluate(
         recs: recommendation lists (n, L) padded with −1, or ragged lists.
         targets: (n,) the withheld item of each session.
         item_counts: interaction count per item over the whole dataset (index = item id).
-        n_items: catalogue size for coverage (distinct items of the whole dataset).
+        n_items: catalogue size for coverage (NUM_ITEMS: distinct items of the whole dataset's
+            interactions).
         skip_empty: drop sessions with no prediction at all (the reference's behaviour)
             instead of scoring them zero.
         per_session: also return a DataFrame with the per-session accuracy metrics.
+        catalog: the catalogue's item ids (``Dataset.catalog``), passed to
+            :func:`catalog_coverage_at_k`: recommended ids outside it are ignored by coverage
+            and counted in ``n_outside_catalog``.
 
     Returns:
-        dict ``{"ndcg@10": ..., ...}`` (plus ``n_sessions`` and ``n_empty``), and the
-        per-session frame when ``per_session``.
+        dict ``{"ndcg@10": ..., ...}`` (plus ``n_sessions``, ``n_empty`` and, with ``catalog``,
+        ``n_outside_catalog`` = distinct recommended ids within the top ``max(cutoffs)`` that
+        are not in the catalogue), and the per-session frame when ``per_session``.
+
+    Raises:
+        ValueError: no evaluation cases (zero targets, or none left after ``skip_empty``); as
+            many lists as targets needed; and see :func:`catalog_coverage_at_k`.
     """
     targets = np.asarray(targets, dtype=np.int64)
     recs = as_rec_matrix(recs, width=max(cutoffs))
+    if len(targets) == 0:
+        raise ValueError(f"no evaluation cases: 0 targets (and {len(recs)} recommendation lists); "
+                         "an empty evaluation has no metric values")
     if len(recs) != len(targets):
         raise ValueError(f"{len(recs)} recommendation lists for {len(targets)} targets")
     empty = ~(recs >= 0).any(axis=1)
     if skip_empty:
         recs, targets = recs[~empty], targets[~empty]
+        if len(targets) == 0:
+            raise ValueError(f"no evaluation cases left: all {int(empty.sum())} sessions have no "
+                             "prediction and skip_empty=True drops them")
     out: dict[str, float] = {}
     frame = {}
     for k in cutoffs:
@@ -179,12 +239,15 @@ def evaluate(
         for name in METRIC_NAMES:
             key = f"{name}@{k}"
             if name == "catalog_coverage":
-                out[key] = catalog_coverage_at_k(recs, k, n_items)
+                out[key] = catalog_coverage_at_k(recs, k, n_items, catalog=catalog)
             else:
-                out[key] = float(per[name].mean()) if len(targets) else 0.0
+                out[key] = float(per[name].mean())
                 frame[key] = per[name]
     out["n_sessions"] = int(len(targets))
     out["n_empty"] = int(empty.sum())
+    if catalog is not None:
+        ids = _recommended_ids(recs, max(cutoffs))
+        out["n_outside_catalog"] = int((~np.isin(ids, _as_catalog(catalog, n_items))).sum())
     if per_session:
         return out, pd.DataFrame(frame)
     return out

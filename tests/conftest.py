@@ -11,13 +11,14 @@ from rec_utils.data import load_dataset
 
 
 def write_dataset(folder: Path, rows: list[tuple], items: list[tuple] | None = None,
-                  header: str = "session_id,item_id,timestamp") -> Path:
+                  header: str = "session_id,item_id,timestamp",
+                  item_columns: tuple[str, ...] = ("item_id", "title")) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     text = header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
     with gzip.open(folder / "interactions.csv.gz", "wt") as f:
         f.write(text)
     if items is not None:
-        pd.DataFrame(items, columns=["item_id", "title"]).to_csv(folder / "items.csv", index=False)
+        pd.DataFrame(items, columns=list(item_columns)).to_csv(folder / "items.csv", index=False)
     return folder
 
 

@@ -1,12 +1,15 @@
 """Loading, validation errors, tie ordering and the p-core filter."""
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import write_dataset
-from rec_utils.data import DataValidationError, item_texts, load_dataset, order_interactions, p_core_filter
+from rec_utils.data import (DataValidationError, DataWarning, item_texts, load_dataset, order_interactions,
+                            p_core_filter)
 
 
 def test_beauty_matches_the_paper_statistics(beauty):
@@ -102,3 +105,125 @@ def test_item_texts_per_dataset(beauty):
     assert len(t) == 12101 and (t == "").sum() == 7
     ml = load_dataset("ml-latest-small")
     assert item_texts(ml).loc[1] == "Toy Story (1995) (Adventure, Animation, Children, Comedy, Fantasy)"
+
+
+# ----------------------------------------------------------------------------- catalogue
+
+
+def test_catalog_is_the_interactions_items(beauty):
+    cat = beauty.catalog
+    assert cat.dtype == np.int64 and len(cat) == beauty.n_items == 12101
+    assert (np.diff(cat) > 0).all()
+    assert beauty.info["items_without_interactions"] == 0 and len(beauty.items) == 12101
+    assert beauty.info["items_without_title"] == 7
+
+
+def test_movielens_items_without_interactions_are_dropped():
+    ml = load_dataset("ml-latest-small")
+    assert ml.info["items_listed"] == 9742
+    assert ml.info["items_without_interactions"] == 18
+    assert len(ml.items) == ml.n_items == 9724
+    np.testing.assert_array_equal(np.sort(ml.items["item_id"].to_numpy()), ml.catalog)
+    st = ml.statistics()
+    assert st["items"] == 9724 and st["items_listed"] == 9742 and st["items_without_interactions"] == 18
+
+
+def test_listed_item_without_interaction_leaves_items_and_texts(tmp_path):
+    folder = write_dataset(tmp_path / "extra", [(0, 1, 1), (0, 2, 2)],
+                           items=[(1, "a"), (2, "b"), (3, "never used")])
+    ds = load_dataset(folder)
+    assert ds.info["items_without_interactions"] == 1
+    assert ds.items["item_id"].tolist() == [1, 2] and ds.catalog.tolist() == [1, 2]
+    assert item_texts(ds).index.tolist() == [1, 2]
+
+
+# ----------------------------------------------------------------------------- unreadable files
+
+
+def _write_bytes(folder, name, data: bytes):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
+    return folder
+
+
+GOOD_CSV = b"session_id,item_id,timestamp\n" + b"".join(b"%d,%d,%d\n" % (i // 5, i, i) for i in range(4000))
+
+
+@pytest.mark.parametrize("name,make,pattern", [
+    ("interactions.csv.gz", lambda: GOOD_CSV, r"interactions\.csv\.gz: not a gzip file although its name ends in \.gz"),
+    ("interactions.csv.gz", lambda: gzip.compress(GOOD_CSV)[:300], r"interactions\.csv\.gz: truncated"),
+    ("interactions.csv.gz", lambda: (lambda z: z[:20] + b"\x00" * 20 + z[40:])(gzip.compress(GOOD_CSV)),
+     r"interactions\.csv\.gz: corrupt gzip data"),
+    ("interactions.csv.gz", lambda: gzip.compress(GOOD_CSV)[:-4], r"interactions\.csv\.gz: (truncated|corrupt gzip data)"),
+    ("interactions.csv", lambda: gzip.compress(GOOD_CSV), r"interactions\.csv: not UTF-8 text.*it is gzip-compressed"),
+    ("interactions.csv", lambda: b"session_id,item_id,timestamp\n0,1,1\n0,\xff,2\n",
+     r"interactions\.csv: not UTF-8 text, first bad byte at line 3, byte 3"),
+    ("interactions.csv", lambda: b"session_id,item_id,timestamp\n0,1,1\n0,1,1,5,6\n",
+     r"interactions\.csv: not a valid CSV file: .*line 3"),
+])
+def test_unreadable_interaction_files_name_the_file_and_the_fault(tmp_path, name, make, pattern):
+    folder = _write_bytes(tmp_path / "bad", name, make())
+    with pytest.raises(DataValidationError, match=pattern):
+        load_dataset(folder)
+
+
+def test_unreadable_items_file_names_the_file(tmp_path):
+    folder = write_dataset(tmp_path / "latin", [(0, 1, 1)])
+    (folder / "items.csv").write_bytes("item_id,title\n1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataValidationError, match=r"items\.csv: not UTF-8 text, first bad byte at line 2"):
+        load_dataset(folder)
+    (folder / "items.csv").write_bytes(b"item_id,title\n1,a\n2,b,c,d\n")
+    with pytest.raises(DataValidationError, match=r"items\.csv: not a valid CSV file"):
+        load_dataset(folder)
+
+
+def test_items_file_without_title_column_is_rejected_at_load(tmp_path):
+    folder = write_dataset(tmp_path / "notitle", [(0, 1, 1)], items=[(1, "a")], item_columns=("item_id", "name"))
+    with pytest.raises(DataValidationError,
+                       match=r"items\.csv: missing column\(s\) \['title'\]; found \['item_id', 'name'\]"):
+        load_dataset(folder)
+    with pytest.raises(DataValidationError, match=r"no 'title' column; found \['item_id', 'name'\]"):
+        item_texts(pd.DataFrame({"item_id": [1], "name": ["a"]}))
+
+
+# ----------------------------------------------------------------------------- empty titles, duplicates
+
+
+def test_empty_titles_are_counted_and_warned_once(tmp_path, recwarn):
+    folder = write_dataset(tmp_path / "untitled", [(0, 1, 1), (0, 2, 2), (0, 3, 3)],
+                           items=[(1, ""), (2, "   "), (3, "c")])
+    ds = load_dataset(folder)
+    warned = [w for w in recwarn if issubclass(w.category, DataWarning)]
+    assert len(warned) == 1 and "2 item(s) have an empty title" in str(warned[0].message)
+    assert "items.csv" in str(warned[0].message)
+    assert ds.info["items_without_title"] == 2 and ds.statistics()["items_without_title"] == 2
+    assert item_texts(ds).tolist() == ["", "", "c"]
+
+
+EMPTY = ["", "  ", "&quot;"]  # empty, blank, and empty after the reference clean-up
+
+
+@pytest.mark.parametrize("items,template,want", [
+    # Beauty-like: the title alone
+    (pd.DataFrame({"item_id": [0, 1, 2, 3], "title": ["A"] + EMPTY}), None, ["A", "", "", ""]),
+    # MovieLens: "title (genres)", never the genres alone
+    (pd.DataFrame({"item_id": [0, 1, 2, 3], "title": ["Heat (1995)"] + EMPTY, "genres": ["Action"] * 4}), None,
+     ["Heat (1995) (Action)", "", "", ""]),
+    # Steam-like: "name. Categories: ... Tags: ..."
+    (pd.DataFrame({"item_id": [0, 1, 2, 3], "title": ["G"] + EMPTY, "category": ["RPG"] * 4, "tags": ["a|b"] * 4}),
+     None, ["G. Categories: RPG. Tags: a, b", "", "", ""]),
+    # a template's fixed words are not a text either
+    (pd.DataFrame({"item_id": [0, 1, 2, 3], "title": ["X"] + EMPTY, "genres": ["g"] * 4}), "Movie: {title} [{genres}]",
+     ["Movie: X [g]", "", "", ""]),
+])
+def test_item_texts_are_empty_when_the_title_is(items, template, want):
+    assert item_texts(items, template=template).tolist() == want
+
+
+def test_duplicates_are_in_info_and_statistics(tmp_path):
+    folder = write_dataset(tmp_path / "dup2", [(0, 1, 1), (0, 1, 1), (0, 2, 2), (0, 2, 2), (0, 3, 3)])
+    for policy, n_rows in (("drop", 3), ("keep", 5)):
+        ds = load_dataset(folder, duplicates=policy)
+        assert len(ds.interactions) == n_rows
+        assert ds.n_duplicates == ds.info["n_duplicates"] == ds.statistics()["n_duplicates"] == 2
+        assert ds.info["duplicates"] == policy

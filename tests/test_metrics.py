@@ -79,3 +79,58 @@ def test_matches_ranx_on_random_lists():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError, match="2 recommendation lists for 3 targets"):
         evaluate(np.zeros((2, 3), int), np.zeros(3, int), COUNTS, 5)
+
+
+# ----------------------------------------------------------------------------- catalogue coverage
+
+
+def test_coverage_with_more_ids_than_the_catalogue_is_an_error():
+    with pytest.raises(ValueError, match=r"catalog coverage@10: the lists hold 3 distinct item ids but the "
+                                         r"catalogue has n_items=2"):
+        catalog_coverage_at_k(np.array([[1, 2, 3]]), 10, n_items=2)
+    # exactly as many distinct ids as n_items is fine (padding and repeats do not count)
+    assert catalog_coverage_at_k(np.array([[1, 2, 2, -1], [2, 1, -1, -1]]), 10, n_items=2) == 1.0
+    with pytest.raises(ValueError, match="n_items must be >= 1"):
+        catalog_coverage_at_k(np.array([[1]]), 10, n_items=0)
+
+
+def test_coverage_ignores_ids_outside_the_given_catalogue():
+    assert catalog_coverage_at_k(np.array([[1, 2, 3]]), 10, n_items=2, catalog=np.array([1, 2])) == 1.0
+    # items listed in items.csv without interactions (here 98, 99) are not catalogue items
+    recs = np.array([[1, 98, 99], [2, 99, -1]])
+    assert catalog_coverage_at_k(recs, 10, n_items=4, catalog=[1, 2, 5, 6]) == pytest.approx(0.5)
+    assert catalog_coverage_at_k(recs, 1, n_items=4, catalog=[6, 5, 2, 1, 1]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="n_items=3 but catalog has 4 distinct item ids"):
+        catalog_coverage_at_k(recs, 10, n_items=3, catalog=[1, 2, 5, 6])
+
+
+def test_coverage_never_exceeds_one_on_random_lists():
+    rng = np.random.default_rng(1)
+    catalog = np.arange(0, 60, 2)
+    recs = rng.integers(-1, 80, size=(300, 20))
+    for k in (1, 10, 20):
+        c = catalog_coverage_at_k(recs, k, n_items=len(catalog), catalog=catalog)
+        assert 0 < c <= 1
+    assert catalog_coverage_at_k(recs, 20, len(catalog), catalog) == 1.0
+
+
+def test_evaluate_passes_the_catalogue_and_counts_ids_outside():
+    recs = np.array([[1, 98, 99], [2, 99, -1]])
+    targets = np.array([1, 5])
+    with pytest.raises(ValueError, match="4 distinct item ids but the catalogue has n_items=2"):
+        evaluate(recs, targets, COUNTS, n_items=2, cutoffs=(10,))
+    out = evaluate(recs, targets, COUNTS, n_items=4, cutoffs=(1, 10), catalog=np.array([1, 2, 5, 6]))
+    assert out["catalog_coverage@10"] == pytest.approx(0.5) and out["catalog_coverage@1"] == pytest.approx(0.5)
+    assert out["n_outside_catalog"] == 2  # 98 and 99 (distinct ids within the top max(cutoffs))
+    assert "n_outside_catalog" not in evaluate(recs[:, :1], targets, COUNTS, n_items=5, cutoffs=(10,))
+
+
+def test_evaluation_without_cases_is_an_error():
+    with pytest.raises(ValueError, match=r"no evaluation cases: 0 targets \(and 0 recommendation lists\)"):
+        evaluate(np.zeros((0, 20), int), np.zeros(0, int), COUNTS, 5)
+    with pytest.raises(ValueError, match=r"no evaluation cases: 0 targets \(and 2 recommendation lists\)"):
+        evaluate(np.zeros((2, 20), int), np.zeros(0, int), COUNTS, 5)
+    with pytest.raises(ValueError, match="no evaluation cases"):
+        evaluate([], [], COUNTS, 5)
+    with pytest.raises(ValueError, match="no evaluation cases left: all 2 sessions have no prediction"):
+        evaluate(as_rec_matrix([[], []], width=20), np.array([1, 2]), COUNTS, 5, skip_empty=True)
