@@ -5,15 +5,20 @@ from rec_utils import report, results
 from rec_utils.data import load_dataset
 from rec_utils.evaluation import run_seeds
 from rec_utils.models import build_model
+from rec_utils.setting import Setting
 from rec_utils.split import make_split
 
 
-def test_render_fills_marked_blocks_from_summary(tmp_path, monkeypatch, tiny_folder):
-    split = make_split(load_dataset(tiny_folder), "loo", tie_order="file")
+def pretend_temporal(split):
     split.info["dataset"] = "beauty"
     split.protocol = "temporal"  # pretend, to exercise the paper comparison
+    return split
+
+
+def test_render_fills_marked_blocks_from_summary(tmp_path, monkeypatch, tiny_folder):
+    split = pretend_temporal(make_split(load_dataset(tiny_folder), "loo"))
     out = tmp_path / "beauty"
-    runs = run_seeds(lambda s: build_model("MostPopular"), split, model_name="MostPopular", config={},
+    runs = run_seeds(lambda s: build_model("MostPopular"), split, Setting.of("MostPopular", split),
                      notebook="01_baselines", out_dir=out, seeds=[0])
     results.record(runs, out)
     monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
@@ -25,23 +30,41 @@ def test_render_fills_marked_blocks_from_summary(tmp_path, monkeypatch, tiny_fol
 
 
 def test_neural_sensitivity_and_tie_tables_keep_their_rows_apart(tmp_path, monkeypatch, tiny_folder):
-    """Notebook 02's tie-order variants go to the neural sensitivity table (next to the paper's
-    NDCG@10), not into the baselines' tie-spread table; other notebooks' stay there."""
-    split = make_split(load_dataset(tiny_folder), "loo", tie_order="file")
-    split.info["dataset"] = "beauty"
-    split.protocol = "temporal"
+    """The neural models' tie-order variants go to the neural sensitivity table (next to the
+    paper's NDCG@10), not into the baselines' tie-spread table; other families' stay there. Rows
+    are told apart by model family, whichever notebook wrote them."""
+    data = load_dataset(tiny_folder)
+    shuffled = pretend_temporal(make_split(data, "loo"))
+    file_order = pretend_temporal(make_split(data, "loo", tie_order="file"))
     out = tmp_path / "beauty"
-    for notebook, model, variant in [("02_sequential", "SASRec", ""), ("02_sequential", "SASRec", "tie_order=file"),
-                                     ("01_baselines", "MostPopular", "tie_order=file")]:
-        runs = run_seeds(lambda s: build_model("MostPopular"), split, model_name=model, config={},
-                         notebook=notebook, out_dir=out, seeds=[0], variant=variant)
+    for model, split in [("SASRec", shuffled), ("SASRec", file_order), ("MostPopular", file_order)]:
+        setting = Setting.of(model, split, config={})  # a stand-in model: the labels are what is tested
+        runs = run_seeds(lambda s: build_model("MostPopular"), split, setting, notebook="any", out_dir=out, seeds=[0])
         results.record(runs, out)
     monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
-    neural = report.table_neural_sensitivity("beauty")
+    neural = report.to_markdown(report.table_neural_sensitivity("beauty"))
     assert "| SASRec | paper config (shuffled ties, per-item bias) | 1 |" in neural
     assert "| SASRec | tie_order=file | 1 |" in neural and "0.0276" in neural  # paper's SASRec NDCG@10
     assert "MostPopular" not in neural
-    ties = report.table_tie_order("beauty")
+    ties = report.to_markdown(report.table_tie_order("beauty"))
     assert "MostPopular" in ties and "SASRec" not in ties
-    metrics = report.table_metrics("beauty", "temporal")
+    metrics = report.to_markdown(report.table_metrics("beauty", "temporal"))
     assert "SASRec (tie_order=file)" in metrics and "MostPopular (tie_order=file)" not in metrics
+
+
+def test_tables_are_dataframes_and_the_latest_row_of_a_label_wins(tmp_path, monkeypatch, tiny_folder):
+    """A label with rows of two split fingerprints (the data changed in between) shows the latest."""
+    import pandas as pd
+
+    split = pretend_temporal(make_split(load_dataset(tiny_folder), "loo"))
+    out = tmp_path / "beauty"
+    runs = run_seeds(lambda s: build_model("MostPopular"), split, Setting.of("MostPopular", split),
+                     out_dir=out, seeds=[0])
+    results.record(runs, out)
+    old = results.read_summary(out)
+    stale = old.assign(split_fingerprint="0" * 12, created="2000-01-01T00:00:00", **{"ndcg@10": 0.5})
+    pd.concat([stale, old]).to_csv(out / "summary.csv", index=False)
+    monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
+    table = report.table_metrics("beauty", "temporal")
+    assert isinstance(table, pd.DataFrame) and len(table) == 1
+    assert table["split"].item() == split.fingerprint
