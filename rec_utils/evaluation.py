@@ -35,7 +35,8 @@ from .utils import device_description, git_commit, seed_everything
 def evaluate_recs(recs: np.ndarray, split: Split, skip_empty: bool = False) -> dict:
     """The twelve metrics of top-k lists on the split's evaluation cases (an error when it has none)."""
     split.require_cases()
-    return evaluate(recs, split.test.targets, split.item_counts, split.n_items, skip_empty=skip_empty)
+    return evaluate(recs, split.test.targets, split.item_counts, split.n_items, skip_empty=skip_empty,
+                    catalog=split.catalog)
 
 
 def fit_predict_evaluate(model: Recommender, split: Split, *, items: pd.DataFrame | None = None,
@@ -93,7 +94,9 @@ def run_seeds(
             if old is not None:
                 # the setting holds the *given* config; the resolved one (with the code's
                 # defaults) is stored too, so a changed default cannot reuse a stale run
-                changed = _changed_fields(old.get("resolved_config"), resolved_config(make_model(seed)))
+                current = make_model(seed)
+                changed = _changed_fields(old.get("resolved_config"), resolved_config(current),
+                                          getattr(current, "rerun_if_missing", ()))
                 if not changed:  # presented with this call's label (label_fields are not in the id)
                     runs.append({**old, "variant": setting.label, "setting": setting.to_dict()})
                     continue
@@ -135,13 +138,16 @@ def resolved_config(model: Recommender) -> dict:
     return json.loads(json.dumps(model.get_config(), sort_keys=True, default=str))
 
 
-def _changed_fields(stored: dict | None, current: dict) -> list[str]:
-    """Fields whose stored resolved value differs from the current one. Only fields known to
-    both count: a field added later defaults to the old behaviour by convention, and runs
-    stored before resolved configs were recorded have none and are accepted."""
+def _changed_fields(stored: dict | None, current: dict, rerun_if_missing=()) -> list[str]:
+    """Fields whose stored resolved value differs from the current one. Fields known to both
+    count; a field added later defaults to the old behaviour by convention and is ignored,
+    except those of ``rerun_if_missing`` (added with a change of results, e.g. the tie rule).
+    Runs stored before resolved configs were recorded have none and are accepted."""
     if stored is None:
         return []
-    return sorted(k for k in set(stored) & set(current) if stored[k] != current[k])
+    changed = {k for k in set(stored) & set(current) if stored[k] != current[k]}
+    changed |= {k for k in rerun_if_missing if k in current and k not in stored}
+    return sorted(changed)
 
 
 def runs_table(runs: list[dict]) -> pd.DataFrame:

@@ -139,7 +139,7 @@ def test_grid_search_resumes_from_its_csv_with_all_digit_ids(folds, tmp_path):
     cells = pd.read_csv(csv, dtype=str)
     assert list(cells.columns) == [*CELL_COLUMNS, "ndcg@10", "hit_rate@10", "mrr@10", "catalog_coverage@10",
                                    "serendipity@10", "novelty@10", "ndcg@20", "hit_rate@20", "mrr@20",
-                                   "catalog_coverage@20", "serendipity@20", "novelty@20", "n_sessions", "n_empty"]
+                                   "catalog_coverage@20", "serendipity@20", "novelty@20", "n_sessions", "n_empty", "n_outside_catalog"]
     assert set(cells["config_id"]) == {"0328276976", config_id({"shift": 1})} and len(cells) == 6
     assert json.loads(cells["config"].iloc[0]) == {"shift": 407}
     again = Maker()

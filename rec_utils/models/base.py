@@ -227,6 +227,10 @@ class Recommender(ABC):
 
     #: The model's name as in the paper's tables (``MostPopular``, ``V-SKNN``, ...).
     name: str = "Recommender"
+    #: Config fields added together with a change of results (e.g. ``tie_break``: lists made
+    #: before the tie rule ordered equal scores arbitrarily). A stored run whose resolved config
+    #: lacks one of them is run again; any other new field defaults to the old behaviour.
+    rerun_if_missing: tuple[str, ...] = ()
 
     @abstractmethod
     def fit(self, train: pd.DataFrame, items: pd.DataFrame | None = None) -> "Recommender":

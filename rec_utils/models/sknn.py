@@ -59,6 +59,7 @@ class SKNNConfig:
     filter_prompt_items: bool = True  # never recommend an item of the prompt
     seed: int = 0  # random sampling seed
     chunk_size: int = 1000  # prompts per batched step (memory vs speed)
+    tie_break: str = "id"  # equal item scores: the smaller item id first (base.TIE_RULE; the only rule)
 
 
 #: Paper names → the settings that define each variant (§6.5).
@@ -112,6 +113,7 @@ class SKNN(Recommender):
     """
 
     config_class = SKNNConfig
+    rerun_if_missing = ("tie_break",)  # lists stored before the tie rule ordered ties arbitrarily
     #: True when similarities can be ≤ 0 (embeddings): candidates then come from a binary
     #: neighbour matrix instead of "score > 0".
     signed_similarity = False
@@ -125,6 +127,8 @@ class SKNN(Recommender):
             raise ValueError(f"sampling must be 'random' or 'recent', got {c.sampling!r}")
         if c.similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be 'cosine' or 'dot', got {c.similarity!r}")
+        if c.tie_break != "id":
+            raise ValueError(f"tie_break must be 'id' (the smaller item id first), got {c.tie_break!r}")
         decay_weights(c.decay, np.ones(1), np.ones(1))  # validates the decay name
         self.name = (
             "V-SKNN" if c.decay else "SF-SKNN" if c.sequential_filter
