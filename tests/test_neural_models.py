@@ -7,11 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rec_utils import train as T
 from rec_utils.metrics import ndcg_at_k
 from rec_utils.models import BERT4Rec, GRU4Rec, MostPopular, SASRec, build_model, preset_config
 from rec_utils.models.base import as_prompts
-from rec_utils.models.bert4rec import cloze_copies
+from rec_utils.models.neural import batching as B
+from rec_utils.models.neural import trainer as T
+from rec_utils.models.neural.bert4rec import cloze_copies
+from rec_utils.models.neural.layers import SoftmaxCrossEntropy
 
 torch.set_num_threads(2)
 MODELS = {"GRU4Rec": GRU4Rec, "SASRec": SASRec, "BERT4Rec": BERT4Rec}
@@ -55,24 +57,24 @@ def tiny(name, **kw):
 def test_left_pad_keeps_last_items_right_aligned():
     indptr = np.array([0, 3, 4, 9])
     items = np.arange(9)
-    out = T.left_pad(indptr, items, 4, pad=-7)
+    out = B.left_pad(indptr, items, 4, pad=-7)
     assert out.tolist() == [[-7, 0, 1, 2], [-7, -7, -7, 3], [5, 6, 7, 8]]
 
 
 def test_bucketed_batches_cover_every_row_once_and_group_lengths():
     lengths = np.random.default_rng(0).integers(1, 20, 1000)
-    batches = T.bucketed_batches(lengths, 32, np.random.default_rng(1), bucket=True, pool=50)
+    batches = B.bucketed_batches(lengths, 32, np.random.default_rng(1), bucket=True, pool=50)
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(1000))
     spread = np.mean([np.ptp(lengths[b]) for b in batches])
-    plain = T.bucketed_batches(lengths, 32, np.random.default_rng(1), bucket=False)
+    plain = B.bucketed_batches(lengths, 32, np.random.default_rng(1), bucket=False)
     assert spread < np.mean([np.ptp(lengths[b]) for b in plain]) / 3
 
 
 def test_session_csr_rejects_ungrouped_sessions():
     df = pd.DataFrame({"session_id": [1, 2, 1], "item_id": [1, 2, 3]})
     with pytest.raises(ValueError, match="grouped by session"):
-        T.session_csr(df, np.array([0, 1, 2]))
+        B.session_csr(df, np.array([0, 1, 2]))
 
 
 # ------------------------------------------------------------------------------- shapes
@@ -148,11 +150,11 @@ def test_cloze_generator():
     n = len(seqs)
     # block 1: only the last item masked
     assert (x[:n, -1] == mask).all() and (y[:n, -1] == seqs[:, -1]).all()
-    assert (x[:n, :-1] == seqs[:, :-1]).all() and (y[:n, :-1] == T.IGNORE).all()
+    assert (x[:n, :-1] == seqs[:, :-1]).all() and (y[:n, :-1] == B.IGNORE).all()
     # random copies: targets exactly at masked positions, the original item as target
     xr, yr = x[n:], y[n:]
     masked = xr == mask
-    assert (masked == (yr != T.IGNORE)).all()
+    assert (masked == (yr != B.IGNORE)).all()
     assert masked.any(1).all(), "copies without any masked position are dropped"
     expected = 10 * np.sum(1 - 0.7 ** lens)  # copies with at least one masked position
     assert abs(len(xr) - expected) < 4 * np.sqrt(expected)
@@ -346,7 +348,6 @@ def test_loo_validation_cases_replace_the_inner_split():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_fused_softmax_cross_entropy_matches_pytorch(dtype):
-    from rec_utils.models.neural import SoftmaxCrossEntropy
     g = torch.Generator().manual_seed(0)
     z = torch.randn(37, 8, generator=g).to(dtype).requires_grad_()
     W = torch.randn(101, 8, generator=g).to(dtype).requires_grad_()
