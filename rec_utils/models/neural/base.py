@@ -102,7 +102,7 @@ class SequentialRecommender(Recommender):
         checkpoint_dir: folder of best-weights checkpoints keyed by content (name, config,
             precision used, train interactions, validation cases, aligned init table; the seed
             is in the config); ``None`` disables caching, "auto" uses ``.cache/neural`` in the
-            project. Not read nor written while ``on_epoch`` is set (see there).
+            project. Neither read nor written while ``on_epoch`` is set (see there).
         num_threads: torch CPU threads (None: leave as is).
         progress: tqdm bars with per-epoch loss and validation NDCG@20.
         validation: evaluation cases for early stopping instead of the paper's inner split
