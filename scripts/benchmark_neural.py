@@ -7,7 +7,8 @@ prediction for all test sessions (4,469 on Beauty). Variants:
 * ``naive``  - shuffled batches at full max_len width, logits + ``F.cross_entropy``, fp32;
 * ``final``  - length-bucketed batches trimmed to their longest real sequence, the fused
   softmax cross-entropy of the tied head, fp32;
-* ``final-bf16`` - as ``final`` with bf16 autocast.
+* ``final-bf16`` - as ``final`` with bf16 autocast where the device runs bf16 natively (else
+  fp32 with a warning; the ``precision`` column says which was timed).
 
 Writes ``results/benchmarks/neural_<device>.csv`` (appends/replaces rows of the same model,
 variant and device). Usage::
@@ -26,9 +27,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from rec_utils import train as T
 from rec_utils.data import load_dataset
 from rec_utils.models import build_model, preset_config
+from rec_utils.models.neural import batching as B
+from rec_utils.models.neural import trainer as T
 from rec_utils.split import make_split
 from rec_utils.utils import PROJECT_ROOT, device_description, resolve_device
 
@@ -37,14 +39,14 @@ def time_steps(m, variant: str, steps: int, device: str) -> dict:
     c = m.config
     module = m.module_
     module.train()
-    precision = "bf16" if variant.endswith("bf16") else "fp32"
+    precision = m.fit_info_["precision_used"]  # bf16 only where the device runs it natively
     naive = variant == "naive"
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    x, y = m._epoch_data(rng)
+    x, y = m.epoch_data(rng)
     data_s = time.perf_counter() - t0
     lengths = (x != m.pad_).sum(1)
-    batches = T.bucketed_batches(lengths, c.batch_size, rng, bucket=not naive)
+    batches = B.bucketed_batches(lengths, c.batch_size, rng, bucket=not naive)
     n_batches = len(batches)
     xa, ya = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
     opt = T.make_optimizer(module, c.learning_rate, c.weight_decay)
@@ -54,14 +56,14 @@ def time_steps(m, variant: str, steps: int, device: str) -> dict:
         ib = torch.as_tensor(idx, device=device)
         xb, yb = xa[ib], ya[ib]
         if not naive:
-            xb, yb = T.trim(xb, m.pad_, yb)
+            xb, yb = B.trim(xb, m.pad_, yb)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         t = time.perf_counter()
         with T.autocast(device, precision):
             if naive:  # plain PyTorch: logits of every target, then F.cross_entropy
                 h = module.encode(xb)
-                sel = yb != T.IGNORE
+                sel = yb != B.IGNORE
                 loss = F.cross_entropy(module.logits(h[sel]).float(), yb[sel])
             else:
                 loss = module.loss(xb, yb)
@@ -78,7 +80,7 @@ def time_steps(m, variant: str, steps: int, device: str) -> dict:
     per_step = float(np.mean(times))
     epoch_s = per_step * n_batches + data_s
     return {"steps_timed": len(times), "s_per_step": round(per_step, 4), "mean_width": float(np.mean(positions)),
-            "n_batches": n_batches, "n_sequences": len(x), "epoch_s_est": round(epoch_s, 1),
+            "precision": precision, "n_batches": n_batches, "n_sequences": len(x), "epoch_s_est": round(epoch_s, 1),
             "train_seq_per_s": round(len(x) / epoch_s, 1), "epoch_data_s": round(data_s, 3)}
 
 

@@ -1,17 +1,25 @@
 """Sequential neural models (GRU4Rec, SASRec, BERT4Rec) and their shared trainer."""
 from __future__ import annotations
 
+import warnings
+from dataclasses import fields
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
-from rec_utils import train as T
 from rec_utils.metrics import ndcg_at_k
 from rec_utils.models import BERT4Rec, GRU4Rec, MostPopular, SASRec, build_model, preset_config
-from rec_utils.models.base import as_prompts
-from rec_utils.models.bert4rec import cloze_copies
+from rec_utils.models.base import ItemIndex, as_prompts
+from rec_utils.models.neural import batching as B
+from rec_utils.models.neural import trainer as T
+from rec_utils.models.neural.bert4rec import BERT4RecModule, cloze_copies
+from rec_utils.models.neural.gru4rec import GRU4RecModule
+from rec_utils.models.neural.layers import SoftmaxCrossEntropy
+from rec_utils.models.neural.sasrec import SASRecModule
+from rec_utils.split import inner_validation_split
 
 torch.set_num_threads(2)
 MODELS = {"GRU4Rec": GRU4Rec, "SASRec": SASRec, "BERT4Rec": BERT4Rec}
@@ -55,24 +63,24 @@ def tiny(name, **kw):
 def test_left_pad_keeps_last_items_right_aligned():
     indptr = np.array([0, 3, 4, 9])
     items = np.arange(9)
-    out = T.left_pad(indptr, items, 4, pad=-7)
+    out = B.left_pad(indptr, items, 4, pad=-7)
     assert out.tolist() == [[-7, 0, 1, 2], [-7, -7, -7, 3], [5, 6, 7, 8]]
 
 
 def test_bucketed_batches_cover_every_row_once_and_group_lengths():
     lengths = np.random.default_rng(0).integers(1, 20, 1000)
-    batches = T.bucketed_batches(lengths, 32, np.random.default_rng(1), bucket=True, pool=50)
+    batches = B.bucketed_batches(lengths, 32, np.random.default_rng(1), bucket=True, pool=50)
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(1000))
     spread = np.mean([np.ptp(lengths[b]) for b in batches])
-    plain = T.bucketed_batches(lengths, 32, np.random.default_rng(1), bucket=False)
+    plain = B.bucketed_batches(lengths, 32, np.random.default_rng(1), bucket=False)
     assert spread < np.mean([np.ptp(lengths[b]) for b in plain]) / 3
 
 
 def test_session_csr_rejects_ungrouped_sessions():
     df = pd.DataFrame({"session_id": [1, 2, 1], "item_id": [1, 2, 3]})
     with pytest.raises(ValueError, match="grouped by session"):
-        T.session_csr(df, np.array([0, 1, 2]))
+        B.session_csr(df, np.array([0, 1, 2]))
 
 
 # ------------------------------------------------------------------------------- shapes
@@ -148,11 +156,11 @@ def test_cloze_generator():
     n = len(seqs)
     # block 1: only the last item masked
     assert (x[:n, -1] == mask).all() and (y[:n, -1] == seqs[:, -1]).all()
-    assert (x[:n, :-1] == seqs[:, :-1]).all() and (y[:n, :-1] == T.IGNORE).all()
+    assert (x[:n, :-1] == seqs[:, :-1]).all() and (y[:n, :-1] == B.IGNORE).all()
     # random copies: targets exactly at masked positions, the original item as target
     xr, yr = x[n:], y[n:]
     masked = xr == mask
-    assert (masked == (yr != T.IGNORE)).all()
+    assert (masked == (yr != B.IGNORE)).all()
     assert masked.any(1).all(), "copies without any masked position are dropped"
     expected = 10 * np.sum(1 - 0.7 ** lens)  # copies with at least one masked position
     assert abs(len(xr) - expected) < 4 * np.sqrt(expected)
@@ -203,6 +211,28 @@ def test_init_item_embeddings_hook():
         tiny("SASRec", epochs=0, init_item_embeddings=table[:10], init_item_ids=ids[:10]).fit(train)
     with pytest.raises(ValueError, match=r"\(n, 16\)"):
         tiny("SASRec", epochs=0, init_item_embeddings=table[:, :8]).fit(train)
+    dup = np.r_[ids, ids[:1]]
+    with pytest.raises(ValueError, match="unique"):
+        tiny("SASRec", epochs=0, init_item_embeddings=table[: len(dup)], init_item_ids=dup).fit(train)
+
+
+def test_init_table_row_order_changes_nothing(tmp_path):
+    """The same vectors in another row order (ids shuffled alike) give the identical module,
+    predictions and checkpoint key."""
+    train, p = cyclic_sessions(100), cyclic_prompts(40)
+    ids = np.r_[np.sort(train["item_id"].unique()), 900, 901]  # two rows of unknown items, ignored
+    table = np.random.default_rng(0).normal(size=(len(ids), 16)).astype(np.float32)
+    perm = np.random.default_rng(1).permutation(len(ids))
+    a = tiny("SASRec", epochs=2, init_item_embeddings=table, init_item_ids=ids, checkpoint_dir=tmp_path).fit(train)
+    b = tiny("SASRec", epochs=2, init_item_embeddings=table[perm], init_item_ids=ids[perm]).fit(train)
+    sa, sb = a.module_.state_dict(), b.module_.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    ra, ca = a.predict(p, return_scores=True)
+    rb, cb = b.predict(p, return_scores=True)
+    assert np.array_equal(ra, rb) and np.array_equal(ca, cb)
+    c = tiny("SASRec", epochs=2, init_item_embeddings=table[perm], init_item_ids=ids[perm],
+             checkpoint_dir=tmp_path).fit(train)
+    assert c.fit_info_["loaded_from_checkpoint"] is not None, "the key is that of the aligned table"
 
 
 # ------------------------------------------------------------------------ early stopping
@@ -229,6 +259,8 @@ def test_training_restores_the_best_epoch():
     best = h.loc[h["val_ndcg@20"].idxmax()]
     assert bool(best["best"]) and m.best_epoch_ == int(best["epoch"])
     assert len(h) == 8 or len(h) == m.best_epoch_ + 2
+    assert m.fit_info_["stopped_by"] == ("epochs" if len(h) == 8 else "early_stopping")
+    assert m.fit_info_["best_epoch"] == m.best_epoch_ and m.fit_info_["epochs_run"] == len(h)
     from rec_utils.split import inner_validation_split
     _, val = inner_validation_split(train, seed=m.config.seed)
     recs = m.predict(val, k=20)
@@ -238,9 +270,240 @@ def test_training_restores_the_best_epoch():
 def test_time_budget_stops_training():
     m = tiny("GRU4Rec", epochs=50, time_budget_s=0.0).fit(cyclic_sessions(100))
     assert len(m.history_) == 1
+    assert m.fit_info_["stopped_by"] == "time_budget" and m.fit_info_["epochs_run"] == 1
+
+
+class _ScoresByWindow(torch.nn.Module):
+    """A stand-in model whose score rows are fixed random vectors looked up by the window's
+    content (a base-`base` number of the items read from the right, padding = digit 0), so the
+    scores do not depend on how a batch is trimmed."""
+
+    def __init__(self, windows: np.ndarray, scores: torch.Tensor, pad: int):
+        super().__init__()
+        self.base, self.pad = pad + 2, pad
+        self.keys = self.key(torch.as_tensor(windows))
+        assert len(torch.unique(self.keys)) == len(self.keys)
+        self.order = torch.argsort(self.keys)
+        self.scores = scores
+
+    def key(self, x: torch.Tensor) -> torch.Tensor:
+        digits = torch.where(x == self.pad, 0, x + 1).flip(1)
+        return (digits * self.base ** torch.arange(x.shape[1])).sum(1)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        pos = torch.searchsorted(self.keys[self.order], self.key(x))
+        return self.scores[self.order[pos]]
+
+
+def test_early_stopping_ndcg_agrees_with_metrics_ndcg_at_k():
+    """The NDCG that early stopping monitors (trainer.evaluate_ndcg / ndcg_of_scores) equals
+    the mean of metrics.ndcg_at_k on the top-k lists of the same scores, prompt items masked."""
+    rng = np.random.default_rng(0)
+    n_items, width, pad = 60, 5, 60
+    windows = np.unique(rng.integers(0, n_items, (400, width)), axis=0)
+    windows = windows[rng.permutation(len(windows))][:300]
+    lens = rng.integers(1, width + 1, len(windows))
+    windows[np.arange(width) < (width - lens)[:, None]] = pad  # left padding, 1..5 real items
+    windows = np.unique(windows, axis=0)
+    n = len(windows)
+    targets = rng.integers(0, n_items, n)
+    targets[:40] = windows[:40, -1]  # a masked prompt item: NDCG 0
+    targets[40:50] = -1  # unknown target: NDCG 0
+    scores = torch.as_tensor(rng.random((n, n_items)), dtype=torch.float32)
+    assert (scores.sort(1).values.diff(1) > 0).all(), "no ties"
+    model = _ScoresByWindow(windows, scores, pad)
+    masked = scores.numpy().astype(np.float64)
+    rows = np.repeat(np.arange(n), width)
+    real = windows.ravel() != pad
+    masked[rows[real], windows.ravel()[real]] = -np.inf
+    top = np.argsort(-masked, axis=1, kind="stable")
+    x, t = torch.as_tensor(windows), torch.as_tensor(targets)
+    got = T.evaluate_ndcg(model, x, x, t, pad, batch_size=64, precision="fp32", device="cpu")
+    for k in (10, 20):
+        expected = ndcg_at_k(top[:, :k], targets, k).mean()
+        assert 0 < expected < 1
+        assert got[f"ndcg@{k}"] == pytest.approx(expected, abs=1e-6)
+        per_row = T.ndcg_of_scores(T.mask_window(scores, x, pad), t, k).numpy()
+        np.testing.assert_allclose(per_row, ndcg_at_k(top[:, :k], targets, k), rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------- on_epoch and fit_info_
+def test_on_epoch_sees_every_epoch_and_can_stop_training():
+    train = cyclic_sessions(100)
+    seen = []
+
+    def stop_after_two(row, module):
+        seen.append((dict(row), module))
+        return row["epoch"] == 2
+
+    m = tiny("SASRec", epochs=5, patience=99, on_epoch=stop_after_two).fit(train)
+    assert [r["epoch"] for r, _ in seen] == [1, 2] and all(mod is m.module_ for _, mod in seen)
+    assert all("val_ndcg@20" in r for r, _ in seen), "called after validation"
+    assert len(m.history_) == 2 and m.history_[-1]["stopped_by_callback"] is True
+    assert "stopped_by_callback" not in m.history_[0]
+    assert m.fit_info_["stopped_by"] == "callback" and m.fit_info_["epochs_run"] == 2
+    assert "on_epoch" not in m.get_config(), "a runtime setting, not a config field"
+    with pytest.raises(TypeError, match="on_epoch"):
+        SASRec(on_epoch=3)
+
+
+def test_on_epoch_exceptions_propagate():
+    class Pruned(Exception):
+        pass
+
+    def prune(row, module):
+        raise Pruned(row["epoch"])
+
+    with pytest.raises(Pruned):
+        tiny("GRU4Rec", epochs=3, on_epoch=prune).fit(cyclic_sessions(60))
+
+
+def test_on_epoch_may_freeze_and_unfreeze_parameters(tmp_path):
+    """A callback freezes the item table after epoch 1 and unfreezes it after epoch 2: the
+    table does not move in epoch 2 (no decay either) and moves again in epoch 3. The cache is
+    bypassed while a callback is set."""
+    tables = []
+
+    def schedule(row, module):
+        tables.append(module.item_emb.weight.detach().clone())
+        module.item_emb.weight.requires_grad_(row["epoch"] != 1)
+
+    m = tiny("SASRec", epochs=3, patience=99, weight_decay=0.1, on_epoch=schedule,
+             checkpoint_dir=tmp_path).fit(cyclic_sessions(100))
+    assert len(tables) == 3 and m.fit_info_["stopped_by"] == "epochs"
+    assert torch.equal(tables[0], tables[1]) and not torch.equal(tables[1], tables[2])
+    assert m.fit_info_["loaded_from_checkpoint"] is None and not list(tmp_path.glob("*.pt"))
+
+
+def test_fit_info_records_what_was_used():
+    m = tiny("GRU4Rec", epochs=2, patience=5).fit(cyclic_sessions(80))
+    info = m.fit_info_
+    assert info == {"precision_requested": "fp32", "precision_used": "fp32",
+                    "bf16_native": T.native_bf16("cpu"), "best_epoch": m.best_epoch_, "epochs_run": 2,
+                    "stopped_by": "epochs", "loaded_from_checkpoint": None}
+    assert GRU4Rec().fit_info_ is None
+
+
+def test_bf16_falls_back_to_fp32_where_the_device_lacks_it(monkeypatch):
+    """precision="bf16" on a device without native bf16: one warning, then exactly the fp32
+    numbers; fit_info_ records what was asked and what was used."""
+    monkeypatch.setattr(T, "native_bf16", lambda device: False)
+    monkeypatch.setattr(T, "_BF16_WARNED", set())
+    train, p = cyclic_sessions(80), cyclic_prompts(20)
+    with pytest.warns(RuntimeWarning, match="natively.*fp32"):
+        a = tiny("SASRec", epochs=1, precision="bf16").fit(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once only
+        tiny("SASRec", epochs=0, precision="bf16").fit(train)
+    ref = tiny("SASRec", epochs=1).fit(train)
+    assert a.fit_info_["precision_requested"] == "bf16" and a.fit_info_["precision_used"] == "fp32"
+    assert a.fit_info_["bf16_native"] is False
+    ra, sa = a.predict(p, return_scores=True)
+    rr, sr = ref.predict(p, return_scores=True)
+    assert np.array_equal(ra, rr) and np.array_equal(sa, sr)
+    assert [h["loss"] for h in a.history_] == [h["loss"] for h in ref.history_]
+
+
+def test_native_bf16_reads_the_cpu_flags(monkeypatch, tmp_path):
+    check = T.native_bf16.__wrapped__  # uncached
+    info = tmp_path / "cpuinfo"
+    monkeypatch.setattr(T, "Path", lambda _: info)
+    assert check("cpu") is False, "unreadable /proc/cpuinfo"
+    for flags, native in [("fpu avx512f avx512_vnni", False), ("fpu avx512f avx512_bf16", True),
+                          ("fpu amx_bf16 amx_tile", True)]:
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert check("cpu") is native
+    assert check("meta") is False
+    monkeypatch.undo()
+    assert T.native_bf16("cpu") is T.native_bf16("cpu") and T.native_bf16.cache_info().hits >= 1
+
+
+def test_train_settings_are_read_from_the_config_by_name():
+    c = SASRec(epochs=7, clipnorm=3.0, precision="bf16", time_budget_s=9.0).config
+    s = T.TrainSettings.from_config(c, precision="fp32")
+    assert s.precision == "fp32" and s.eval_batch_size == 1024
+    for f in fields(T.TrainSettings):
+        if f.name not in ("precision", "eval_batch_size"):
+            assert getattr(s, f.name) == getattr(c, f.name), f.name
+    with pytest.raises(TypeError, match="unknown overrides"):
+        T.TrainSettings.from_config(c, epoch=1)
+    with pytest.raises(TypeError, match="lacks fields"):
+        T.TrainSettings.from_config(object())
 
 
 # -------------------------------------------------------------------------- determinism
+MODULES = {"GRU4Rec": GRU4RecModule, "SASRec": SASRecModule, "BERT4Rec": BERT4RecModule}
+
+
+def _hand_written_fit_predict(name, train, prompts, **kw):
+    """fit + predict written out from the building blocks, as the trainer is documented to
+    work: seed, index, inner split, module, epoch rows, bucketed trimmed batches, AdamW with
+    per-tensor clipnorm, validation NDCG@20 (metrics.ndcg_at_k), best epoch restored."""
+    c = MODELS[name].config_class(**{**TINY[name], **kw})
+    torch.manual_seed(c.seed)
+    np.random.seed(c.seed)
+    index = ItemIndex(train["item_id"].to_numpy())
+    pad = len(index)
+    fit_df, val = inner_validation_split(train, frac=c.val_frac, max_sessions=c.val_max_sessions, seed=c.seed)
+    module = MODULES[name](len(index), c)
+    seqs = B.train_sequences(fit_df, index.to_index(fit_df["item_id"].to_numpy()), c.max_len + 1, pad)
+    if name == "BERT4Rec":
+        def rows(rng):
+            return cloze_copies(seqs[:, 1:], pad, pad + 1, c.mask_prob, c.n_random_copies, rng)
+
+        def inputs(w):
+            return np.concatenate([w[:, 1:], np.full((len(w), 1), pad + 1)], axis=1)
+    else:
+        x_rows, y_rows = B.next_item_targets(seqs, pad)
+
+        def rows(rng):
+            return x_rows, y_rows
+
+        def inputs(w):
+            return w
+
+    @torch.no_grad()
+    def top(p, k):
+        module.eval()
+        x, = B.trim(torch.as_tensor(inputs(B.prompt_windows(p, index.to_index(p.items), c.max_len, pad))), pad)
+        s = T.mask_window(module.score(x), x, pad)
+        v, i = torch.topk(s, k, dim=1)
+        return i.numpy(), v.numpy()
+
+    rng = np.random.default_rng(c.seed)
+    opt = T.make_optimizer(module, c.learning_rate, c.weight_decay)
+    states, val_ndcg = [], []
+    for _ in range(c.epochs):
+        xs, ys = rows(rng)
+        module.train()
+        for idx in B.bucketed_batches((xs != pad).sum(1), c.batch_size, rng, bucket=c.bucket):
+            xb, yb = B.trim(torch.as_tensor(xs[idx]), pad, torch.as_tensor(ys[idx]))
+            if not (yb != B.IGNORE).any():
+                continue
+            loss = module.loss(xb, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            T.clip_per_tensor(list(module.parameters()), c.clipnorm)
+            opt.step()
+        val_ndcg.append(ndcg_at_k(top(val, 20)[0], index.to_index(val.targets), 20).mean())
+        states.append({k: v.clone() for k, v in module.state_dict().items()})
+    module.load_state_dict(states[int(np.argmax(val_ndcg))])
+    i, v = top(prompts, 20)
+    return index.to_ids(i), v, val_ndcg
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_fit_predict_equals_the_hand_written_loop(name):
+    """Regression pin: same seed, same numbers as the building blocks put together by hand
+    (expected arrays computed here, not stored)."""
+    train, p = cyclic_sessions(150), cyclic_prompts(60)
+    recs, scores, val_ndcg = _hand_written_fit_predict(name, train, p, epochs=2, seed=3)
+    m = tiny(name, epochs=2, seed=3, patience=5).fit(train)
+    got_recs, got_scores = m.predict(p, k=20, return_scores=True)
+    np.testing.assert_allclose([h["val_ndcg@20"] for h in m.history_], val_ndcg, rtol=0, atol=1e-6)
+    assert np.array_equal(got_recs, recs) and np.array_equal(got_scores, scores)
+
+
 @pytest.mark.parametrize("name", ["SASRec", "BERT4Rec"])
 def test_same_seed_same_numbers(name):
     train, p = cyclic_sessions(150), cyclic_prompts(80)
@@ -263,6 +526,37 @@ def test_checkpoint_reloads_without_training(tmp_path):
     assert (a.predict(p) == b.predict(p)).all()
     c = tiny("SASRec", epochs=2, checkpoint_dir=tmp_path, seed=1).fit(train)
     assert c.loaded_from_checkpoint_ is None, "another seed is another checkpoint"
+
+
+def test_checkpoint_is_keyed_by_content(tmp_path, monkeypatch):
+    """Same inputs → loaded (no training); another config field, one other train interaction
+    or one changed init vector → retrained."""
+    train = cyclic_sessions(100)
+    ids = np.sort(train["item_id"].unique())
+    table = np.random.default_rng(0).normal(size=(len(ids), 16)).astype(np.float32)
+    base = dict(epochs=1, checkpoint_dir=tmp_path, init_item_embeddings=table, init_item_ids=ids)
+    a = tiny("SASRec", **base).fit(train)
+    assert a.fit_info_["loaded_from_checkpoint"] is None
+    path = next(tmp_path.glob("*.pt"))
+    other_item = train.copy()
+    other_item.loc[5, "item_id"] = ids[(np.searchsorted(ids, other_item.loc[5, "item_id"]) + 1) % len(ids)]
+    other_vector = table.copy()
+    other_vector[3, 0] += 1e-3
+    changed = [tiny("SASRec", **{**base, "learning_rate": 0.02}).fit(train),
+               tiny("SASRec", **base).fit(other_item),
+               tiny("SASRec", **{**base, "init_item_embeddings": other_vector}).fit(train)]
+    assert all(m.fit_info_["loaded_from_checkpoint"] is None for m in changed)
+    assert len(list(tmp_path.glob("*.pt"))) == 4
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although a checkpoint exists")
+
+    monkeypatch.setattr(T, "fit_module", no_training)
+    same = tiny("SASRec", **{**base, "init_item_embeddings": table.copy()}).fit(train.copy())
+    assert same.fit_info_["loaded_from_checkpoint"] == str(path) == same.loaded_from_checkpoint_
+    assert same.history_ == a.history_
+    assert {k: v for k, v in same.fit_info_.items() if k != "loaded_from_checkpoint"} == \
+        {k: v for k, v in a.fit_info_.items() if k != "loaded_from_checkpoint"}
 
 
 # ----------------------------------------------------------------------------- errors
@@ -346,7 +640,6 @@ def test_loo_validation_cases_replace_the_inner_split():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_fused_softmax_cross_entropy_matches_pytorch(dtype):
-    from rec_utils.models.neural import SoftmaxCrossEntropy
     g = torch.Generator().manual_seed(0)
     z = torch.randn(37, 8, generator=g).to(dtype).requires_grad_()
     W = torch.randn(101, 8, generator=g).to(dtype).requires_grad_()

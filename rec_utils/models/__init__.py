@@ -7,15 +7,13 @@ from __future__ import annotations
 from .base import Recommender
 from .llmseqsim import PRESETS as LLMSEQSIM_PRESETS
 from .llmseqsim import LLMSeqSim
-from .bert4rec import BERT4Rec
-from .gru4rec import GRU4Rec
+from .neural import BERT4Rec, GRU4Rec, SASRec
 from .neural_presets import PRESETS as NEURAL_PRESETS
 from .popular import MostPopular
 from .sknn import PRESETS as SKNN_PRESETS
 from .sknn import SKNN
 from .sknn import VARIANTS as SKNN_VARIANTS
 from .sknn_emb import SKNNEmb
-from .sasrec import SASRec
 
 MODELS = {
     "MostPopular": MostPopular,

@@ -26,8 +26,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .neural import SequentialConfig, SequentialModule, SequentialRecommender, glorot_
-from .sasrec import next_item_targets
+from .base import SequentialConfig, SequentialModule, SequentialRecommender
+from .batching import next_item_targets
+from .layers import glorot_
 
 
 @dataclass

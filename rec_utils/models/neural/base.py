@@ -1,6 +1,6 @@
-"""Shared machinery of the sequential neural models (paper §6.4): config base, building blocks
-(tied projection head, self-attention block) and the ``Recommender`` wrapper that fits and
-predicts with the trainer of :mod:`rec_utils.train`.
+"""Shared machinery of the sequential neural models (paper §6.4): the config base, the module
+base (item table + tied head) and the ``Recommender`` wrapper that fits and predicts with the
+trainer of :mod:`.trainer`.
 
 Common to GRU4Rec, SASRec and BERT4Rec:
 
@@ -16,12 +16,11 @@ Common to GRU4Rec, SASRec and BERT4Rec:
 * ``init_item_embeddings`` initialises the item table from a matrix (LLM2Sequential hook).
 
 Runtime settings that do not change results (device, threads, checkpoint folder, progress
-bars) are constructor arguments, not config fields, so they do not enter the run's config id.
+bars, the ``on_epoch`` callback) are constructor arguments, not config fields, so they do not
+enter the run's config id.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, fields
@@ -30,13 +29,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .. import train as T
-from ..split import Prompts, inner_validation_split
-from ..utils import PROJECT_ROOT, resolve_device
-from .base import ItemIndex, Recommender, as_prompts
+from ...split import Prompts, inner_validation_split
+from ...utils import PROJECT_ROOT, resolve_device, short_hash
+from ..base import ItemIndex, Recommender, as_prompts
+from . import trainer as T
+from .batching import IGNORE, prompt_windows, train_sequences, trim
+from .layers import TiedHead
 
 DEFAULT_CHECKPOINT_DIR = PROJECT_ROOT / ".cache" / "neural"
 
@@ -58,130 +58,9 @@ class SequentialConfig:
     val_max_sessions: int = 500  # int: cap on held-out sessions (paper: 500)
     item_bias: bool = True  # bool: per-item output bias as the spec describes; False = what the reference computes (a scalar, a no-op under softmax), see TiedHead
     bucket: bool = True  # bool: sort by length inside pools of 50 batches so batches trim well
-    precision: str = "fp32"  # str: "fp32" or "bf16" (autocast; faster on CPUs with avx512_bf16)
-    time_budget_s: float | None = None  # float|None: stop after this many training seconds
+    precision: str = "fp32"  # str: "fp32" or "bf16" (autocast; faster on CPUs with avx512_bf16); bf16 is used only where the device runs it natively, else fp32 with a warning (fit_info_ records what was used)
+    time_budget_s: float | None = None  # float|None: stop after this many training seconds, for time-to-quality curves only: a wall-clock budget makes results machine-dependent (plans stop by epochs)
     seed: int = 0  # int: seeds weights, dropout, batch order, masking and the inner split
-
-
-# --------------------------------------------------------------------------- building blocks
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "linear": nn.Identity}
-
-
-def activation(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {name!r}")
-    return ACTIVATIONS[name]()
-
-
-def glorot_(module: nn.Module) -> None:
-    """Keras defaults: Glorot-uniform kernels, zero biases, uniform(±0.05) embeddings."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.uniform_(m.weight, -0.05, 0.05)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-
-class SoftmaxCrossEntropy(torch.autograd.Function):
-    """Mean full-softmax cross-entropy of ``z @ W.T + b`` against ``y``, with few passes over
-    the (targets × catalogue) logits: one matmul, one fused softmax (row-local, cache
-    friendly), a gather; the backward subtracts the one-hot in place and scales the small
-    matmul results instead of the big matrix. Same value and gradients as
-    ``F.cross_entropy(F.linear(z, W, b), y)`` (the per-target loss is capped at −log(1e-30) ≈ 69
-    where the target's probability underflows in float32)."""
-
-    @staticmethod
-    def forward(ctx, z, W, b, y):
-        logits = torch.addmm(b.to(z.dtype), z, W.t())
-        p = torch.softmax(logits.float(), dim=1)
-        del logits
-        loss = -torch.log(p.gather(1, y[:, None]).clamp_min(1e-30)).mean()
-        ctx.save_for_backward(z, W, y, p)
-        return loss
-
-    @staticmethod
-    def backward(ctx, g):
-        z, W, y, p = ctx.saved_tensors
-        p.scatter_add_(1, y[:, None], torch.full((len(y), 1), -1.0, device=p.device))  # p - onehot
-        scale = g / len(y)
-        gb = p.sum(0) * scale if ctx.needs_input_grad[2] else None
-        pc = p.to(z.dtype)
-        gz = (pc @ W) * scale.to(z.dtype) if ctx.needs_input_grad[0] else None
-        gW = (pc.t() @ z) * scale.to(z.dtype) if ctx.needs_input_grad[1] else None
-        return gz, gW, (gb.to(W.dtype) if gb is not None else None), None
-
-
-class TiedHead(nn.Module):
-    """Dense(in → emb_dim, activation) → ``@ item_table[:n_items].T`` → + bias.
-
-    The item table is *passed in* at call time, so the only output weights are the shared
-    embeddings (no separate output matrix exists).
-
-    The bias (``item_bias=True``, the default) is one learnable value per item, zero-initialised,
-    as the spec and the reference's docstring describe. Deviation note: the reference's
-    ``BiasLayer`` creates its weight with shape ``input_shape[2:]``, meant for (batch, N, items)
-    inputs, but every model feeds it 2-D (targets, items) logits, so what it actually learns is
-    one scalar added to every logit, which the softmax cancels. ``item_bias=False`` reproduces
-    that (no per-item bias)."""
-
-    def __init__(self, in_dim: int, emb_dim: int, n_items: int, act: str, item_bias: bool = True,
-                 project: bool = True):
-        super().__init__()
-        if not project and in_dim != emb_dim:
-            raise ValueError(f"a head without projection needs in_dim == emb_dim, got {in_dim} and {emb_dim}")
-        # project=False: the original SASRec's prediction layer, a plain dot product of the
-        # last hidden state with the item table (no Dense, no activation)
-        self.dense = nn.Linear(in_dim, emb_dim) if project else nn.Identity()
-        self.act = activation(act) if project else nn.Identity()
-        if item_bias:
-            self.bias = nn.Parameter(torch.zeros(n_items))
-        else:  # constant zeros: the reference's scalar bias cancels in the softmax
-            self.register_buffer("bias", torch.zeros(n_items), persistent=False)
-        self.n_items = n_items
-
-    def forward(self, h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        z = self.act(self.dense(h))
-        return F.linear(z, table[: self.n_items], self.bias)
-
-    def loss(self, h: torch.Tensor, table: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of the logits of ``h`` against ``y`` (see SoftmaxCrossEntropy)."""
-        z = self.act(self.dense(h))
-        w = table[: self.n_items]
-        if torch.is_autocast_enabled(z.device.type):  # the custom function runs outside autocast
-            w = w.to(z.dtype)
-        with torch.autocast(z.device.type, enabled=False):
-            return SoftmaxCrossEntropy.apply(z, w, self.bias, y)
-
-
-class SelfAttention(nn.Module):
-    """Multi-head self-attention with ``h`` heads of size emb_dim // h on PyTorch's fused
-    ``scaled_dot_product_attention``; ``allowed`` (B, 1, L, L) bool, True = may attend."""
-
-    def __init__(self, d: int, heads: int, dropout: float):
-        super().__init__()
-        if heads < 1 or d // heads < 1:
-            raise ValueError(f"emb_dim {d} and heads {heads}: need 1 <= heads <= emb_dim")
-        self.h, self.dk = heads, d // heads
-        self.qkv = nn.Linear(d, 3 * heads * self.dk)
-        self.out = nn.Linear(heads * self.dk, d)
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.h, self.dk).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        return self.out(y.transpose(1, 2).reshape(b, n, self.h * self.dk))
-
-
-class FeedForward(nn.Sequential):
-    def __init__(self, d: int, inner: int, act: str, dropout: float):
-        super().__init__(nn.Linear(d, inner), activation(act), nn.Dropout(dropout), nn.Linear(inner, d))
 
 
 class SequentialModule(nn.Module):
@@ -200,12 +79,13 @@ class SequentialModule(nn.Module):
         raise NotImplementedError
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """(..., out_dim) hidden states → (..., n_items) catalogue logits of the tied head."""
         return self.head(h, self.item_emb.weight)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Full-softmax cross-entropy at the target positions only (y ≠ −100)."""
         h = self.encode(x)
-        sel = y != T.IGNORE
+        sel = y != IGNORE
         return self.head.loss(h[sel], self.item_emb.weight, y[sel])
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
@@ -213,35 +93,37 @@ class SequentialModule(nn.Module):
         return self.logits(self.encode(x)[:, -1])
 
 
-def attention_mask(x: torch.Tensor, pad: int, causal: bool) -> torch.Tensor:
-    """(B, 1, L, L) bool: keys that are real items (and, if causal, not in the future); every
-    position may attend to itself so fully padded rows never produce NaN."""
-    n = x.shape[1]
-    real = (x != pad)[:, None, None, :]
-    eye = torch.eye(n, dtype=torch.bool, device=x.device)
-    allowed = real | eye
-    if causal:
-        allowed = allowed & torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
-    return allowed
-
-
-# ------------------------------------------------------------------------------ wrapper
 class SequentialRecommender(Recommender):
     """fit/predict for a :class:`SequentialModule`; subclasses set ``name``, ``config_class``
     and implement ``build_module``, ``training_data`` and ``prediction_inputs``.
 
     Args:
         device: "auto" (cuda when available, else cpu), "cpu", "cuda", "cuda:1", ...
-        checkpoint_dir: folder of best-weights checkpoints keyed by config + train data +
-            validation + init embeddings + seed; ``None`` disables caching, "auto" uses
-            ``.cache/neural`` in the project.
+        checkpoint_dir: folder of best-weights checkpoints keyed by content (name, config,
+            precision used, train interactions, validation cases, aligned init table; the seed
+            is in the config); ``None`` disables caching, "auto" uses ``.cache/neural`` in the
+            project. Neither read nor written while ``on_epoch`` is set (see there).
         num_threads: torch CPU threads (None: leave as is).
         progress: tqdm bars with per-epoch loss and validation NDCG@20.
         validation: evaluation cases for early stopping instead of the paper's inner split
             (e.g. the leave-one-out validation cases); the whole train split is then trained on.
         init_item_embeddings: (n, emb_dim) matrix whose rows initialise the item table
-            (LLM2Sequential); row r belongs to item id ``init_item_ids[r]`` (default: row = id).
+            (LLM2Sequential); row r belongs to item id ``init_item_ids[r]`` (default: row = id;
+            ids must be unique; rows of items outside the train split are ignored).
+        on_epoch: ``on_epoch(row, module) -> bool | None``, called after every epoch (after
+            validation) with the epoch's history row (dict) and the module; True stops training
+            after that epoch (``stopped_by`` "callback"); what it raises (e.g.
+            ``optuna.TrialPruned``) propagates out of ``fit``. For Optuna pruning and
+            freeze/unfreeze schedules (every parameter is in the optimiser). Since it may change
+            what is trained and is no part of the checkpoint key, the checkpoint cache is
+            bypassed while it is set.
         **config: fields of the model's config dataclass.
+
+    After ``fit``: ``module_``, ``index_`` (item id ↔ index), ``n_items_``, ``pad_``,
+    ``history_`` (one dict per epoch), ``best_epoch_``, ``loaded_from_checkpoint_`` and
+    ``fit_info_``: ``{"precision_requested", "precision_used", "bf16_native", "best_epoch",
+    "epochs_run", "stopped_by" ("early_stopping" | "epochs" | "time_budget" | "callback"),
+    "loaded_from_checkpoint" (path or None)}``.
     """
 
     name = "Sequential"
@@ -251,11 +133,14 @@ class SequentialRecommender(Recommender):
                  num_threads: int | None = None, progress: bool = True,
                  validation: Prompts | None = None,
                  init_item_embeddings: np.ndarray | None = None,
-                 init_item_ids: np.ndarray | None = None, **config):
+                 init_item_ids: np.ndarray | None = None,
+                 on_epoch: T.EpochCallback | None = None, **config):
         names = {f.name for f in fields(self.config_class)}
         unknown = set(config) - names
         if unknown:
             raise TypeError(f"{self.name}: unknown config fields {sorted(unknown)}; known: {sorted(names)}")
+        if on_epoch is not None and not callable(on_epoch):
+            raise TypeError(f"{self.name}: on_epoch must be callable(row, module) or None, not {type(on_epoch).__name__}")
         self.config = self.config_class(**config)
         self._validate_config()
         self.device = resolve_device(device)
@@ -266,7 +151,9 @@ class SequentialRecommender(Recommender):
         self.validation = validation
         self.init_item_embeddings = init_item_embeddings
         self.init_item_ids = init_item_ids
+        self.on_epoch = on_epoch
         self.history_: list[dict] | None = None
+        self.fit_info_: dict | None = None
 
     # -- hooks for subclasses
     def build_module(self, n_items: int) -> SequentialModule:  # pragma: no cover - abstract
@@ -289,51 +176,56 @@ class SequentialRecommender(Recommender):
             raise ValueError(f"{self.name}: emb_dim, batch_size must be >= 1 and epochs >= 0")
         if not 0.0 <= c.drop_rate < 1.0:
             raise ValueError(f"drop_rate must be in [0, 1), not {c.drop_rate}")
-        if c.precision not in ("fp32", "bf16"):
+        if c.precision not in T.PRECISIONS:
             raise ValueError(f"precision must be 'fp32' or 'bf16', not {c.precision!r}")
 
     # -- data helpers
-    def _windows(self, p: Prompts, width: int) -> np.ndarray:
-        """Left-padded (n, width) index windows of prompts; unknown items dropped."""
-        idx = self.index_.to_index(p.items)
-        keep = idx >= 0
-        case = np.repeat(np.arange(len(p)), p.lengths)
-        lens = np.bincount(case[keep], minlength=len(p))
-        indptr = np.r_[0, np.cumsum(lens)].astype(np.int64)
-        return T.left_pad(indptr, idx[keep], width, self.pad_)
+    def _windows(self, p: Prompts) -> np.ndarray:
+        """Model inputs of prompts: their left-padded (n, max_len) index windows."""
+        return self.prediction_inputs(
+            prompt_windows(p, self.index_.to_index(p.items), self.config.max_len, self.pad_))
 
-    def _fingerprint(self, train: pd.DataFrame, val: Prompts | None) -> str:
-        h = hashlib.sha256()
-        h.update(self.name.encode())
-        h.update(json.dumps(asdict(self.config), sort_keys=True, default=str).encode())
-        h.update(pd.util.hash_pandas_object(train[["session_id", "item_id"]], index=False).to_numpy().tobytes())
-        if val is not None:
-            for a in (val.indptr, val.items, val.targets):
-                h.update(np.ascontiguousarray(a).tobytes())
-        if self.init_item_embeddings is not None:
-            h.update(np.ascontiguousarray(self.init_item_embeddings, dtype=np.float32).tobytes())
-            if self.init_item_ids is not None:
-                h.update(np.ascontiguousarray(self.init_item_ids, dtype=np.int64).tobytes())
-        return h.hexdigest()[:16]
-
-    def _init_embeddings(self, module: SequentialModule) -> None:
+    def _aligned_init_table(self, emb_dim: int) -> np.ndarray | None:
+        """The (n_items_, emb_dim) float32 rows of ``init_item_embeddings`` in item-table order
+        (row i = item ``index_.ids[i]``), or None without an init table."""
+        if self.init_item_embeddings is None:
+            return None
         m = np.asarray(self.init_item_embeddings, dtype=np.float32)
-        if m.ndim != 2 or m.shape[1] != module.item_emb.embedding_dim:
-            raise ValueError(f"init_item_embeddings must be (n, {module.item_emb.embedding_dim}), "
-                             f"got {m.shape}")
+        if m.ndim != 2 or m.shape[1] != emb_dim:
+            raise ValueError(f"init_item_embeddings must be (n, {emb_dim}), got {m.shape}")
         ids = (np.arange(len(m)) if self.init_item_ids is None
                else np.asarray(self.init_item_ids, dtype=np.int64))
         if len(ids) != len(m):
             raise ValueError(f"init_item_ids has {len(ids)} ids for {len(m)} rows")
         order = np.argsort(ids, kind="stable")
+        dup = ids[order][1:][ids[order][1:] == ids[order][:-1]]
+        if len(dup):
+            raise ValueError(f"init_item_ids must be unique; {len(np.unique(dup))} ids repeat, "
+                             f"e.g. {np.unique(dup)[:5].tolist()}")
         pos = np.searchsorted(ids[order], self.index_.ids)
         pos = np.minimum(pos, len(ids) - 1)
         found = ids[order][pos] == self.index_.ids
         if not found.all():
             missing = self.index_.ids[~found][:5]
             raise ValueError(f"init_item_embeddings lack {int((~found).sum())} train items, e.g. {missing.tolist()}")
-        with torch.no_grad():  # vocabulary rows only; padding/mask rows keep their random init
-            module.item_emb.weight[: len(self.index_)] = torch.from_numpy(m[order[pos]])
+        return m[order[pos]]
+
+    def _checkpoint_key(self, train: pd.DataFrame, val: Prompts | None, init_table: np.ndarray | None,
+                        precision_used: str) -> str:
+        """Content key of the best weights: name, full config (seed included), the precision
+        actually used, train (session_id, item_id) rows in order, validation cases and the
+        aligned init table (so the init rows' order does not matter, their values do)."""
+        rows = pd.util.hash_pandas_object(train[["session_id", "item_id"]], index=False).to_numpy()
+        cases = (None,) if val is None else tuple(np.asarray(a, np.int64) for a in (val.indptr, val.items, val.targets))
+        return short_hash(self.name, asdict(self.config), precision_used, rows, *cases, init_table)
+
+    def epoch_data(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One epoch of training rows as ``fit`` trains on them, drawn with ``rng``: (inputs,
+        targets) int64 arrays of shape (rows, L); targets are item indices, −100 where no loss
+        is taken. Raises RuntimeError before ``fit``."""
+        if not hasattr(self, "_epoch_data"):
+            raise RuntimeError(f"{self.name}: call fit before epoch_data")
+        return self._epoch_data(rng)
 
     # -- fit / predict
     def fit(self, train: pd.DataFrame, items: pd.DataFrame | None = None) -> "SequentialRecommender":
@@ -356,46 +248,49 @@ class SequentialRecommender(Recommender):
             fit_df, val = inner_validation_split(train, frac=c.val_frac, max_sessions=c.val_max_sessions,
                                                  seed=c.seed)
         module = self.build_module(self.n_items_)
-        if self.init_item_embeddings is not None:
-            self._init_embeddings(module)
+        init_table = self._aligned_init_table(module.item_emb.embedding_dim)
+        if init_table is not None:
+            with torch.no_grad():  # vocabulary rows only; padding/mask rows keep their random init
+                module.item_emb.weight[: self.n_items_] = torch.from_numpy(init_table)
         module.to(self.device)
         self.module_ = module
+        precision = T.resolve_precision(c.precision, self.device)
+        seqs = train_sequences(fit_df, self.index_.to_index(fit_df["item_id"].to_numpy()), c.max_len + 1,
+                               self.pad_)
+        self._epoch_data = self.training_data(seqs)
+        info = {"precision_requested": c.precision, "precision_used": precision,
+                "bf16_native": T.native_bf16(self.device)}
 
         ckpt_path = None
-        if self.checkpoint_dir is not None:
-            ckpt_path = Path(self.checkpoint_dir) / f"{self.name}__{self._fingerprint(train, val)}.pt"
+        if self.checkpoint_dir is not None and self.on_epoch is None:
+            key = self._checkpoint_key(train, val, init_table, precision)
+            ckpt_path = Path(self.checkpoint_dir) / f"{self.name}__{key}.pt"
             ck = T.load_checkpoint(ckpt_path)
             if ck is not None:
                 module.load_state_dict(ck["state"])
                 self.history_, self.best_epoch_ = ck["history"], ck["best_epoch"]
                 self.loaded_from_checkpoint_ = str(ckpt_path)
+                self.fit_info_ = {**info, "best_epoch": ck["best_epoch"], "epochs_run": len(ck["history"]),
+                                  "stopped_by": ck.get("stopped_by"), "loaded_from_checkpoint": str(ckpt_path)}
                 module.eval()
                 return self
         self.loaded_from_checkpoint_ = None
 
-        indptr, items = T.session_csr(fit_df, self.index_.to_index(fit_df["item_id"].to_numpy()))
-        lens = np.diff(indptr)
-        seqs = T.left_pad(indptr, items, c.max_len + 1, self.pad_)[lens >= 2]
-        if len(seqs) == 0:
-            raise ValueError("no train session has 2 or more items")
-        epoch_data = self._epoch_data = self.training_data(seqs)
         vdata = None
         if val is not None and len(val):
-            v_in = self.prediction_inputs(self._windows(val, c.max_len))
+            v_in = self._windows(val)
             vdata = (v_in, v_in, self.index_.to_index(val.targets))  # inputs, excluded window, targets
-        settings = T.TrainSettings(epochs=c.epochs, batch_size=c.batch_size, learning_rate=c.learning_rate,
-                                   weight_decay=c.weight_decay, clipnorm=c.clipnorm, patience=c.patience,
-                                   bucket=c.bucket, precision=c.precision, time_budget_s=c.time_budget_s)
-        history, best = T.fit_module(
-            module, epoch_data,
-            vdata,
-            settings, pad=self.pad_, seed=c.seed, device=self.device, progress=self.progress,
-            desc=self.name)
-        self.history_, self.best_epoch_ = history, best
+        result = T.fit_module(module, self._epoch_data, vdata, T.TrainSettings.from_config(c, precision=precision),
+                              pad=self.pad_, seed=c.seed, device=self.device, progress=self.progress,
+                              desc=self.name, on_epoch=self.on_epoch)
+        self.history_, self.best_epoch_ = result.history, result.best_epoch
+        self.fit_info_ = {**info, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                          "stopped_by": result.stopped_by, "loaded_from_checkpoint": None}
         module.eval()
         if ckpt_path is not None:
             T.save_checkpoint(ckpt_path, {"state": {k: v.cpu() for k, v in module.state_dict().items()},
-                                          "history": history, "best_epoch": best,
+                                          "history": result.history, "best_epoch": result.best_epoch,
+                                          "stopped_by": result.stopped_by,
                                           "config": asdict(c), "item_ids": self.index_.ids,
                                           "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
         return self
@@ -406,13 +301,13 @@ class SequentialRecommender(Recommender):
             raise RuntimeError(f"{self.name}: call fit before predict")
         p = as_prompts(prompts)
         module = self.module_.eval()
-        x_all = torch.as_tensor(self.prediction_inputs(self._windows(p, self.config.max_len)),
-                                device=self.device)
+        precision = self.fit_info_["precision_used"]
+        x_all = torch.as_tensor(self._windows(p), device=self.device)
         kk = min(k, self.n_items_)
         out_i, out_s = [], []
         for a in range(0, len(p), batch_size):
-            x, = T.trim(x_all[a:a + batch_size], self.pad_)
-            with T.autocast(self.device, self.config.precision):
+            x, = trim(x_all[a:a + batch_size], self.pad_)
+            with T.autocast(self.device, precision):
                 s = module.score(x).float()
             s = T.mask_window(s, x, self.pad_)
             val, idx = torch.topk(s, kk, dim=1)

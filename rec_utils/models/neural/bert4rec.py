@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import train as T
-from .neural import (FeedForward, SelfAttention, SequentialConfig, SequentialModule,
-                     SequentialRecommender, attention_mask, glorot_)
+from .base import SequentialConfig, SequentialModule, SequentialRecommender
+from .batching import IGNORE
+from .layers import FeedForward, SelfAttention, attention_mask, glorot_
 
 
 @dataclass
@@ -84,14 +84,14 @@ def cloze_copies(seqs: np.ndarray, pad: int, mask_id: int, mask_prob: float, n_c
     real = seqs != pad
     last_x = seqs.copy()
     last_x[:, -1] = np.where(real[:, -1], mask_id, pad)
-    last_y = np.full_like(seqs, T.IGNORE)
-    last_y[:, -1] = np.where(real[:, -1], seqs[:, -1], T.IGNORE)
+    last_y = np.full_like(seqs, IGNORE)
+    last_y[:, -1] = np.where(real[:, -1], seqs[:, -1], IGNORE)
     rep = np.tile(seqs, (n_copies, 1))
     m = (rng.random(rep.shape) < mask_prob) & (rep != pad)
     keep = m.any(1)
     rep, m = rep[keep], m[keep]
     x = np.concatenate([last_x, np.where(m, mask_id, rep)])
-    y = np.concatenate([last_y, np.where(m, rep, T.IGNORE)])
+    y = np.concatenate([last_y, np.where(m, rep, IGNORE)])
     return x, y
 
 

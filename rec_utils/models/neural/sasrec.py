@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import train as T
-from .neural import (FeedForward, SelfAttention, SequentialConfig, SequentialModule,
-                     SequentialRecommender, attention_mask, glorot_)
+from .base import SequentialConfig, SequentialModule, SequentialRecommender
+from .batching import next_item_targets
+from .layers import FeedForward, SelfAttention, attention_mask, glorot_
 
 
 @dataclass
@@ -73,12 +73,6 @@ class SASRecModule(SequentialModule):
             h = h + self.drop(b["attn"](b["ln1"](h), allowed))
             h = h + self.drop(b["ffn"](b["ln2"](h)))
         return self.final_ln(h)
-
-
-def next_item_targets(seqs: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs = seqs[:, :-1], targets = seqs[:, 1:] where both input and target are real."""
-    x, y = seqs[:, :-1], seqs[:, 1:]
-    return x, np.where((x != pad) & (y != pad), y, T.IGNORE)
 
 
 class SASRec(SequentialRecommender):
