@@ -21,7 +21,6 @@ enter the run's config id.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -33,7 +32,7 @@ from torch import nn
 
 from ...split import Prompts, inner_validation_split
 from ...utils import PROJECT_ROOT, resolve_device, short_hash
-from ..base import ItemIndex, Recommender, as_prompts
+from ..base import ItemIndex, Recommender, as_prompts, topk_tensor
 from . import trainer as T
 from .batching import IGNORE, prompt_windows, train_sequences, trim
 from .layers import TiedHead
@@ -303,22 +302,17 @@ class SequentialRecommender(Recommender):
         module = self.module_.eval()
         precision = self.fit_info_["precision_used"]
         x_all = torch.as_tensor(self._windows(p), device=self.device)
-        kk = min(k, self.n_items_)
         out_i, out_s = [], []
         for a in range(0, len(p), batch_size):
             x, = trim(x_all[a:a + batch_size], self.pad_)
             with T.autocast(self.device, precision):
                 s = module.score(x).float()
             s = T.mask_window(s, x, self.pad_)
-            val, idx = torch.topk(s, kk, dim=1)
-            idx = torch.where(torch.isfinite(val), idx, torch.full_like(idx, -1))
+            idx, val = topk_tensor(s, k)  # equal scores: the smaller item index first (base.TIE_RULE)
             out_i.append(idx.cpu().numpy())
-            out_s.append(torch.where(torch.isfinite(val), val, torch.full_like(val, math.nan)).cpu().numpy())
-        idx = np.concatenate(out_i) if out_i else np.zeros((0, kk), np.int64)
-        sc = np.concatenate(out_s) if out_s else np.zeros((0, kk), np.float32)
-        if kk < k:
-            idx = np.pad(idx, ((0, 0), (0, k - kk)), constant_values=-1)
-            sc = np.pad(sc, ((0, 0), (0, k - kk)), constant_values=np.nan)
+            out_s.append(val.cpu().numpy())
+        idx = np.concatenate(out_i) if out_i else np.zeros((0, k), np.int64)
+        sc = np.concatenate(out_s) if out_s else np.zeros((0, k), np.float32)
         recs = self.index_.to_ids(idx).astype(np.int64)
         return (recs, sc.astype(np.float32)) if return_scores else recs
 
