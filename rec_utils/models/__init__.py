@@ -8,9 +8,8 @@ from .base import Recommender
 from .llmseqsim import PRESETS as LLMSEQSIM_PRESETS
 from .llmseqsim import LLMSeqSim
 from .neural import BERT4Rec, GRU4Rec, SASRec
-from .neural_presets import PRESETS as NEURAL_PRESETS
 from .popular import MostPopular
-from .sknn import PRESETS as SKNN_PRESETS
+from .presets import PRESETS as MODEL_PRESETS
 from .sknn import SKNN
 from .sknn import VARIANTS as SKNN_VARIANTS
 from .sknn_emb import SKNNEmb
@@ -40,8 +39,8 @@ def model_family(name: str) -> str:
     return next((f for f, names in FAMILIES.items() if name in names), "other")
 
 
-#: Preset tables of every model module: {preset: {model: config}}; later modules add theirs.
-PRESET_TABLES = [SKNN_PRESETS, LLMSEQSIM_PRESETS, NEURAL_PRESETS]
+#: Preset tables: {preset: {model: config}} (models/presets.py holds them; LLMSeqSim's join it).
+PRESET_TABLES = [MODEL_PRESETS, LLMSEQSIM_PRESETS]
 
 
 def preset_config(model: str, preset: str | None = "beauty") -> dict:

@@ -71,25 +71,6 @@ VARIANTS = {
 }
 
 
-#: Tuned configurations (spec §7). "beauty": the Beauty optima; V-SKNN's is the RecSys'23
-#: config (k 70, sample 1090, random, dot, idf weighting, harmonic decay) that produced the
-#: paper's NDCG@10 0.0415. "beauty-extended": the extended paper's V-SKNN optimum (320, 1530).
-#: Options the tables leave out keep the constructor defaults (cosine, no idf).
-PRESETS = {
-    "beauty": {
-        "SKNN": {"k": 140, "sample_size": 1020, "sampling": "recent", "similarity": "cosine"},
-        "V-SKNN": {"k": 70, "sample_size": 1090, "sampling": "random", "similarity": "dot",
-                   "idf_weighting": True, "decay": "harmonic"},
-        "S-SKNN": {"k": 130, "sample_size": 1920, "sampling": "random"},
-        "SF-SKNN": {"k": 290, "sample_size": 560, "sampling": "recent"},
-    },
-    "beauty-extended": {
-        "V-SKNN": {"k": 320, "sample_size": 1530, "sampling": "random", "similarity": "dot",
-                   "decay": "harmonic"},
-    },
-}
-
-
 def _segment_topk(rows: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
     """Boolean mask of the ``k`` entries with the largest key within each row id
     (``rows`` need not be sorted; ties keep the earlier entry)."""
