@@ -142,9 +142,10 @@ def _changed_fields(stored: dict | None, current: dict, rerun_if_missing=()) -> 
     """Fields whose stored resolved value differs from the current one. Fields known to both
     count; a field added later defaults to the old behaviour by convention and is ignored,
     except those of ``rerun_if_missing`` (added with a change of results, e.g. the tie rule).
-    Runs stored before resolved configs were recorded have none and are accepted."""
+    Runs stored before resolved configs were recorded have none and are accepted, unless the
+    model has ``rerun_if_missing`` fields (those runs predate them too)."""
     if stored is None:
-        return []
+        return sorted(k for k in rerun_if_missing if k in current)
     changed = {k for k in set(stored) & set(current) if stored[k] != current[k]}
     changed |= {k for k in rerun_if_missing if k in current and k not in stored}
     return sorted(changed)
