@@ -340,6 +340,10 @@ def _filter_cases(p: Prompts, known: np.ndarray, filter_targets: bool = True) ->
     return Prompts(p.session_ids[keep_case], indptr, items, p.targets[keep_case])
 
 
+#: Info keys that describe a split's evaluation cases (not inherited by its validation folds).
+_CASE_INFO = ("counts", "test_sample", "test_sample_seed", "test_sessions_before_filter")
+
+
 def temporal_folds(split: Split, n_folds: int = 3) -> list[Split]:
     """The paper's forward-chaining validation folds over the train set of a temporal split."""
     ordered = session_times(split.train).index.to_numpy()
@@ -351,7 +355,8 @@ def temporal_folds(split: Split, n_folds: int = 3) -> list[Split]:
         train = _select(split.train, np.concatenate(bins[: i + 1]))
         val_df = _select(split.train, bins[i + 1])
         cases = sessions_to_prompts(val_df, known_items=np.unique(train["item_id"].to_numpy()))
-        info = {**split.info, "fold": i + 1, "n_folds": n_folds}
+        info = {k: v for k, v in split.info.items() if k not in _CASE_INFO}  # the fold's own cases
+        info.update(fold=i + 1, n_folds=n_folds)
         folds.append(
             Split(
                 train=train,
