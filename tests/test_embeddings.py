@@ -1,5 +1,6 @@
-"""embed_items: local model, content-hash cache, the file provider's validation, and the
-OpenAI path end to end against a stub server on 127.0.0.1."""
+"""embed_items: local model, content-keyed caches (texts, model folders, OpenAI server), the
+file provider's validation and errors, ItemEmbeddings' alignment by id, and the OpenAI path end
+to end against a stub server on 127.0.0.1."""
 from __future__ import annotations
 
 import gzip
@@ -15,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from openai_stub import OpenAIStub, stub_vector  # noqa: E402
 
 from rec_utils.data import clean_title, item_texts, load_dataset  # noqa: E402
-from rec_utils.embeddings import EmbeddingError, embed_items, read_embedding_file  # noqa: E402
+from rec_utils.text import EmbeddingError, ItemEmbeddings, embed_items, read_embedding_file, text_hash  # noqa: E402
 
 TEXTS = pd.Series({3: "Lego City Fire Station", 1: "Lego Police Car", 7: "Dog food", 9: "",
                    4: "Shampoo for dry hair"})
@@ -188,7 +189,7 @@ def test_openai_gives_up_and_does_not_retry_client_errors(tmp_path):
 
 
 def test_cache_shards_compaction_and_broken_shard(tmp_path):
-    from rec_utils.embeddings import EmbeddingCache, text_hash
+    from rec_utils.text import EmbeddingCache
 
     c = EmbeddingCache(tmp_path, "p", "m")
     hashes = [text_hash(f"t{i}") for i in range(20)]
@@ -199,3 +200,172 @@ def test_cache_shards_compaction_and_broken_shard(tmp_path):
     fresh = EmbeddingCache(tmp_path, "p", "m")
     found, vecs = fresh.get(np.array(hashes[::-1]))
     assert found.all() and vecs[:, 0].tolist() == list(range(19, -1, -1))
+
+
+# ----------------------------------------------------------------------------- ItemEmbeddings alignment
+
+
+def test_item_embeddings_sorts_rows_by_id():
+    texts = pd.Series({3: "c", 1: "a", 2: ""})
+    e = ItemEmbeddings(np.array([3, 1, 2]), np.array([[1, 0], [0, 1], [0.6, 0.8]]),
+                       np.array([False, False, True]), texts=texts)
+    assert e.item_ids.tolist() == [1, 2, 3] and e.vectors.dtype == np.float32
+    np.testing.assert_array_equal(e.vectors, np.array([[0, 1], [0.6, 0.8], [1, 0]], np.float32))
+    assert e.missing_text.tolist() == [False, True, False]
+    assert e.texts.index.tolist() == [1, 2, 3] and e.texts.tolist() == ["a", "", "c"]
+    np.testing.assert_array_equal(e.lookup([3, 1]), [[1, 0], [0, 1]])  # raised "no embedding" before
+    assert e.positions([2, 7]).tolist() == [1, -1]
+    assert e.subset([3, 2]).item_ids.tolist() == [2, 3]
+
+
+@pytest.mark.parametrize("ids,vectors,missing,match", [
+    ([5, 1, 5, 1, 2], np.zeros((5, 2)), None, r"2 duplicate item id\(s\) in the embeddings, e.g. \[1, 5\]"),
+    ([1, 2, 3], np.zeros((2, 2)), None, "2 vector rows for 3 item ids"),
+    ([1, 2], np.zeros(2), None, "2-D"),
+    ([1, 2], np.zeros((2, 1, 3)), None, "2-D"),
+    ([1, 2], np.zeros((2, 2)), [True], "missing_text has shape"),
+    ([1.5, 2], np.zeros((2, 2)), None, "must be integers"),
+])
+def test_item_embeddings_validation(ids, vectors, missing, match):
+    with pytest.raises(EmbeddingError, match=match):
+        ItemEmbeddings(np.asarray(ids), vectors, missing)
+
+
+def test_item_embeddings_texts_must_match_ids():
+    with pytest.raises(EmbeddingError, match="texts"):
+        ItemEmbeddings(np.array([1, 2]), np.zeros((2, 2)), texts=pd.Series({1: "a", 3: "b"}))
+
+
+# ----------------------------------------------------------------------------- cache keys by content
+
+
+@pytest.fixture
+def fake_encoder(monkeypatch):
+    """Replaces the sentence-transformers forward pass; counts calls and texts."""
+    from rec_utils.text import local
+
+    calls = []
+
+    def encode(texts, folder, **kw):
+        calls.append((folder, list(texts)))
+        return np.stack([np.frombuffer(text_hash(t).encode()[:16], np.uint8).astype(np.float32) for t in texts])
+
+    monkeypatch.setattr(local, "encode", encode)
+    return calls
+
+
+def _model_folder(path, weights=b"weights-v1"):
+    (path / "1_Pooling").mkdir(parents=True)
+    (path / "config.json").write_text('{"dim": 16}')
+    (path / "1_Pooling" / "config.json").write_text("{}")
+    (path / "model.safetensors").write_bytes(weights)
+    return path
+
+
+def test_local_model_cache_is_keyed_by_folder_content(tmp_path, fake_encoder):
+    cache = tmp_path / "cache"
+    a = _model_folder(tmp_path / "a")
+    e1 = embed_items(TEXTS, model=str(a), cache_dir=cache, show_progress=False)
+    assert e1.info["n_embedded"] == 4 and len(fake_encoder) == 1
+    e2 = embed_items(TEXTS, model=str(a), cache_dir=cache, show_progress=False)  # same folder: reused
+    assert e2.info["n_embedded"] == 0 and e2.info["n_cached"] == 4 and len(fake_encoder) == 1
+    b = _model_folder(tmp_path / "elsewhere" / "b")  # same files, other path and name: reused
+    e3 = embed_items(TEXTS, model=str(b), cache_dir=cache, show_progress=False)
+    assert e3.info["n_embedded"] == 0 and e3.info["model_key"] == e1.info["model_key"] and len(fake_encoder) == 1
+    (a / "model.safetensors").write_bytes(b"weights-v2, retrained")  # changed weights: re-embedded
+    e4 = embed_items(TEXTS, model=str(a), cache_dir=cache, show_progress=False)
+    assert e4.info["n_embedded"] == 4 and len(fake_encoder) == 2 and e4.info["model_key"] != e1.info["model_key"]
+    (a / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')  # any file counts
+    assert embed_items(TEXTS, model=str(a), cache_dir=cache, show_progress=False).info["n_embedded"] == 4
+    e5 = embed_items(TEXTS, model=str(a), cache_dir=cache, normalize=False, show_progress=False)
+    assert e5.info["n_embedded"] == 4  # another output normalisation is another key
+
+
+def test_model_content_hash_is_memoised_by_mtime_and_size(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from rec_utils.text import local, model_content_hash
+
+    a = _model_folder(tmp_path / "a")
+    reads = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(local.hashlib, "file_digest", lambda fh, algo: reads.append(fh.name) or real(fh, algo))
+    h = model_content_hash(a)
+    assert len(reads) == 3 and model_content_hash(a) == h and len(reads) == 3  # memoised: files not read again
+    st = (a / "config.json").stat()
+    os.utime(a / "config.json", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same bytes
+    assert model_content_hash(a) == h and len(reads) == 6  # re-read (mtime changed), same content hash
+    (a / "config.json").write_text('{"dim": 32}')
+    assert model_content_hash(a) != h
+    (a / "config.json").write_text('{"dim": 16}')
+    assert model_content_hash(a) == h  # the key is the content, not the history
+
+
+def test_packaged_minilm_key_is_its_content(minilm_run):
+    from rec_utils.text import model_content_hash, resolve_local_model
+
+    _, e = minilm_run
+    folder = resolve_local_model("all-MiniLM-L6-v2")
+    assert folder == resolve_local_model("sentence-transformers/all-MiniLM-L6-v2")
+    assert e.info["model_key"].startswith("local-")
+    again = embed_items(TEXTS, model=folder, cache_dir=minilm_run[0], show_progress=False)  # by path: same cache
+    assert again.info["model_key"] == e.info["model_key"] and again.info["n_embedded"] == 0
+    assert len(model_content_hash(folder)) == 12
+
+
+def test_openai_key_is_model_dimensions_and_host(tmp_path):
+    texts = pd.Series({1: "a b", 2: "c"})
+    with OpenAIStub(dim=8) as stub:
+        kw = dict(api_key="k", cache_dir=tmp_path, show_progress=False)
+        e1 = embed_items(texts, "openai", "text-embedding-3-small", base_url=stub.base_url, **kw)
+        assert e1.info["n_embedded"] == 2 and len(stub.requests) == 1
+        again = embed_items(texts, "openai", "text-embedding-3-small", base_url=stub.base_url, **kw)
+        assert again.info["n_embedded"] == 0 and len(stub.requests) == 1
+        other_host = stub.base_url.replace("127.0.0.1", "localhost")
+        e2 = embed_items(texts, "openai", "text-embedding-3-small", base_url=other_host, **kw)
+        assert e2.info["n_embedded"] == 2 and len(stub.requests) == 2
+        e3 = embed_items(texts, "openai", "text-embedding-3-small", base_url=stub.base_url, dimensions=4, **kw)
+        assert e3.info["n_embedded"] == 2 and e3.dim == 4
+        e4 = embed_items(texts, "openai", "text-embedding-3-large", base_url=stub.base_url, **kw)
+        assert e4.info["n_embedded"] == 2
+        assert len({e.info["model_key"] for e in (e1, e2, e3, e4)}) == 4
+
+
+# ----------------------------------------------------------------------------- file errors, missing text
+
+
+def test_corrupt_and_truncated_files_name_the_file(tmp_path):
+    not_gz = tmp_path / "product_embeddings_openai.csv.gz"
+    not_gz.write_text('ItemId,embedding\n1,"[1.0, 2.0]"\n')  # plain text under a .gz name
+    with pytest.raises(EmbeddingError, match=rf"{not_gz}: cannot read the file \(BadGzipFile"):
+        read_embedding_file(not_gz)
+    full = tmp_path / "full.csv.gz"
+    _write_authors_csv(full, [(i, [float(i)] * 64) for i in range(200)])
+    truncated = tmp_path / "truncated.csv.gz"
+    truncated.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(EmbeddingError, match=rf"{truncated}: cannot read the file \(EOFError"):
+        embed_items(pd.Series({1: "a"}), "file", path=truncated)
+    npz = tmp_path / "emb.npz"
+    np.savez(npz, item_ids=np.arange(50), vectors=np.ones((50, 8), np.float32))
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(npz.read_bytes()[:300])
+    with pytest.raises(EmbeddingError, match=rf"{cut}: cannot read the file"):
+        read_embedding_file(cut)
+
+
+def test_items_without_text_are_counted_and_logged(tmp_path, caplog, fake_encoder):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="rec_utils.text.embed"):
+        e = embed_items(TEXTS, model=str(_model_folder(tmp_path / "m")), cache_dir=tmp_path / "c",
+                        show_progress=False)
+    assert e.info["n_missing_text"] == 1 and e.missing_text.sum() == 1
+    assert "1 of 5 items have no text" in caplog.text
+    assert sum(len(t) for _, t in fake_encoder) == 4 and "" not in fake_encoder[0][1]
+    p = tmp_path / "emb.npz"
+    np.savez(p, item_ids=np.array([1, 3, 4, 7, 9]), vectors=np.ones((5, 3), np.float32))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rec_utils.text.embed"):
+        f = embed_items(TEXTS, "file", path=p)
+    assert f.info["n_missing_text"] == 1 and "1 of 5 items have no text" in caplog.text

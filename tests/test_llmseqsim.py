@@ -1,16 +1,23 @@
-"""LLMSeqSim and SKNNEmb on hand-made embeddings, checked against brute force."""
+"""LLMSeqSim and SKNNEmb on hand-made embeddings, checked against brute force; their shared
+EmbeddingSpec (flat keys, get_config); results unchanged by the rec_utils.text refactor and by
+the row order of the embeddings (LLMSeqSim, SKNNEmb, every reduction, the LLM2 init path)."""
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from rec_utils.decay import decay_weights
-from rec_utils.embeddings import ItemEmbeddings
+from rec_utils.text import EmbeddingError, ItemEmbeddings
 from rec_utils.models import build_model
 from rec_utils.models.llmseqsim import LLMSeqSim
 from rec_utils.models.sknn import SKNN
 from rec_utils.models.sknn_emb import SKNNEmb
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def make_emb(n=40, dim=6, seed=0, zero=()):
@@ -160,3 +167,184 @@ def test_summary_all_digit_ids(tmp_path):
     (tmp_path / "summary.csv").write_text("split_fingerprint,config_id,variant,seeds\n409566827248,0123456789,,0\n")
     s = results.read_summary(tmp_path)
     assert s["split_fingerprint"].iloc[0] == "409566827248" and s["config_id"].iloc[0] == "0123456789"
+
+
+# ----------------------------------------------------------------------------- refactor: same results
+
+
+def test_same_predictions_as_before_the_refactor():
+    """tests/data/text_golden.npz was recorded with the code before rec_utils.text (flat config
+    keys, device in the config); checked bit-identical when it was written."""
+    import text_golden_cases
+
+    want = np.load(Path(__file__).parent / "data" / "text_golden.npz")
+    got = text_golden_cases.predictions()
+    assert sorted(got) == sorted(want.files)
+    for key in want.files:
+        if key.endswith("_recs"):
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+        else:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+# ----------------------------------------------------------------------------- embeddings aligned by id
+
+
+def test_unsorted_embeddings_are_aligned_by_id():
+    emb = ItemEmbeddings(np.array([3, 1, 2]), np.array([[1, 0], [0, 1], [0.6, 0.8]], np.float32),
+                         np.zeros(3, bool), "test", "hand")
+    recs, scores = LLMSeqSim(embeddings=emb, device="cpu").fit().predict([[1]], k=2, return_scores=True)
+    assert recs.tolist() == [[2, 3]]  # cos(1, 2) = 0.8 > cos(1, 3) = 0; was [[3, 2]]
+    np.testing.assert_allclose(scores, [[0.8, 0.0]], atol=1e-6)
+    np.testing.assert_array_equal(emb.lookup([1]), [[0, 1]])
+    train = pd.DataFrame({"session_id": [0, 0, 1, 1], "item_id": [1, 2, 1, 3], "timestamp": [0, 1, 2, 3]})
+    m = SKNNEmb(embeddings=emb, k=2, sample_size=2, similarity="dot").fit(train)  # raised "no embedding"
+    assert m.predict([[1]], k=2).tolist() == [[2, 3]]
+
+
+# ----------------------------------------------------------------------------- one embedding spec
+
+
+FLAT = {"provider": "file", "embedding_model": "m", "embedding_path": "/x/vectors.npz", "text_clean": "unescape",
+        "reduction": "pca", "reduced_dim": 16, "whiten": True, "normalize": False, "lda_labels": None}
+SPEC = {"provider": "file", "model": "m", "path": "/x/vectors.npz", "text_clean": "unescape", "reduction": "pca",
+        "reduced_dim": 16, "whiten": True, "normalize": False, "lda_labels": None}
+
+
+@pytest.mark.parametrize("cls", [LLMSeqSim, SKNNEmb])
+def test_flat_keys_map_into_the_embedding_spec(cls):
+    from rec_utils.text import FLAT_KEYS, EmbeddingSpec
+
+    assert sorted(FLAT) == sorted(FLAT_KEYS)
+    flat = cls(**FLAT, similarity="dot", device="cpu")  # a stored config: flat keys and a device
+    nested = cls(embedding=SPEC, similarity="dot")
+    spec = cls(embedding=EmbeddingSpec(**SPEC), similarity="dot")
+    mixed = cls(embedding={k: SPEC[k] for k in ("provider", "model", "path")}, text_clean="unescape",
+                reduction="pca", reduced_dim=16, whiten=True, normalize=False, similarity="dot")
+    cfg = flat.get_config()
+    assert cfg == nested.get_config() == spec.get_config() == mixed.get_config()
+    assert cfg["embedding"] == SPEC and "device" not in cfg and "device" not in cfg["embedding"]
+    assert not set(FLAT) & set(cfg), "flat keys live only inside embedding"
+    assert flat.device == "cpu" and nested.device == "auto"
+    assert cls(**cfg).get_config() == cfg  # get_config round-trips
+    with pytest.raises(ValueError, match=r"\['reduction'\] given both"):
+        cls(reduction="pca", reduced_dim=4, embedding={"reduction": "lda"})
+    with pytest.raises(ValueError, match="given both"):
+        cls(embedding=EmbeddingSpec(), embedding_model="m")
+    with pytest.raises(TypeError, match=r"unknown config key\(s\) \['colour', 'embedding_dim'\]"):
+        cls(colour="red", embedding_dim=3)
+    with pytest.raises(TypeError, match=r"unknown EmbeddingSpec field\(s\) \['embedding_model'\]"):
+        cls(embedding={"embedding_model": "m"})
+    with pytest.raises(ValueError, match="provider must be one of"):
+        cls(provider="palm")
+
+
+def test_get_config_example():
+    cfg = LLMSeqSim(aggregation="mean", decay="harmonic", reduction="pca", reduced_dim=128).get_config()
+    assert cfg == {
+        "embedding": {"provider": "sentence-transformers", "model": "sentence-transformers/all-MiniLM-L6-v2",
+                      "path": None, "text_clean": "reference", "reduction": "pca", "reduced_dim": 128,
+                      "whiten": False, "normalize": True, "lda_labels": None},
+        "aggregation": "mean", "decay": "harmonic", "similarity": "cosine", "dedup_prompt": False,
+        "filter_prompt_items": True, "batch_size": 1024, "seed": 0,
+    }
+    sk = SKNNEmb(k=50, sample_size=200, reduction="pca", reduced_dim=64).get_config()
+    assert sk["embedding"]["reduced_dim"] == 64 and sk["k"] == 50 and "device" not in sk
+
+
+def test_spec_item_vectors_fit_on_and_labels():
+    from rec_utils.text import EmbeddingSpec
+
+    emb = make_emb(n=60, dim=12)
+    items = pd.DataFrame({"item_id": emb.item_ids, "class": np.arange(60) % 4})
+    spec = EmbeddingSpec(reduction="pca", reduced_dim=4)
+    assert spec.item_vectors(embeddings=emb).vectors.shape == (60, 4)
+    sub = spec.item_vectors(embeddings=emb, fit_on=[130, 100, 101, 100] + list(range(110, 125)))
+    assert sub.item_ids.tolist() == [100, 101] + list(range(110, 125)) + [130] and sub.dim == 4
+    raw = EmbeddingSpec().item_vectors(embeddings=emb, fit_on=[101, 100])
+    np.testing.assert_array_equal(raw.vectors, emb.vectors[:2])  # no reduction: the raw vectors
+    lda = EmbeddingSpec(reduction="lda", reduced_dim=10, lda_labels="class").item_vectors(items, embeddings=emb)
+    assert lda.dim == 3
+    with pytest.raises(EmbeddingError, match="no embedding"):
+        spec.item_vectors(embeddings=emb, fit_on=[100, 5])
+    with pytest.raises(ValueError, match="no item texts"):
+        spec.item_vectors()
+
+
+# ----------------------------------------------------------------------------- property: row order is irrelevant
+
+
+@pytest.fixture(scope="module")
+def beauty_300():
+    """~300 popular Beauty items embedded with the local MiniLM, and a small temporal split."""
+    from rec_utils.data import Dataset, item_texts, load_dataset
+    from rec_utils.split import make_split
+    from rec_utils.text import embed_items
+
+    d = load_dataset("beauty")
+    top = d.interactions["item_id"].value_counts().index[:300].to_numpy()
+    items = d.items[d.items["item_id"].isin(top)].reset_index(drop=True)
+    inter = d.interactions[d.interactions["item_id"].isin(top)].reset_index(drop=True)
+    emb = embed_items(item_texts(items), device="cpu", show_progress=False)
+    split = make_split(Dataset("beauty-300", inter, items), tie_order="file")
+    return emb, items, split
+
+
+def _shuffled(emb, seed=0):
+    perm = np.random.default_rng(seed).permutation(len(emb))
+    assert (perm != np.arange(len(emb))).any()
+    return perm, ItemEmbeddings(emb.item_ids[perm], emb.vectors[perm], emb.missing_text[perm], emb.provider,
+                                emb.model, emb.texts.iloc[perm], dict(emb.info))
+
+
+def test_every_consumer_ignores_row_order(beauty_300):
+    from rec_utils.text import EmbeddingSpec, reduction
+
+    emb, items, split = beauty_300
+    perm, shuf = _shuffled(emb)
+    np.testing.assert_array_equal(shuf.item_ids, emb.item_ids)
+    np.testing.assert_array_equal(shuf.vectors, emb.vectors)
+    assert shuf.texts.equals(emb.texts) and (shuf.missing_text == emb.missing_text).all()
+    test = split.test
+    for cfg in ({}, {"aggregation": "mean", "decay": "harmonic", "similarity": "dot"},
+                {"aggregation": "mean", "reduction": "pca", "reduced_dim": 32, "similarity": "euclidean"}):
+        a = LLMSeqSim(embeddings=emb, device="cpu", **cfg).fit(items=items).predict(test, k=10, return_scores=True)
+        reduction._CACHE.clear()
+        b = LLMSeqSim(embeddings=shuf, device="cpu", **cfg).fit(items=items).predict(test, k=10, return_scores=True)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    sk = {"k": 20, "sample_size": 100, "prompt_aggregation": "mean", "training_aggregation": "mean",
+          "decay": "harmonic", "reduction": "pca", "reduced_dim": 16}
+    a = SKNNEmb(embeddings=emb, device="cpu", **sk).fit(split.train, items).predict(test, k=10, return_scores=True)
+    reduction._CACHE.clear()
+    b = SKNNEmb(embeddings=shuf, device="cpu", **sk).fit(split.train, items).predict(test, k=10, return_scores=True)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    fit_on = np.unique(split.train["item_id"])
+    for spec in (EmbeddingSpec(reduction="pca", reduced_dim=16), EmbeddingSpec(reduction="pca", reduced_dim=16, whiten=True),
+                 EmbeddingSpec(reduction="lda", reduced_dim=8, lda_labels="kmeans"),
+                 EmbeddingSpec(reduction="random", reduced_dim=16), EmbeddingSpec(reduction="variance", reduced_dim=16),
+                 EmbeddingSpec(reduction="autoencoder", reduced_dim=8)):
+        reduction._CACHE.clear()
+        va = spec.item_vectors(items, fit_on=fit_on, embeddings=emb, device="cpu")
+        reduction._CACHE.clear()
+        vb = spec.item_vectors(items, fit_on=fit_on[::-1], embeddings=shuf, device="cpu")
+        np.testing.assert_array_equal(va.item_ids, vb.item_ids)
+        np.testing.assert_array_equal(va.lookup(fit_on), vb.lookup(fit_on), err_msg=spec.reduction)
+
+
+def test_llm2_init_ignores_row_order(beauty_300):
+    """The LLM2Sequential path: a SASRec item table initialised from (reduced) text vectors."""
+    from rec_utils.text import EmbeddingSpec
+
+    emb, items, split = beauty_300
+    vecs = EmbeddingSpec(reduction="pca", reduced_dim=16, normalize=False).item_vectors(items, embeddings=emb)
+    perm, shuf = _shuffled(vecs, seed=1)
+    kw = dict(epochs=0, emb_dim=16, num_layers=1, num_heads=2, device="cpu", progress=False, checkpoint_dir=None)
+    a = build_model("SASRec", init_item_embeddings=vecs.vectors, init_item_ids=vecs.item_ids, **kw).fit(split.train)
+    b = build_model("SASRec", init_item_embeddings=vecs.vectors[perm], init_item_ids=vecs.item_ids[perm],
+                    **kw).fit(split.train)
+    c = build_model("SASRec", init_item_embeddings=shuf.vectors, init_item_ids=shuf.item_ids, **kw).fit(split.train)
+    np.testing.assert_array_equal(a.item_embeddings(), b.item_embeddings())
+    np.testing.assert_array_equal(a.item_embeddings(), c.item_embeddings())
+    np.testing.assert_array_equal(a.item_embeddings(), vecs.lookup(a.index_.ids))

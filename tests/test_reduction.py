@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rec_utils.reduction import Reducer, autoencoder_widths, reduce_embeddings
+from rec_utils.text import Reducer, autoencoder_widths, reduce_embeddings
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,38 @@ def test_pca_whitening(X):
     np.testing.assert_allclose(Z.var(axis=0, ddof=1), 1, rtol=1e-3)
     with pytest.raises(TypeError):
         reduce_embeddings(X, "pca", 8, no_such_option=1, cache=False)
+
+
+def test_memo_is_keyed_by_content(X, monkeypatch):
+    from rec_utils.text import reduction
+
+    fits = []
+    real = Reducer.fit_transform
+    monkeypatch.setattr(Reducer, "fit_transform", lambda self, X, labels=None: fits.append(self.method) or real(self, X, labels))
+    reduction._CACHE.clear()
+    a = reduce_embeddings(X, "pca", 8)
+    b = reduce_embeddings(X.copy(), "pca", 8)  # same content, another array: reused
+    assert len(fits) == 1
+    np.testing.assert_array_equal(a, b)
+    b[:] = 0  # a hit is a copy: the memo cannot be corrupted by a caller
+    np.testing.assert_array_equal(reduce_embeddings(X, "pca", 8), a)
+    X2 = X.copy()
+    X2[7, 3] += 1e-3  # one changed value: recomputed
+    reduce_embeddings(X2, "pca", 8)
+    assert len(fits) == 2
+    for kw in ({"dim": 6}, {"normalize": False}, {"seed": 1}, {"whiten": True}):  # each option counts
+        reduce_embeddings(X, "pca", **{"dim": 8, **kw})
+    assert len(fits) == 6
+    labels = np.arange(300) % 4
+    reduce_embeddings(X, "lda", 3, labels=labels)
+    reduce_embeddings(X, "lda", 3, labels=labels.copy())  # same label content: reused
+    assert len(fits) == 7
+    other = labels.copy()
+    other[:10] = (other[:10] + 1) % 4  # same length and classes, other content: recomputed
+    reduce_embeddings(X, "lda", 3, labels=other)
+    names = np.array(["a", "b", "c", "d"], dtype=object)[labels]
+    reduce_embeddings(X, "lda", 3, labels=names)
+    reduce_embeddings(X, "lda", 3, labels=names.copy())
+    assert len(fits) == 9
+    reduce_embeddings(X, "pca", 8, cache=False)
+    assert len(fits) == 10

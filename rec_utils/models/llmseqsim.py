@@ -1,11 +1,11 @@
 """LLMSeqSim: recommend the catalogue items whose text embedding is closest to the session's
 (paper §6.1, reference ``main/llm_based/similarity_model/llm_seq_sim.py``).
 
-1. Item vectors: the embeddings of every item of the catalogue (``rec_utils.embeddings``),
-   optionally reduced and L2-normalised (``rec_utils.reduction``). As in the paper the reducer is
-   fitted on the **whole catalogue** (every item with an embedding, including items seen only
-   in the test split) — no interaction data is used, so no target leaks, but the item set is
-   the full catalogue's.
+1. Item vectors: the embeddings of every item of the catalogue, optionally reduced and
+   L2-normalised — ``config.embedding`` (:class:`rec_utils.text.EmbeddingSpec`, §5.1/§5.2).
+   As in the paper the reducer is fitted on the **whole catalogue** (every item with an
+   embedding, including items seen only in the test split) — no interaction data is used, so
+   no target leaks, but the item set is the full catalogue's.
 2. Session vector from the prompt's item vectors: ``last`` (the last prompt item) or ``mean``
    (Σ wᵢ eᵢ / Σ wᵢ with a position decay of §6.1: constant_linear, scaling_linear,
    scaling_quadratic, scaling_cubic, log, harmonic, squared_harmonic; uniform when none).
@@ -24,15 +24,14 @@ KeyError); ties are broken by torch.topk (the reference's argpartition order is 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from ..decay import decay_weights
-from ..embeddings import ItemEmbeddings, embed_for_model
-from ..reduction import reduce_embeddings
+from ..text import EmbeddingSpec, ItemEmbeddings, fold_flat_keys
 from ..utils import resolve_device
 from .base import ItemIndex, Recommender, as_prompts, chunks
 
@@ -45,36 +44,45 @@ LLMSEQSIM_DECAYS = (None, "constant_linear", "scaling_linear", "scaling_quadrati
 @dataclass
 class LLMSeqSimConfig:
     """Hyper-parameters of LLMSeqSim (defaults: the reference's constructor defaults, local
-    MiniLM instead of ada)."""
+    MiniLM instead of ada). The embedding fields live in ``embedding``; the constructor of
+    :class:`LLMSeqSim` also takes them flat (``provider``, ``embedding_model``,
+    ``embedding_path``, ``text_clean``, ``reduction``, ``reduced_dim``, ``whiten``,
+    ``normalize``, ``lda_labels``: see :data:`rec_utils.text.FLAT_KEYS`)."""
 
-    provider: str = "sentence-transformers"  # embedding provider: sentence-transformers | openai | file
-    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"  # model of the provider
-    embedding_path: str | None = None  # vector file for provider "file"
-    text_clean: str = "reference"  # title cleaning: reference | unescape | none (data.clean_title)
+    # item texts → vectors → reduced vectors; the reducer is fitted on the whole catalogue (§6.1)
+    embedding: EmbeddingSpec = field(default_factory=EmbeddingSpec)
     aggregation: str = "last"  # session vector: "last" item or decayed "mean"
     decay: str | None = None  # position decay of "mean" (None = uniform); see LLMSEQSIM_DECAYS
     similarity: str = "cosine"  # cosine | dot | euclidean (= 1 / (1 + distance))
-    reduction: str | None = None  # None | pca | lda | random | autoencoder | variance
-    reduced_dim: int | None = None  # target size of the reduction
-    whiten: bool = False  # pca only: unit-variance components (BERT-whitening; beyond the paper)
-    normalize: bool = True  # L2-normalise reduced vectors (reference DimReducer default)
-    lda_labels: str | None = None  # LDA classes: an items column name (e.g. "class") or "kmeans"
     dedup_prompt: bool = False  # count a repeated prompt item once (reference: every occurrence)
     filter_prompt_items: bool = True  # never recommend an item of the prompt
     batch_size: int = 1024  # prompts per matrix product
-    device: str = "auto"  # "auto" = CUDA when present
     seed: int = 0  # random projection / autoencoder / k-means seed
+
+    def __post_init__(self):
+        self.embedding = EmbeddingSpec.coerce(self.embedding)
 
 
 class LLMSeqSim(Recommender):
     """Embedding-similarity recommender. ``LLMSeqSim(embeddings=emb, **config)`` uses given
-    (raw, unreduced) item embeddings; without them ``fit`` embeds the ``items`` texts with the
-    configured provider (cached on disk, so repeated fits cost ~0 s)."""
+    (raw, unreduced) item embeddings, in any row order; without them ``fit`` embeds the
+    ``items`` texts with ``config.embedding`` (cached on disk, so repeated fits cost ~0 s).
+
+    Args:
+        embeddings: raw item vectors (:class:`~rec_utils.text.ItemEmbeddings`) or None.
+        device: where the embedding model, an autoencoder reduction and the matrix products
+            run ("auto" = CUDA when present). A runtime choice, not a hyper-parameter: it is
+            not part of ``config`` / ``get_config()``; a ``device`` key of an old stored config
+            lands here.
+        **config: :class:`LLMSeqSimConfig` fields, with the embedding fields flat or as
+            ``embedding=EmbeddingSpec(...)`` / ``{...}``. ``TypeError`` names unknown keys,
+            ``ValueError`` a field given both ways.
+    """
 
     name = "LLMSeqSim"
 
-    def __init__(self, embeddings: ItemEmbeddings | None = None, **config):
-        self.config = LLMSeqSimConfig(**config)
+    def __init__(self, embeddings: ItemEmbeddings | None = None, *, device: str = "auto", **config):
+        self.config = LLMSeqSimConfig(**fold_flat_keys(config, LLMSeqSimConfig, self.name))
         c = self.config
         if c.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {c.aggregation!r}")
@@ -84,29 +92,18 @@ class LLMSeqSim(Recommender):
         if c.aggregation == "last" and c.decay not in (None, "none"):
             raise ValueError("a decay only applies to aggregation='mean'")
         self.embeddings = embeddings
+        self.device = device
 
     # ------------------------------------------------------------------ fit
 
     def fit(self, train: pd.DataFrame | None = None, items: pd.DataFrame | None = None) -> "LLMSeqSim":
         c = self.config
-        emb = self.embeddings
-        if emb is None:
-            emb = self.embeddings = embed_for_model(items, c, "LLMSeqSim")
-        self.index_ = ItemIndex(emb.item_ids)
-        X = emb.vectors
-        if c.reduction not in (None, "none"):
-            labels = None
-            if c.reduction == "lda":
-                labels = c.lda_labels
-                if labels not in (None, "kmeans"):
-                    if items is None or labels not in items.columns:
-                        raise ValueError(f"lda_labels={labels!r}: no such column in items")
-                    lab = items.set_index("item_id")[labels]
-                    labels = lab.reindex(emb.item_ids).to_numpy()
-            X = reduce_embeddings(X, c.reduction, c.reduced_dim, normalize=c.normalize, seed=c.seed,
-                                  labels=labels, device=c.device, **({"whiten": True} if c.whiten else {}))
-        self.vectors_ = np.ascontiguousarray(X, dtype=np.float32)
-        self.device_ = resolve_device(c.device)
+        if self.embeddings is None:
+            self.embeddings = c.embedding.embed(items, device=self.device)
+        vecs = c.embedding.item_vectors(items, embeddings=self.embeddings, device=self.device, seed=c.seed)
+        self.index_ = ItemIndex(vecs.item_ids)
+        self.vectors_ = np.ascontiguousarray(vecs.vectors, dtype=np.float32)
+        self.device_ = resolve_device(self.device)
         import torch
 
         E = torch.as_tensor(self.vectors_, device=self.device_)

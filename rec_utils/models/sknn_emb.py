@@ -7,7 +7,9 @@ sampled (random / recent), the ``k`` most similar vote with their similarity (×
 sequential weight, sequential filter as configured).
 
 * Item vectors: text embeddings of the **train items**, reduced and L2-normalised with a
-  reducer fitted on the train items only (as the reference; LLMSeqSim fits on the catalogue).
+  reducer fitted on the train items only (as the reference; LLMSeqSim fits on the catalogue):
+  ``config.embedding`` (:class:`rec_utils.text.EmbeddingSpec`, §5.1/§5.2) with
+  ``fit_on`` = the train items.
 * Train session vector: ``training_aggregation`` (``mean`` with ``training_decay``, or
   ``last``) over the session's items in time order (repeats count, as in the reference).
 * Prompt vector: ``prompt_aggregation`` over the deduplicated prompt with ``decay`` (the SKNN
@@ -19,45 +21,50 @@ The ``concat`` strategy of the reference (not in the paper's search space) is no
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from ..decay import decay_weights
-from ..embeddings import ItemEmbeddings, embed_for_model
-from ..reduction import reduce_embeddings
+from ..text import EmbeddingSpec, ItemEmbeddings, fold_flat_keys
 from .sknn import SKNN, SKNNConfig
 
 
 @dataclass
 class SKNNEmbConfig(SKNNConfig):
-    """SKNN's hyper-parameters (see :class:`SKNNConfig`) plus the embedding ones."""
+    """SKNN's hyper-parameters (see :class:`SKNNConfig`) plus the embedding ones. The embedding
+    fields live in ``embedding``; :class:`SKNNEmb` also takes them flat (see
+    :data:`rec_utils.text.FLAT_KEYS`)."""
 
-    provider: str = "sentence-transformers"  # embedding provider: sentence-transformers | openai | file
-    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"  # model of the provider
-    embedding_path: str | None = None  # vector file for provider "file"
-    text_clean: str = "reference"  # title cleaning: reference | unescape | none
-    reduction: str | None = None  # None | pca | lda | random | autoencoder | variance (fit on train items)
-    reduced_dim: int | None = None  # target size of the reduction
-    whiten: bool = False  # pca only: unit-variance components (BERT-whitening; beyond the paper)
-    normalize: bool = True  # L2-normalise reduced item vectors (reference default)
-    lda_labels: str | None = None  # LDA classes: an items column (e.g. "class") or "kmeans"
+    # item texts → vectors → reduced vectors; the reducer is fitted on the train items (reference)
+    embedding: EmbeddingSpec = field(default_factory=EmbeddingSpec)
     prompt_aggregation: str = "last"  # prompt vector: "mean" (with `decay`) or "last" (reference default)
     training_aggregation: str = "last"  # train-session vector: "mean" (with training_decay) or "last"
     training_decay: str | None = None  # decay of the train-session mean (SKNN decay names)
-    device: str = "auto"  # device of the embedding model when fit embeds texts
+
+    def __post_init__(self):
+        self.embedding = EmbeddingSpec.coerce(self.embedding)
 
 
 class SKNNEmb(SKNN):
-    """SKNN with embedding session similarity. ``SKNNEmb(embeddings=emb, **config)``."""
+    """SKNN with embedding session similarity. ``SKNNEmb(embeddings=emb, **config)``.
+
+    Args:
+        embeddings: raw item vectors (:class:`~rec_utils.text.ItemEmbeddings`, any row order)
+            or None (``fit`` embeds the ``items`` texts with ``config.embedding``).
+        device: where the embedding model and an autoencoder reduction run ("auto" = CUDA when
+            present); a runtime choice, not in ``config`` / ``get_config()`` (a ``device`` key
+            of an old stored config lands here).
+        **config: :class:`SKNNEmbConfig` fields, embedding fields flat or as ``embedding=``.
+    """
 
     config_class = SKNNEmbConfig
     signed_similarity = True
 
-    def __init__(self, embeddings: ItemEmbeddings | None = None, **config):
-        super().__init__(**config)
+    def __init__(self, embeddings: ItemEmbeddings | None = None, *, device: str = "auto", **config):
+        super().__init__(**fold_flat_keys(config, SKNNEmbConfig, "SKNNEmb"))
         c = self.config
         for name in ("prompt_aggregation", "training_aggregation"):
             if getattr(c, name) not in ("mean", "last"):
@@ -65,23 +72,16 @@ class SKNNEmb(SKNN):
         decay_weights(c.training_decay, np.ones(1), np.ones(1))
         self.name = "SKNNEmb"
         self.embeddings = embeddings
+        self.device = device
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame | None = None) -> "SKNNEmb":
         super().fit(train, items)
         c = self.config
-        emb = self.embeddings
-        if emb is None:
-            emb = self.embeddings = embed_for_model(items, c, "SKNNEmb")
-        X = emb.lookup(self.index_.ids)  # train items only
-        labels = None
-        if c.reduction == "lda":
-            labels = c.lda_labels
-            if labels not in (None, "kmeans"):
-                labels = items.set_index("item_id")[labels].reindex(self.index_.ids).to_numpy()
-        if c.reduction not in (None, "none"):
-            X = reduce_embeddings(X, c.reduction, c.reduced_dim, normalize=c.normalize, seed=c.seed,
-                                  labels=labels, device=c.device, **({"whiten": True} if c.whiten else {}))
-        self.item_vectors_ = np.ascontiguousarray(X, dtype=np.float32)
+        if self.embeddings is None:
+            self.embeddings = c.embedding.embed(items, device=self.device)
+        vecs = c.embedding.item_vectors(items, fit_on=self.index_.ids, embeddings=self.embeddings,
+                                        device=self.device, seed=c.seed)
+        self.item_vectors_ = np.ascontiguousarray(vecs.vectors, dtype=np.float32)
         # train-session vectors, rows in the order of SKNN's session-item matrix (sorted ids)
         sid = train["session_id"].to_numpy()
         _, row = np.unique(sid, return_inverse=True)

@@ -1,5 +1,6 @@
 """Dimensionality reduction of item embeddings (paper §5.2, reference ``main/utils/dim_reducer.py``
-and ``main/utils/side_encoder.py``), shared by LLMSeqSim, SKNNEmb and (later) LLM2Sequential.
+and ``main/utils/side_encoder.py``), shared by LLMSeqSim, SKNNEmb and (later) LLM2Sequential
+through :meth:`rec_utils.text.EmbeddingSpec.item_vectors`.
 
 ::
 
@@ -38,14 +39,13 @@ expand), with a warning.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from .utils import resolve_device
+from ..utils import canonical_json, resolve_device, short_hash
 
 log = logging.getLogger(__name__)
 
@@ -222,29 +222,43 @@ def _check(X) -> np.ndarray:
     return X
 
 
-_CACHE: dict = {}
+_CACHE: dict = {}  # content key → reduced matrix (in-process memo of reduce_embeddings)
+_CACHE_MAX = 32
+
+
+def _labels_key(labels):
+    """Content of the LDA labels for the memo key: None, the string (e.g. "kmeans"), the
+    numeric array, or the JSON of an object array (class names)."""
+    if labels is None or isinstance(labels, str):
+        return labels
+    lab = np.asarray(labels)
+    return canonical_json(lab.tolist()) if lab.dtype.kind == "O" else lab
 
 
 def reduce_embeddings(X: np.ndarray, method: str | None = "pca", dim: int | None = None, *,
                       normalize: bool = True, seed: int = 0, labels=None, cache: bool = True,
                       **options) -> np.ndarray:
-    """Fit a :class:`Reducer` on ``X`` and return the reduced rows of ``X``.
+    """Fit a :class:`Reducer` on ``X`` ((n, D) float32, rows = items) and return the reduced
+    rows of ``X``: (n, d) float32 (d possibly clipped, see the module docstring).
 
-    Results are memoised in-process by (hash of X, method, dim, options) so a grid over
-    aggregation / similarity does not refit the same reduction.
+    Results are memoised in-process by the *content* of everything they depend on: the bytes
+    of X, method, dim, normalize, seed, the labels (array content, or "kmeans") and every
+    option, so a grid over aggregation / similarity does not refit the same reduction and a
+    changed input never reuses a stale one. Hits return a copy. Raises ``ValueError`` on an
+    unknown method, a missing dim / labels, NaN/inf rows; ``TypeError`` on an unknown option.
     """
     r = Reducer(method, dim, normalize=normalize, seed=seed, labels=labels, **options)
     key = None
-    if cache and (labels is None or isinstance(labels, str)):
-        h = hashlib.sha1(np.ascontiguousarray(X, dtype=np.float32).tobytes()).hexdigest()
-        key = (h, r.method, dim, normalize, seed, labels, tuple(sorted(options.items())))
+    if cache:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        key = short_hash(X, r.method, dim, normalize, seed, _labels_key(labels), sorted(options.items()))
         if key in _CACHE:
-            return _CACHE[key]
+            return _CACHE[key].copy()
     Z = r.fit_transform(X)
     if key is not None:
-        if len(_CACHE) > 32:
+        if len(_CACHE) >= _CACHE_MAX:
             _CACHE.clear()
-        _CACHE[key] = Z
+        _CACHE[key] = Z.copy()
     return Z
 
 

@@ -1,0 +1,185 @@
+"""``EmbeddingSpec``: the one description of how a text-based model gets its item vectors.
+
+LLMSeqSim (§6.1), SKNNEmb (§6.5) and the coming LLM2Sequential all need the same
+steps — embed the catalogue's texts (§5.1), optionally reduce the vectors (§5.2, fitted on some
+items), L2-normalise — so their configs hold one ``embedding: EmbeddingSpec`` field instead of
+repeating its fields, and call one method::
+
+    spec = EmbeddingSpec(reduction="pca", reduced_dim=128)
+    vecs = spec.item_vectors(dataset.items)                          # LLMSeqSim: fit on the catalogue
+    vecs = spec.item_vectors(dataset.items, fit_on=train_item_ids)   # SKNNEmb: fit on the train items
+    vecs = spec.item_vectors(embeddings=emb, fit_on=ids, seed=3)     # vectors given: no embedding call
+
+Stored runs and notebooks pass the fields *flat* (``provider``, ``embedding_model``,
+``embedding_path``, ``text_clean``, ``reduction``, ``reduced_dim``, ``whiten``, ``normalize``,
+``lda_labels``); :func:`fold_flat_keys` maps them into the spec (:data:`FLAT_KEYS`), so old
+configs keep working and give the same results.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from .embed import PROVIDERS, embed_items
+from .reduction import Reducer, reduce_embeddings
+from .vectors import ItemEmbeddings
+
+#: Flat config key (as stored in runs and used by notebooks / presets) → EmbeddingSpec field.
+FLAT_KEYS = {
+    "provider": "provider",
+    "embedding_model": "model",
+    "embedding_path": "path",
+    "text_clean": "text_clean",
+    "reduction": "reduction",
+    "reduced_dim": "reduced_dim",
+    "whiten": "whiten",
+    "normalize": "normalize",
+    "lda_labels": "lda_labels",
+}
+
+
+@dataclass
+class EmbeddingSpec:
+    """How item vectors are made from item text (paper §5.1 embeddings, §5.2 reduction).
+
+    Deviations: the default model is the local all-MiniLM-L6-v2 (384-d) instead of OpenAI
+    ada-002 (1,536-d), which is not reachable offline; ``whiten`` and ``lda_labels="kmeans"``
+    go beyond the paper (see :mod:`rec_utils.text.reduction`).
+    """
+
+    # where vectors come from: "sentence-transformers" (local, offline), "openai" (the paper's
+    # ada-002 family, needs a key) or "file" (precomputed, e.g. the authors' vectors)
+    provider: str = "sentence-transformers"
+    # the provider's model (or a local folder): part of what the embedding cache is keyed by
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    # the vector file of provider "file" (authors' product_embeddings_*.csv.gz, or an .npz)
+    path: str | None = None
+    # title cleaning before embedding (data.clean_title): "reference" (the authors'), "unescape"
+    # (decode HTML entities; helps MiniLM), "none" — the text is what gets embedded and cached
+    text_clean: str = "reference"
+    # None | pca | lda | random | autoencoder | variance (§5.2): fewer, less anisotropic dims
+    reduction: str | None = None
+    # target size of the reduction (clipped to the input dim / #classes − 1 with a warning)
+    reduced_dim: int | None = None
+    # pca only: unit-variance components (BERT-whitening; beyond the paper, wins with MiniLM)
+    whiten: bool = False
+    # L2-normalise the *reduced* rows (reference DimReducer default); unreduced vectors stay raw
+    normalize: bool = True
+    # LDA classes: an items column (e.g. "class") or "kmeans" pseudo-classes (Beauty has no
+    # classes in our data: a documented deviation); only read when reduction == "lda"
+    lda_labels: str | None = None
+
+    def __post_init__(self):
+        if self.provider not in PROVIDERS:
+            raise ValueError(f"provider must be one of {PROVIDERS}, got {self.provider!r}")
+        from ..data import TEXT_CLEANING
+
+        if self.text_clean not in TEXT_CLEANING:
+            raise ValueError(f"text_clean must be one of {TEXT_CLEANING}, got {self.text_clean!r}")
+        Reducer(self.reduction, self.reduced_dim)  # validates the method and its dim
+
+    @classmethod
+    def coerce(cls, value) -> "EmbeddingSpec":
+        """An EmbeddingSpec from None (defaults), a mapping of its fields, or itself. Raises
+        ``TypeError`` naming unknown fields."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        unknown = set(value) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown EmbeddingSpec field(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
+        return cls(**value)
+
+    @property
+    def reduces(self) -> bool:
+        return self.reduction not in (None, "none")
+
+    def embed(self, items, *, device: str = "auto") -> ItemEmbeddings:
+        """Raw (unreduced) vectors of every item of ``items`` (a Dataset or its items table),
+        texts built by ``data.item_texts(items, clean=text_clean)``; cached on disk."""
+        if items is None:
+            raise ValueError("no item texts to embed: fit(train, items=dataset.items), or give the model "
+                             "embeddings=embed_items(...)")
+        from ..data import item_texts
+
+        return embed_items(item_texts(items, clean=self.text_clean), self.provider, self.model,
+                           path=self.path, device=device, show_progress=False)
+
+    def item_vectors(self, items=None, *, fit_on=None, embeddings: ItemEmbeddings | None = None,
+                     device: str = "auto", seed: int = 0) -> ItemEmbeddings:
+        """The vectors a model scores with.
+
+        Args:
+            items: the catalogue (a Dataset or its items DataFrame with ``item_id``): its texts
+                are embedded unless ``embeddings`` is given; its ``lda_labels`` column gives the
+                LDA classes.
+            fit_on: item ids the reducer is fitted on and whose vectors are returned (None =
+                every item of the embeddings: LLMSeqSim's whole catalogue, as the paper;
+                SKNNEmb passes its train items, as the reference).
+            embeddings: raw vectors to use instead of embedding ``items`` (any row order).
+            device: embedding model / autoencoder device ("auto" = CUDA when present).
+            seed: random projection / autoencoder / k-means seed.
+
+        Returns:
+            :class:`ItemEmbeddings` of the ``fit_on`` items (sorted ids), (n, reduced_dim)
+            float32 when reduced (L2-normalised rows when ``normalize``), else the raw vectors.
+
+        Raises:
+            EmbeddingError: ``fit_on`` ids without a vector, embedding failures.
+            ValueError: no items and no embeddings; an ``lda_labels`` column that ``items``
+                lacks; LDA without labels.
+        """
+        emb = embeddings if embeddings is not None else self.embed(items, device=device)
+        if fit_on is not None:
+            emb = emb.subset(fit_on)
+        if not self.reduces:
+            return emb
+        labels = self._lda_labels(items, emb.item_ids) if self.reduction == "lda" else None
+        Z = reduce_embeddings(emb.vectors, self.reduction, self.reduced_dim, normalize=self.normalize, seed=seed,
+                              labels=labels, device=device, **({"whiten": True} if self.whiten else {}))
+        return emb.replace_vectors(Z, reduction=self.reduction, reduced_dim=int(Z.shape[1]))
+
+    def _lda_labels(self, items, item_ids: np.ndarray):
+        labels = self.lda_labels
+        if labels in (None, "kmeans"):
+            return labels
+        from ..data import Dataset
+
+        table = items.items if isinstance(items, Dataset) else items
+        if not isinstance(table, pd.DataFrame) or labels not in table.columns:
+            raise ValueError(f"lda_labels={labels!r}: no such column in items")
+        return table.set_index("item_id")[labels].reindex(item_ids).to_numpy()
+
+
+def fold_flat_keys(config: Mapping, config_class, owner: str) -> dict:
+    """``config`` with its flat embedding keys (:data:`FLAT_KEYS`) and/or ``embedding``
+    (an EmbeddingSpec or a dict of its fields) merged into one ``embedding`` EmbeddingSpec —
+    the keyword arguments of ``config_class``.
+
+    Raises:
+        TypeError: keys that are neither fields of ``config_class`` nor flat embedding keys
+            (all of them named).
+        ValueError: a spec field given both flat and inside ``embedding`` (an EmbeddingSpec
+            sets every field).
+    """
+    names = {f.name for f in fields(config_class)}
+    unknown = set(config) - names - set(FLAT_KEYS)
+    if unknown:
+        raise TypeError(f"{owner}: unknown config key(s) {sorted(unknown)}; known: {sorted(names | set(FLAT_KEYS))}")
+    rest = {k: v for k, v in config.items() if k not in FLAT_KEYS}
+    flat = {FLAT_KEYS[k]: v for k, v in config.items() if k in FLAT_KEYS}
+    given = rest.get("embedding")
+    if given is not None and not isinstance(given, (EmbeddingSpec, Mapping)):
+        raise TypeError(f"{owner}: embedding must be an EmbeddingSpec or a dict of its fields, "
+                        f"got {type(given).__name__}")
+    nested = {} if given is None else asdict(given) if isinstance(given, EmbeddingSpec) else dict(given)
+    both = sorted(k for k, f in FLAT_KEYS.items() if k in config and f in nested)
+    if both:
+        raise ValueError(f"{owner}: {both} given both as flat key(s) and inside embedding=...; "
+                         "pass each embedding field one way")
+    rest["embedding"] = EmbeddingSpec.coerce({**nested, **flat})
+    return rest
