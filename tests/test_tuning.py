@@ -10,7 +10,7 @@ import pytest
 
 from rec_utils import evaluation
 from rec_utils.data import Dataset
-from rec_utils.embeddings import ItemEmbeddings
+from rec_utils.text import ItemEmbeddings
 from rec_utils.models.llmseqsim import LLMSeqSim
 from rec_utils.split import make_split, temporal_folds
 from rec_utils.tuning import (CELL_COLUMNS, CellStore, LLMSeqSimSpace, agg_fields, best_config,

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from .base import Recommender
-from .llmseqsim import PRESETS as LLMSEQSIM_PRESETS
 from .llmseqsim import LLMSeqSim
 from .neural import BERT4Rec, GRU4Rec, SASRec
 from .popular import MostPopular
@@ -39,8 +38,8 @@ def model_family(name: str) -> str:
     return next((f for f, names in FAMILIES.items() if name in names), "other")
 
 
-#: Preset tables: {preset: {model: config}} (models/presets.py holds them; LLMSeqSim's join it).
-PRESET_TABLES = [MODEL_PRESETS, LLMSEQSIM_PRESETS]
+#: Every preset: {preset: {model: config}} (models/presets.py).
+PRESET_TABLES = [MODEL_PRESETS]
 
 
 def preset_config(model: str, preset: str | None = "beauty") -> dict:

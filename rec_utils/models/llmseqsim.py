@@ -20,7 +20,9 @@ Items without text have an all-zero raw vector (reference); with cosine their si
 After PCA they are no longer zero (the reference behaves the same).
 
 Deviations: prompt items unknown to the catalogue are dropped (the reference raises a
-KeyError); ties are broken by torch.topk (the reference's argpartition order is arbitrary too).
+KeyError); equal similarities are ranked by the smaller item id (``base.TIE_RULE``; the
+reference's argpartition order among ties is arbitrary, and so was ours before ``tie_break``:
+Beauty has items with identical titles, hence identical vectors).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import scipy.sparse as sp
 from ..decay import decay_weights
 from ..text import EmbeddingSpec, ItemEmbeddings, fold_flat_keys
 from ..utils import resolve_device
-from .base import ItemIndex, Recommender, as_prompts, chunks
+from .base import ItemIndex, Recommender, as_prompts, chunks, topk_tensor
 
 AGGREGATIONS = ("last", "mean")
 SIMILARITIES = ("cosine", "dot", "euclidean")
@@ -58,9 +60,12 @@ class LLMSeqSimConfig:
     filter_prompt_items: bool = True  # never recommend an item of the prompt
     batch_size: int = 1024  # prompts per matrix product
     seed: int = 0  # random projection / autoencoder / k-means seed
+    tie_break: str = "id"  # equal similarities: the smaller item id first (base.TIE_RULE; the only rule)
 
     def __post_init__(self):
         self.embedding = EmbeddingSpec.coerce(self.embedding)
+        if self.tie_break != "id":
+            raise ValueError(f"tie_break must be 'id' (the smaller item id first), got {self.tie_break!r}")
 
 
 class LLMSeqSim(Recommender):
@@ -80,6 +85,7 @@ class LLMSeqSim(Recommender):
     """
 
     name = "LLMSeqSim"
+    rerun_if_missing = ("tie_break",)  # lists stored before the tie rule ordered ties arbitrarily
 
     def __init__(self, embeddings: ItemEmbeddings | None = None, *, device: str = "auto", **config):
         self.config = LLMSeqSimConfig(**fold_flat_keys(config, LLMSeqSimConfig, self.name))
@@ -183,50 +189,15 @@ class LLMSeqSim(Recommender):
         import torch
 
         p = as_prompts(prompts)
-        n_items = len(self.index_)
-        kk = min(k, n_items)
         out_idx, out_val = [], []
         for a, b in chunks(len(p), self.config.batch_size):
             scores = self._scores_chunk(p.subset(np.arange(a, b)))
-            val, idx = torch.topk(scores, kk, dim=1)
-            val, idx = val.cpu().numpy(), idx.cpu().numpy().astype(np.int64)
-            bad = ~np.isfinite(val)
-            out_idx.append(np.where(bad, -1, idx))
-            out_val.append(np.where(bad, np.nan, val).astype(np.float32))
+            idx, val = topk_tensor(scores, k)  # equal similarities: the smaller item id first
+            out_idx.append(idx.cpu().numpy())
+            out_val.append(val.cpu().numpy())
         if out_idx:
             idx, val = np.concatenate(out_idx), np.concatenate(out_val)
         else:
-            idx, val = np.zeros((0, kk), np.int64), np.zeros((0, kk), np.float32)
-        if kk < k:
-            idx = np.pad(idx, ((0, 0), (0, k - kk)), constant_values=-1)
-            val = np.pad(val, ((0, 0), (0, k - kk)), constant_values=np.nan)
+            idx, val = np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
         recs = self.index_.to_ids(idx)
         return (recs, val) if return_scores else recs
-
-
-#: Tuned configurations. "beauty": the extended paper's Beauty optimum (ada, harmonic mean,
-#: PCA-512, cosine; with 384-d MiniLM PCA-512 is clipped to 384 dims). "beauty-recsys23": the
-#: RecSys'23 optimum (last item, dot, no reduction). "beauty-local": the configuration notebook
-#: 04's staged grid chose on the 3 validation folds with local all-MiniLM-L6-v2 (validation
-#: NDCG@20 0.0404; test 0.0529, 0.0544 ± 0.0013 over 5 tie seeds) — log-decayed mean of
-#: whitened-PCA vectors of entity-decoded titles.
-PRESETS = {
-    "beauty": {
-        "LLMSeqSim": {"aggregation": "mean", "decay": "harmonic", "reduction": "pca", "reduced_dim": 512,
-                      "similarity": "cosine"},
-        "SKNNEmb": {"k": 60, "sample_size": 1370, "sampling": "recent", "similarity": "dot",
-                    "decay": "harmonic", "reduction": "lda", "reduced_dim": 512, "lda_labels": "kmeans",
-                    "idf_weighting": False, "prompt_aggregation": "mean", "training_aggregation": "mean",
-                    "training_decay": None, "last_n_items": 50},
-    },
-    "beauty-recsys23": {
-        "LLMSeqSim": {"aggregation": "last", "similarity": "dot"},
-    },
-    "beauty-local": {
-        "LLMSeqSim": {"aggregation": "mean", "decay": "log", "reduction": "pca", "reduced_dim": 384,
-                      "whiten": True, "similarity": "cosine", "text_clean": "unescape"},
-        "SKNNEmb": {"k": 60, "sample_size": 1000, "sampling": "recent", "similarity": "dot", "decay": "harmonic",
-                    "reduction": "pca", "reduced_dim": 128, "prompt_aggregation": "mean",
-                    "training_aggregation": "mean", "text_clean": "unescape"},
-    },
-}

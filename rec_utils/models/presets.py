@@ -10,6 +10,11 @@ Presets:
   as the config classes' commented defaults; the preset lists which fields the paper tuned and
   reads their values from the dataclass (:func:`paper_optimum`), so the two cannot drift.
 * ``beauty-extended``, ``steam-extended``, ``dh-extended`` — the extended paper's optima [OM].
+* LLMSeqSim / SKNNEmb: ``beauty`` = the extended paper's Beauty optimum (ada, harmonic mean,
+  PCA-512, cosine; with 384-d MiniLM PCA-512 is clipped to 384 dims); ``beauty-recsys23`` = the
+  RecSys'23 optimum (last item, dot, no reduction); ``beauty-local`` = the configuration notebook
+  04's staged grid chose on the 3 validation folds with local all-MiniLM-L6-v2 (log-decayed mean
+  of whitened-PCA vectors of entity-decoded titles; its numbers are in docs/llm_embeddings.md).
 * ``beauty-loo`` — this project's leave-one-out setting (max length 50 as in the LOO literature),
   not the paper's.
 
@@ -43,6 +48,12 @@ def paper_optimum(config_class, names) -> dict:
 
 PRESETS = {
     "beauty": {
+        "SKNNEmb": {"k": 60, "sample_size": 1370, "sampling": "recent", "similarity": "dot",
+                    "decay": "harmonic", "reduction": "lda", "reduced_dim": 512, "lda_labels": "kmeans",
+                    "idf_weighting": False, "prompt_aggregation": "mean", "training_aggregation": "mean",
+                    "training_decay": None, "last_n_items": 50},
+        "LLMSeqSim": {"aggregation": "mean", "decay": "harmonic", "reduction": "pca", "reduced_dim": 512,
+                      "similarity": "cosine"},
         "SKNN": {"k": 140, "sample_size": 1020, "sampling": "recent", "similarity": "cosine"},
         "V-SKNN": {"k": 70, "sample_size": 1090, "sampling": "random", "similarity": "dot",
                    "idf_weighting": True, "decay": "harmonic"},
@@ -89,7 +100,8 @@ PRESETS = {
     # results/beauty/summary.csv, the early-stopped run is
     # results/beauty/runs/02_sequential/SASRec__loo__42d44aeded__seed0.json).
     "beauty-loo": {
-        "SASRec": {"max_len": 50, "emb_dim": 64, "num_layers": 2, "num_heads": 2, "drop_rate": 0.3, "final_norm": True,
+        "SASRec": {"max_len": 50, "emb_dim": 64, "num_layers": 2, "num_heads": 2, "drop_rate": 0.3,
+                   "final_norm": True,
                    "head": "dot", "item_bias": False,
                    "learning_rate": 0.003, "weight_decay": 0.0, "clipnorm": None, "batch_size": 256,
                    "precision": "bf16"},
@@ -98,5 +110,15 @@ PRESETS = {
         "BERT4Rec": {"max_len": 50, "emb_dim": 64, "num_layers": 2, "num_heads": 2, "drop_rate": 0.2,
                      "learning_rate": 0.001, "weight_decay": 0.0, "clipnorm": 5.0, "batch_size": 256,
                      "mask_prob": 0.3},
+    },
+    "beauty-recsys23": {
+        "LLMSeqSim": {"aggregation": "last", "similarity": "dot"},
+    },
+    "beauty-local": {
+        "SKNNEmb": {"k": 60, "sample_size": 1000, "sampling": "recent", "similarity": "dot",
+                    "decay": "harmonic", "reduction": "pca", "reduced_dim": 128, "prompt_aggregation": "mean",
+                    "training_aggregation": "mean", "text_clean": "unescape"},
+        "LLMSeqSim": {"aggregation": "mean", "decay": "log", "reduction": "pca", "reduced_dim": 384,
+                      "whiten": True, "similarity": "cosine", "text_clean": "unescape"},
     },
 }
