@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from rec_utils.metrics import METRIC_COLUMNS
-from rec_utils.results import read_summary
+from rec_utils.results import artifact_path, read_summary
 from rec_utils.study import execute, expand_runs, load_plan
 from rec_utils.utils import PROJECT_ROOT
 
@@ -79,7 +79,9 @@ def test_01_baselines_rows():
     assert vsknn["n_seeds"] == len(run["parameters"]["SEEDS"])
     assert (rows["aggregate"] == f"best_of_{vsknn['n_seeds']}_on_test").any()
     assert vsknn["ndcg@10"] > 3 * mean[mean["model"] == "MostPopular"]["ndcg@10"].item()
-    spread = pd.read_csv(results_of("01_baselines") / "tie_order_sensitivity.csv")
+    label = f"test_sessions={run['parameters']['SAMPLE_SESSIONS']}"  # a sampled run is labelled so
+    assert set(mean["variant"].fillna("")) == {label}
+    spread = pd.read_csv(artifact_path(results_of("01_baselines"), "tie_order_sensitivity", "temporal", label))
     assert set(spread["tie_order"]) == {"shuffle", "file"}
     assert not any(math.isnan(v) for v in spread["ndcg@10"])
 
@@ -98,7 +100,8 @@ def test_04_llmseqsim_rows():
     run = CI_RUNS["04_llmseqsim"]
     rows = summary_rows("04_llmseqsim")
     mean = rows[rows["aggregate"] == "mean"]
-    main = mean[(mean["model"] == "LLMSeqSim") & (mean["variant"].fillna("") == "")]
+    label = f"test_sessions={run['parameters']['SAMPLE_SESSIONS']}"  # the winner's row: only the sample in its label
+    main = mean[(mean["model"] == "LLMSeqSim") & (mean["variant"].fillna("") == label)]
     assert len(main) == 1
     assert main[list(METRIC_COLUMNS)].notna().all(axis=None)
     assert main["n_test_sessions"].item() == run["parameters"]["SAMPLE_SESSIONS"]
