@@ -37,6 +37,12 @@ PAPER_TUNED = {
 }
 
 
+def optimum(model: str, *values) -> dict:
+    """A neural model's optimum from the values of its :data:`PAPER_TUNED` fields, in that order
+    (lr, weight decay, clipnorm, batch size, d, dropout, then the model's own fields)."""
+    return dict(zip(PAPER_TUNED[model], values, strict=True))
+
+
 def paper_optimum(config_class, names) -> dict:
     """The defaults of the fields ``names`` of a config dataclass (where the optimum is written)."""
     defaults = {f.name: f.default for f in fields(config_class)}
@@ -66,39 +72,27 @@ PRESETS = {
     "beauty-extended": {
         "V-SKNN": {"k": 320, "sample_size": 1530, "sampling": "random", "similarity": "dot",
                    "decay": "harmonic"},
-        "BERT4Rec": {"learning_rate": 0.0023, "weight_decay": 0.0409, "clipnorm": 92.0, "batch_size": 256,
-                     "emb_dim": 192, "drop_rate": 0.40, "num_layers": 1, "num_heads": 2, "mask_prob": 0.90},
-        "SASRec": {"learning_rate": 0.0048, "weight_decay": 0.0962, "clipnorm": None, "batch_size": 32,
-                   "emb_dim": 48, "drop_rate": 0.25, "num_layers": 2, "num_heads": 3},
+        "BERT4Rec": optimum("BERT4Rec", 0.0023, 0.0409, 92.0, 256, 192, 0.4, 1, 2, 0.9),
+        "SASRec": optimum("SASRec", 0.0048, 0.0962, None, 32, 48, 0.25, 2, 3),
         # the extended notebook omits drop_rate for GRU4Rec, so the code default 0.2 applies (§12.5)
-        "GRU4Rec": {"learning_rate": 0.0072, "weight_decay": 0.0893, "clipnorm": None, "batch_size": 32,
-                    "emb_dim": 80, "drop_rate": 0.2, "hidden_dim": 32},
+        "GRU4Rec": optimum("GRU4Rec", 0.0072, 0.0893, None, 32, 80, 0.2, 32),
     },
     "steam-extended": {
-        "BERT4Rec": {"learning_rate": 0.0002, "weight_decay": 0.0618, "clipnorm": 57.0, "batch_size": 160,
-                     "emb_dim": 224, "drop_rate": 0.45, "num_layers": 4, "num_heads": 4, "mask_prob": 0.45},
-        "SASRec": {"learning_rate": 0.0003, "weight_decay": 0.0191, "clipnorm": None, "batch_size": 192,
-                   "emb_dim": 208, "drop_rate": 0.15, "num_layers": 4, "num_heads": 3},
-        "GRU4Rec": {"learning_rate": 0.0008, "weight_decay": 0.0126, "clipnorm": 34.0, "batch_size": 512,
-                    "emb_dim": 464, "drop_rate": 0.2, "hidden_dim": 416},
+        "BERT4Rec": optimum("BERT4Rec", 0.0002, 0.0618, 57.0, 160, 224, 0.45, 4, 4, 0.45),
+        "SASRec": optimum("SASRec", 0.0003, 0.0191, None, 192, 208, 0.15, 4, 3),
+        "GRU4Rec": optimum("GRU4Rec", 0.0008, 0.0126, 34.0, 512, 464, 0.2, 416),
     },
     "dh-extended": {
-        "BERT4Rec": {"learning_rate": 0.0002, "weight_decay": 0.0618, "clipnorm": 57.0, "batch_size": 160,
-                     "emb_dim": 224, "drop_rate": 0.45, "num_layers": 4, "num_heads": 4, "mask_prob": 0.45},
-        "SASRec": {"learning_rate": 0.0011, "weight_decay": 0.042, "clipnorm": None, "batch_size": 448,
-                   "emb_dim": 416, "drop_rate": 0.15, "num_layers": 1, "num_heads": 1},
-        "GRU4Rec": {"learning_rate": 0.0026, "weight_decay": 0.0881, "clipnorm": None, "batch_size": 160,
-                    "emb_dim": 512, "drop_rate": 0.2, "hidden_dim": 352},
+        "BERT4Rec": optimum("BERT4Rec", 0.0002, 0.0618, 57.0, 160, 224, 0.45, 4, 4, 0.45),
+        "SASRec": optimum("SASRec", 0.0011, 0.042, None, 448, 416, 0.15, 1, 1),
+        "GRU4Rec": optimum("GRU4Rec", 0.0026, 0.0881, None, 160, 512, 0.2, 352),
     },
     # leave-one-out (this project): SASRec as in the LOO literature (max length 50, d 64, 2 layers,
     # final LayerNorm) with the original SASRec's prediction layer: the last hidden state dotted
     # with the item table (head "dot", no per-item bias) instead of the paper's Dense+ReLU head.
     # lr 0.003 and bf16 autocast reach a given validation NDCG about twice as fast on CPU.
-    # Seed 0, 180 s of training on 2 cores, ties in file order: test NDCG@10 0.0391 with the dot
-    # head against 0.0311 with the paper's head (0.0292 with its per-item bias); the paper's head
-    # plateaued there even when trained to early stopping (the 180 s row is in
-    # results/beauty/summary.csv, the early-stopped run is
-    # results/beauty/runs/02_sequential/SASRec__loo__42d44aeded__seed0.json).
+    # Ties in file order, trained to early stopping: the dot head beats the paper's head by ~0.008
+    # test NDCG@10 (README, leave-one-out table: rows with and without head=dense).
     "beauty-loo": {
         "SASRec": {"max_len": 50, "emb_dim": 64, "num_layers": 2, "num_heads": 2, "drop_rate": 0.3,
                    "final_norm": True,

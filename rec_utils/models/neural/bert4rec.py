@@ -101,9 +101,9 @@ class BERT4Rec(SequentialRecommender):
 
     def _validate_config(self) -> None:
         super()._validate_config()
+        if not 0.0 < self.config.mask_prob <= 1.0:
+            raise ValueError(f"mask_prob must be in (0, 1], not {self.config.mask_prob}")
         c = self.config
-        if not 0.0 < c.mask_prob <= 1.0:
-            raise ValueError(f"mask_prob must be in (0, 1], not {c.mask_prob}")
         if c.num_layers < 1 or not 1 <= c.num_heads <= c.emb_dim or c.n_random_copies < 0:
             raise ValueError("BERT4Rec: need num_layers >= 1, 1 <= num_heads <= emb_dim, n_random_copies >= 0")
 
