@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from .base import Recommender
+from .llm2 import LLM2_BASES, LLM2BERT4Rec, LLM2GRU4Rec, LLM2SASRec
 from .llmseqsim import LLMSeqSim
 from .neural import BERT4Rec, GRU4Rec, SASRec
 from .popular import MostPopular
@@ -18,6 +19,9 @@ MODELS = {
     "GRU4Rec": GRU4Rec,
     "SASRec": SASRec,
     "BERT4Rec": BERT4Rec,
+    "LLM2GRU4Rec": LLM2GRU4Rec,
+    "LLM2SASRec": LLM2SASRec,
+    "LLM2BERT4Rec": LLM2BERT4Rec,
     **{name: (lambda name=name: (lambda **cfg: SKNN.variant(name, **cfg)))() for name in SKNN_VARIANTS},
     "LLMSeqSim": LLMSeqSim,
     "SKNNEmb": SKNNEmb,
@@ -25,10 +29,13 @@ MODELS = {
 
 
 #: Model families, for reports and searches that treat a family alike (never select by notebook).
+#: The LLM2 models are sequential neural models (their base model + an init step), so they are
+#: "neural": the neural tables show them, the baselines' tie-order table leaves them out;
+#: ``LLM2_BASES`` pairs each with its base.
 FAMILIES = {
     "baseline": ("MostPopular",),
     "session-knn": tuple(SKNN_VARIANTS),
-    "neural": ("GRU4Rec", "SASRec", "BERT4Rec"),
+    "neural": ("GRU4Rec", "SASRec", "BERT4Rec", *LLM2_BASES),
     "embedding": ("LLMSeqSim", "SKNNEmb"),
 }
 
@@ -55,12 +62,13 @@ def preset_config(model: str, preset: str | None = "beauty") -> dict:
 
 def build_model(name: str, **config) -> Recommender:
     """A model by its paper name (``MostPopular``, ``SKNN``, ``V-SKNN``, ``S-SKNN``, ``SF-SKNN``,
-    ``GRU4Rec``, ``SASRec``, ``BERT4Rec``, ...)."""
+    ``GRU4Rec``, ``SASRec``, ``BERT4Rec``, ``LLM2GRU4Rec``, ``LLM2SASRec``, ``LLM2BERT4Rec``, ...)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {sorted(MODELS)}")
     return MODELS[name](**config)
 
 
-__all__ = ["BERT4Rec", "FAMILIES", "GRU4Rec", "LLMSeqSim", "MODELS", "model_family", "MostPopular", "Recommender", "SASRec", "SKNN",
+__all__ = ["BERT4Rec", "FAMILIES", "GRU4Rec", "LLM2BERT4Rec", "LLM2GRU4Rec", "LLM2SASRec", "LLM2_BASES", "LLMSeqSim",
+           "MODELS", "model_family", "MostPopular", "Recommender", "SASRec", "SKNN",
            "SKNNEmb", "build_model",
            "preset_config"]

@@ -17,6 +17,15 @@ Presets:
   of whitened-PCA vectors of entity-decoded titles; its numbers are in docs/llm_embeddings.md).
 * ``beauty-loo`` — this project's leave-one-out setting (max length 50 as in the LOO literature),
   not the paper's.
+* LLM2GRU4Rec / LLM2SASRec / LLM2BERT4Rec (§6.3, :mod:`rec_utils.models.llm2`): in the standard
+  presets ``beauty`` and ``beauty-loo`` the **like-for-like** configuration — the base model's
+  configuration of that preset, PCA to its emb_dim, ``pad_dims`` (:func:`~rec_utils.models.llm2.like_for_like`),
+  so base, LLM2 and permuted runs with the same seeds differ only in the init. The paper's own
+  LLM2 optima (embedding source ada/gecko → the local default embedder; reduction kept, LDA
+  with k-means pseudo-classes on Beauty) are the labelled presets: ``beauty-recsys23`` =
+  RecSys'23 LLM2BERT4Rec (§7, last paragraph [OM23]; it produced §9.1's LLM2BERT4Rec row),
+  ``beauty-extended`` / ``steam-extended`` / ``dh-extended`` = the extended paper's table (§7
+  [OM]); with MiniLM (384-d) their sizes above 384 are clipped (reference rule for LDA).
 
 ``rec_utils.models.preset_config(model, preset)`` reads this table; a model without an entry in a
 preset runs with its defaults.
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from .llm2 import LLM2_BASES, like_for_like
 from .neural import BERT4RecConfig, GRU4RecConfig, SASRecConfig
 
 #: The hyper-parameters the paper's search tuned, per neural model (spec §7).
@@ -41,6 +51,13 @@ def optimum(model: str, *values) -> dict:
     """A neural model's optimum from the values of its :data:`PAPER_TUNED` fields, in that order
     (lr, weight decay, clipnorm, batch size, d, dropout, then the model's own fields)."""
     return dict(zip(PAPER_TUNED[model], values, strict=True))
+
+
+def llm2_optimum(base: str, reduction: str, *values) -> dict:
+    """An LLM2 optimum: the base model's :data:`PAPER_TUNED` values (as :func:`optimum`) and the
+    paper's reduction (``lda`` with k-means pseudo-classes: no item classes in our data)."""
+    extra = {"lda_labels": "kmeans"} if reduction == "lda" else {}
+    return {**optimum(base, *values), "reduction": reduction, **extra}
 
 
 def paper_optimum(config_class, names) -> dict:
@@ -76,16 +93,29 @@ PRESETS = {
         "SASRec": optimum("SASRec", 0.0048, 0.0962, None, 32, 48, 0.25, 2, 3),
         # the extended notebook omits drop_rate for GRU4Rec, so the code default 0.2 applies (§12.5)
         "GRU4Rec": optimum("GRU4Rec", 0.0072, 0.0893, None, 32, 80, 0.2, 32),
+        # LLM2 rows of §7 [OM]; sources gecko / ada / gecko (→ the local default embedder)
+        "LLM2BERT4Rec": llm2_optimum("BERT4Rec", "lda", 0.0012, 0.0235, 5.0, 224, 448, 0.45, 2, 1, 0.65),
+        "LLM2SASRec": llm2_optimum("SASRec", "pca", 0.0001, 0.086, 43.0, 416, 448, 0.0, 1, 1),
+        # GRU rows give no dropout: the code default 0.2, as for GRU4Rec
+        "LLM2GRU4Rec": llm2_optimum("GRU4Rec", "random", 0.0013, 0.0572, None, 96, 192, 0.2, 496),
     },
     "steam-extended": {
         "BERT4Rec": optimum("BERT4Rec", 0.0002, 0.0618, 57.0, 160, 224, 0.45, 4, 4, 0.45),
         "SASRec": optimum("SASRec", 0.0003, 0.0191, None, 192, 208, 0.15, 4, 3),
         "GRU4Rec": optimum("GRU4Rec", 0.0008, 0.0126, 34.0, 512, 464, 0.2, 416),
+        # sources ada / gecko / ada
+        "LLM2BERT4Rec": llm2_optimum("BERT4Rec", "pca", 0.0002, 0.0301, None, 352, 496, 0.45, 3, 2, 0.55),
+        "LLM2SASRec": llm2_optimum("SASRec", "pca", 0.0004, 0.0458, 30.0, 512, 400, 0.10, 3, 4),
+        "LLM2GRU4Rec": llm2_optimum("GRU4Rec", "random", 0.0008, 0.0742, None, 160, 448, 0.2, 400),
     },
     "dh-extended": {
         "BERT4Rec": optimum("BERT4Rec", 0.0002, 0.0618, 57.0, 160, 224, 0.45, 4, 4, 0.45),
         "SASRec": optimum("SASRec", 0.0011, 0.042, None, 448, 416, 0.15, 1, 1),
         "GRU4Rec": optimum("GRU4Rec", 0.0026, 0.0881, None, 160, 512, 0.2, 352),
+        # sources ada / gecko / ada
+        "LLM2BERT4Rec": llm2_optimum("BERT4Rec", "pca", 0.0001, 0.0, 5.0, 256, 224, 0.10, 4, 4, 0.25),
+        "LLM2SASRec": llm2_optimum("SASRec", "pca", 0.0002, 0.0668, 39.0, 480, 288, 0.15, 1, 3),
+        "LLM2GRU4Rec": llm2_optimum("GRU4Rec", "random", 0.0017, 0.0264, 13.0, 96, 288, 0.2, 176),
     },
     # leave-one-out (this project): SASRec as in the LOO literature (max length 50, d 64, 2 layers,
     # final LayerNorm) with the original SASRec's prediction layer: the last hidden state dotted
@@ -107,6 +137,8 @@ PRESETS = {
     },
     "beauty-recsys23": {
         "LLMSeqSim": {"aggregation": "last", "similarity": "dot"},
+        # §7 last paragraph [OM23]: ada / PCA; produced §9.1's LLM2BERT4Rec (NDCG@10 0.0408)
+        "LLM2BERT4Rec": llm2_optimum("BERT4Rec", "pca", 0.0001, 0.002, 5.0, 256, 208, 0.0, 3, 3, 0.5),
     },
     "beauty-local": {
         "SKNNEmb": {"k": 60, "sample_size": 1000, "sampling": "recent", "similarity": "dot",
@@ -116,3 +148,10 @@ PRESETS = {
                       "whiten": True, "similarity": "cosine", "text_clean": "unescape"},
     },
 }
+
+# like-for-like LLM2 entries of the standard presets: the base model's configuration + PCA to
+# its emb_dim (the RecSys'23 LLM2SASRec / LLM2GRU4Rec optima are not in the spec; §9.2 has only
+# their results)
+for _preset in ("beauty", "beauty-loo"):
+    for _llm2, _base in LLM2_BASES.items():
+        PRESETS[_preset][_llm2] = like_for_like(PRESETS[_preset][_base])
