@@ -7,6 +7,10 @@ Layout under ``results/<dataset>/``::
     runs/<model>/<protocol>__<setting_id>__<split_fingerprint>__seed<seed>.npz    its top-k lists
     summary.csv     one row per (model, protocol, label, split fingerprint, aggregate)
 
+The study writes there (its runner passes ``RESULTS_DIR``); a notebook run without one (Jupyter
+Lab, ``make run``) writes the same layout into ``results/scratch/<UTC time>/<dataset>/`` and only
+reads the study's folder (:func:`output_dirs`).
+
 A run's file name holds everything it depends on: the setting (:mod:`rec_utils.setting`: model,
 config, preset, overrides, ties, samples, ...), the split fingerprint (the data's content) and
 the seed, so no run ever replaces a different one. Runs are found by what they are

@@ -228,9 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     todo = [r for r in runs if args.force or not is_done(r)]
     print(f"plan {plan['_path']}: {len(runs)} runs, {len(runs) - len(todo)} already done")
     known = [w[0] for r in todo if (w := last_wall(r)) is not None]
-    if todo:
+    if known:
         print(f"estimate from the last runs: {duration(sum(known))} for {len(known)} of the {len(todo)} to run"
               + ("" if len(known) == len(todo) else f" ({len(todo) - len(known)} never ran)"))
+    elif todo:
+        print(f"no earlier run of the {len(todo)} to estimate from")
     failures = []
     t_study = time.perf_counter()
     for i, r in enumerate(todo, 1):
