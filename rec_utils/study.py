@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m rec_utils.study plans/default.yaml            # what `make study` runs
-    python -m rec_utils.study plans/paper.yaml --only 02     # runs whose notebook matches
-    python -m rec_utils.study plans/ci.yaml --prepare-only --out build/ci   # for nbval
+    .venv/bin/python -m rec_utils.study plans/default.yaml            # what `make study` runs
+    .venv/bin/python -m rec_utils.study plans/paper.yaml --only 02     # runs whose notebook matches
+    .venv/bin/python -m rec_utils.study plans/ci.yaml --prepare-only --out build/ci   # for nbval
 
 A plan is YAML::
 
@@ -23,6 +23,13 @@ in every clone). A run whose marker matches is skipped, so an interrupted study 
 first unfinished run (and the notebooks themselves skip seeds already stored under ``runs/``).
 ``--force`` reruns everything. A failed run prints the notebook's error (type, message, cell)
 and the executed notebook's path, and the study goes on with the next run.
+
+Each notebook's own output (its prints and progress bars) is streamed as it runs
+(``--no-log-output``: only a progress bar over the notebook's cells), and before each run the
+runner prints how long its last run took (the marker's ``wall_s``, also when the parameters
+changed since). Kernels talk to the runner over IPC sockets, not unencrypted TCP.
+
+One notebook outside a plan, into a scratch folder: :mod:`rec_utils.adhoc` (``make run``).
 """
 from __future__ import annotations
 
@@ -121,18 +128,68 @@ def is_done(run: dict) -> bool:
     return marker.get("params_id") == run["params_id"] and run["output"].is_file()
 
 
-def execute(run: dict, kernel_name: str | None, prepare_only: bool = False,
-            log_output: bool = False) -> float:
+def last_wall(run: dict) -> tuple[float, bool] | None:
+    """``(seconds, same)`` of the run's last execution from its marker (``same``: with today's
+    parameters and notebook), or None when it never finished."""
+    try:
+        marker = json.loads(run["marker"].read_text())
+        return float(marker["wall_s"]), marker.get("params_id") == run["params_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def duration(seconds: float) -> str:
+    """``40 s``, ``12 min``, ``1 h 05 min``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def estimate(run: dict) -> str:
+    """One line on how long the run should take, from its last execution."""
+    last = last_wall(run)
+    if last is None:
+        return "no earlier run to estimate from"
+    wall, same = last
+    return f"last run took {duration(wall)}" + ("" if same else " (other parameters or notebook version)")
+
+
+def _kernel_manager_class():
+    """The kernel manager papermill starts kernels with: jupyter_client's, on IPC sockets
+    (files in Jupyter's runtime folder) instead of TCP, so the kernel neither listens on a
+    port nor prints its "running over TCP without encryption" warning for every notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    return IPCKernelManager
+
+
+def papermill_run(input_path: Path, output_path: Path, parameters: dict, kernel_name: str | None = None,
+                  *, prepare_only: bool = False, log_output: bool = False) -> float:
+    """Execute (or only parameterise) one notebook with papermill from ``notebooks/``; returns
+    the wall time. ``log_output`` streams the notebook's own stdout and stderr (prints, tqdm
+    bars) to ours as it runs; without it a bar over the cells shows progress."""
     import papermill as pm
 
-    run["output"].parent.mkdir(parents=True, exist_ok=True)
+    Path(output_path).parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     pm.execute_notebook(
-        str(run["input"]), str(run["output"]), parameters=run["parameters"],
-        kernel_name=kernel_name, prepare_only=prepare_only, progress_bar=not prepare_only,
-        cwd=str(NOTEBOOK_DIR), log_output=log_output,
+        str(input_path), str(output_path), parameters=parameters, kernel_name=kernel_name,
+        prepare_only=prepare_only, progress_bar=not (prepare_only or log_output), cwd=str(NOTEBOOK_DIR),
+        stdout_file=sys.stdout if log_output else None, stderr_file=sys.stderr if log_output else None,
+        **({} if prepare_only else {"kernel_manager_class": _kernel_manager_class()}),
     )
-    wall = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def execute(run: dict, kernel_name: str | None, prepare_only: bool = False,
+            log_output: bool = False) -> float:
+    wall = papermill_run(run["input"], run["output"], run["parameters"], kernel_name,
+                         prepare_only=prepare_only, log_output=log_output)
     if not prepare_only:
         atomic_write_text(run["marker"], json.dumps({
             "params_id": run["params_id"], "parameters": run["parameters"],
@@ -151,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prepare-only", action="store_true",
                     help="write parameterised notebooks without executing them (for nbval)")
     ap.add_argument("--kernel", default=None, help="Jupyter kernel (default: the current Python)")
-    ap.add_argument("--log-output", action="store_true", help="stream notebook output")
+    ap.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=True,
+                    help="stream each notebook's own output (prints, progress bars) as it runs (default); "
+                         "--no-log-output shows a bar over its cells instead")
     args = ap.parse_args(argv)
 
     plan = load_plan(args.plan)
@@ -166,19 +225,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"prepared {r['output']}")
         return 0
 
-    from tqdm.auto import tqdm
-
     todo = [r for r in runs if args.force or not is_done(r)]
     print(f"plan {plan['_path']}: {len(runs)} runs, {len(runs) - len(todo)} already done")
+    known = [w[0] for r in todo if (w := last_wall(r)) is not None]
+    if known:
+        print(f"estimate from the last runs: {duration(sum(known))} for {len(known)} of the {len(todo)} to run"
+              + ("" if len(known) == len(todo) else f" ({len(todo) - len(known)} never ran)"))
+    elif todo:
+        print(f"no earlier run of the {len(todo)} to estimate from")
     failures = []
-    for r in tqdm(todo, desc="study", unit="notebook"):
-        tqdm.write(f"-> {r['name']} ({r['parameters'].get('DATASET')})")
+    t_study = time.perf_counter()
+    for i, r in enumerate(todo, 1):
+        print(f"[{i}/{len(todo)}] {r['name']} ({r['parameters'].get('DATASET')}): {estimate(r)}", flush=True)
         try:
             wall = execute(r, kernel, log_output=args.log_output)
-            tqdm.write(f"   done in {wall:.0f} s -> {r['output']}")
+            print(f"   done in {duration(wall)} -> {r['output']}", flush=True)
         except Exception as e:  # keep going: the other runs are independent
             failures.append((r["name"], e))
-            tqdm.write(f"   FAILED: {failure_message(e, r['output'])}")
+            print(f"   FAILED: {failure_message(e, r['output'])}", flush=True)
+    if todo:
+        print(f"{len(todo)} run(s) in {duration(time.perf_counter() - t_study)}")
     if failures:
         print(f"{len(failures)} run(s) failed: {[n for n, _ in failures]} (rerun to resume)")
         return 1

@@ -148,3 +148,36 @@ def test_migrated_runs_carry_their_setting():
         setting = Setting.from_dict(rec["setting"])
         assert rec["setting_id"] == setting.id and path.name.split("__")[1] == setting.id, path
         assert rec["variant"] == setting.label, path
+
+
+def test_the_runner_prints_an_estimate_from_the_last_run(tmp_path, monkeypatch, capsys):
+    plan = study.load_plan("ci")
+    runs = study.expand_runs(plan, tmp_path)
+    run = runs[0]
+    assert study.estimate(run) == "no earlier run to estimate from"
+    run["marker"].parent.mkdir(parents=True)
+    run["marker"].write_text(json.dumps({"params_id": "older", "wall_s": 754.0}))
+    assert study.estimate(run) == "last run took 13 min (other parameters or notebook version)"
+    run["marker"].write_text(json.dumps({"params_id": run["params_id"], "wall_s": 4000}))
+    assert study.estimate(run) == "last run took 1 h 07 min"
+    assert study.duration(40) == "40 s"
+    calls = []
+    monkeypatch.setattr(study, "execute", lambda r, kernel, log_output: calls.append(log_output) or 1.0)
+    assert study.main(["ci", "--out", str(tmp_path), "--only", "00_data", "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/1] 00_data (beauty): last run took 1 h 07 min" in out and calls == [True], "streams by default"
+    study.main(["ci", "--out", str(tmp_path), "--only", "00_data", "--force", "--no-log-output"])
+    assert calls == [True, False]
+
+
+def test_kernels_run_over_ipc_without_the_tcp_warning(tmp_path, capfd):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('from the kernel', 6 * 7)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "a.ipynb")
+    study.papermill_run(tmp_path / "a.ipynb", tmp_path / "b.ipynb", {}, "python3", log_output=True)
+    out, err = capfd.readouterr()
+    assert "from the kernel 42" in out, "the notebook's own output is streamed"
+    assert "without encryption" not in out + err
+    assert nbformat.read(tmp_path / "b.ipynb", as_version=4).cells[0].outputs[0]["text"] == "from the kernel 42\n"

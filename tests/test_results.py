@@ -167,3 +167,77 @@ def test_record_aggregates_every_stored_seed_of_a_setting(tiny_folder, tmp_path)
     assert mean.loc["tie_order=shuffle,tie_seed=0", "n_seeds"] == 4, "a spread run is labelled, and reuses the main runs"
     assert [r["seed"] for r in results.find_runs(tmp_path, setting=a[0]["setting_id"])] == [0, 1, 2, 3]
     assert len(results.find_runs(tmp_path, model="SKNN", tie_order="shuffle")) == 5
+
+
+# ------------------------------------------------------------------ ad-hoc runs: scratch folders
+
+
+def _tree(folder):
+    """Every file under ``folder`` with its bytes and mtime (to show nothing was written)."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_output_dirs_sends_ad_hoc_runs_to_scratch(monkeypatch, tmp_path):
+    monkeypatch.delenv(results.SCRATCH_ENV, raising=False)
+    out, reuse = results.output_dirs("beauty", None)
+    assert out.parent.parent == results.SCRATCH_ROOT and out.name == "beauty"
+    assert reuse == results.RESULTS_ROOT / "beauty", "the study's folder, to read from"
+    monkeypatch.setenv(results.SCRATCH_ENV, str(tmp_path / "s"))
+    assert results.output_dirs(str(tmp_path / "data" / "tiny"), None) == (tmp_path / "s" / "tiny",
+                                                                        results.RESULTS_ROOT / "tiny")
+    given = tmp_path / "mine"
+    assert results.output_dirs("beauty", str(given)) == (given, None), "a given folder reads nothing else"
+    git_ignored = (results.PROJECT_ROOT / ".gitignore").read_text().split()
+    assert "/results/scratch/" in git_ignored
+
+
+def test_an_ad_hoc_run_copies_the_studys_runs_and_never_writes_there(tiny_split, tmp_path):
+    study, scratch = tmp_path / "results" / "tiny", tmp_path / "scratch" / "tiny"
+    fits = []
+    kw = dict(notebook="nb", seeds=[0, 1])
+    stored = run_seeds(counting_sknn(fits), tiny_split, sknn_setting(tiny_split), out_dir=study, **kw)
+    results.record(stored, study)
+    before = _tree(study)
+    fits.clear()
+    runs = run_seeds(counting_sknn(fits), tiny_split, sknn_setting(tiny_split), out_dir=scratch, reuse_from=study,
+                     seeds=[0, 1, 2], notebook="nb")
+    assert fits == [2], "seeds 0 and 1 are copied from the study, only seed 2 is computed"
+    assert [r["metrics"] for r in runs[:2]] == [r["metrics"] for r in stored]
+    copied = sorted(p.name for p in (scratch / "runs" / "SKNN").iterdir())
+    assert len(copied) == 6, "JSON and top-k NPZ of every seed are in the scratch folder"
+    table = results.record(runs, scratch)
+    assert table.loc[table["aggregate"] == "mean", "n_seeds"].tolist() == [3]
+    other = run_seeds(counting_sknn(fits), tiny_split, sknn_setting(tiny_split, k=3), out_dir=scratch,
+                      reuse_from=study, seeds=[0], notebook="nb")
+    assert fits == [2, 0] and other[0]["setting"]["config"]["k"] == 3, "another setting is computed"
+    with pytest.warns(UserWarning, match="sample_size"):  # a stale study run is not copied
+        run_seeds(counting_sknn(fits, sample_size=4), tiny_split, sknn_setting(tiny_split), out_dir=tmp_path / "s2",
+                  reuse_from=study, seeds=[0], notebook="nb")
+    assert fits == [2, 0, 0]
+    assert _tree(study) == before, "the study's folder is only read"
+
+
+def test_reuse_file_copies_a_resumable_file_once(tmp_path):
+    study, scratch = tmp_path / "study", tmp_path / "scratch"
+    (study / "grid").mkdir(parents=True)
+    (study / "grid" / "g.csv").write_text("config_id,fold\na,1\n")
+    path = results.reuse_file(scratch / "grid" / "g.csv", scratch, study)
+    assert path.read_text() == "config_id,fold\na,1\n"
+    path.write_text("config_id,fold\na,1\nb,1\n")
+    assert results.reuse_file(path, scratch, study).read_text().count("\n") == 3, "an existing file is kept"
+    assert (study / "grid" / "g.csv").read_text() == "config_id,fold\na,1\n"
+    assert not results.reuse_file(scratch / "grid" / "h.csv", scratch, study).exists()
+    assert not results.reuse_file(scratch / "grid" / "h.csv", scratch, None).exists()
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+
+    from rec_utils.utils import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644, "readable by others, as open() makes it"
