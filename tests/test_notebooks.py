@@ -126,6 +126,27 @@ def test_02_sequential_rows():
             assert rows["aggregate"].str.startswith("best_of_").any()
 
 
+def test_05_llm2sequential_rows():
+    """Base, LLM2 and permuted rows of every model, and their paired comparisons."""
+    run = CI_RUNS["05_llm2sequential"]
+    rows = summary_rows("05_llm2sequential")
+    mean = rows[rows["aggregate"] == "mean"]
+    models = run["parameters"]["MODELS"] if "MODELS" in run["parameters"] else ["LLM2SASRec", "LLM2GRU4Rec"]
+    bases = {m: m.removeprefix("LLM2") for m in models}
+    assert set(models) | set(bases.values()) <= set(mean["model"])
+    for m in models:
+        labels = set(mean.loc[mean["model"] == m, "variant"].fillna(""))
+        assert any("init=permuted" in v for v in labels) and any("init=" not in v for v in labels), labels
+    assert (mean["n_seeds"] == len(run["parameters"]["SEEDS"])).all()
+    assert mean[list(METRIC_COLUMNS)].notna().all(axis=None)
+    sig = pd.read_csv(results_of("05_llm2sequential") / "significance.csv")
+    assert {"ndcg@20", "hit_rate@20"} == set(sig["metric"])
+    pairs = set(zip(sig["model_a"], sig["model_b"]))
+    assert all((m, bases[m]) in pairs and (m, m) in pairs for m in models), pairs
+    assert ((sig["ci_low"] <= sig["diff"]) & (sig["diff"] <= sig["ci_high"])).all()
+    assert sig["p_value"].between(0, 1).all() and (sig["n_sessions"] == run["parameters"]["SAMPLE_SESSIONS"]).all()
+
+
 #: Notebooks added by later issues register their checks here: {notebook: test function}.
 EXTRA_CHECKS: dict = {"02_sequential": test_02_sequential_rows, "03_embeddings": test_03_embeddings_record,
-                      "04_llmseqsim": test_04_llmseqsim_rows}
+                      "04_llmseqsim": test_04_llmseqsim_rows, "05_llm2sequential": test_05_llm2sequential_rows}
