@@ -233,7 +233,32 @@ def table_benchmarks_llm() -> pd.DataFrame | str:
     return pd.read_csv(path).drop(columns=["time", "n_items"], errors="ignore").round(3)
 
 
+def table_significance(dataset: str = "beauty") -> pd.DataFrame | str:
+    """Paired comparisons of ``results/<dataset>/significance.csv`` (notebook 05): A vs B on the
+    same test sessions, mean per-session difference with its 95 % bootstrap CI, relative gain and
+    the Wilcoxon p-value; the latest row per comparison."""
+    from .significance import read_significance
+
+    sig = read_significance(RESULTS_ROOT / dataset)
+    if sig.empty:
+        return "_Run notebook 05 (`make study`) for the paired comparisons._"
+    sig = sig.fillna({"label_a": "", "label_b": ""})
+    rows = []
+    for _, r in sig.iterrows():
+        rows.append({
+            "A": r["model_a"] + (f" ({r['label_a']})" if r["label_a"] else ""),
+            "B": r["model_b"] + (f" ({r['label_b']})" if r["label_b"] else ""),
+            "protocol": r["protocol"], "metric": r["metric"], "seeds": int(r["n_seed_pairs"]),
+            "sessions": int(r["n_sessions"]), "A mean": _fmt(r["mean_a"]), "B mean": _fmt(r["mean_b"]),
+            "A − B": f"{r['diff']:+.4f}", "95 % CI": f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+            "gain": _delta(r["mean_a"], r["mean_b"]) if r["mean_b"] else "–",
+            "p (Wilcoxon)": f"{r['p_value']:.2g}",
+        })
+    return pd.DataFrame(rows).sort_values(["protocol", "A", "B", "metric"], kind="stable")
+
+
 BLOCKS = {
+    "beauty-significance": lambda: table_significance("beauty"),
     "beauty-vs-paper": lambda: table_vs_paper("beauty"),
     "beauty-temporal": lambda: table_metrics("beauty", "temporal"),
     "beauty-loo": lambda: table_metrics("beauty", "loo"),
