@@ -98,17 +98,19 @@ def run_seeds(
     for seed in tqdm(list(seeds), desc=f"{setting.model} seeds", leave=False, disable=len(seeds) < 2):
         path = run_path(out_dir, setting, fp, seed)
         old = None
+        expect = {"k": k, "skip_empty": skip_empty, "items": items}
         if resume and path.is_file():
-            old = _reusable(path, make_model, seed)
+            old = _reusable(path, make_model, seed, **expect)
         elif resume and reuse_from is not None:
             source = run_path(reuse_from, setting, fp, seed)
-            if source.is_file() and (old := _reusable(source, make_model, seed)) is not None:
+            if source.is_file() and (old := _reusable(source, make_model, seed, **expect)) is not None:
                 _copy_run(source, path)  # into out_dir; reuse_from is only read
         if old is not None:  # presented with this call's label (label_fields are not in the id)
             runs.append({**old, "variant": setting.label, "setting": setting.to_dict()})
             continue
         seed_everything(seed)
         model = make_model(seed)  # built again after seeding, as a fresh run builds it
+        inputs = model.input_fingerprint(items)
         out = fit_predict_evaluate(model, split, items=items, k=k, skip_empty=skip_empty)
         record = {
             "dataset": split.info.get("dataset"),
@@ -121,6 +123,8 @@ def run_seeds(
             "setting_id": setting.id,
             "config": setting.config,
             "resolved_config": resolved_config(model),
+            "inputs": inputs,
+            "evaluation": {"k": k, "skip_empty": skip_empty},
             "metrics": out["metrics"],
             "n_test_sessions": len(split.test),
             "split_fingerprint": fp,
@@ -138,19 +142,27 @@ def run_seeds(
     return runs
 
 
-def _reusable(path: Path, make_model: Callable[[int], Recommender], seed: int) -> dict | None:
+def _reusable(path: Path, make_model: Callable[[int], Recommender], seed: int, *, k: int = 20,
+              skip_empty: bool = False, items: pd.DataFrame | None = None) -> dict | None:
     """The stored run at ``path`` when it can stand for a new run of ``make_model(seed)``: the
     setting holds the *given* config; the resolved one (with the code's defaults) is stored
-    too, so a changed default cannot reuse a stale run (a warning says so, and it reruns)."""
+    too, so a changed default cannot reuse a stale run; the content of what the model reads
+    besides train and config (:meth:`Recommender.input_fingerprint`: the item vectors of the
+    text-based models) must be the same, and so must the evaluation (``k``, ``skip_empty``).
+    Otherwise a warning says what differs, and it reruns."""
     old = load_run(path)
     if old is None:
         return None
     current = make_model(seed)
     changed = _changed_fields(old.get("resolved_config"), resolved_config(current),
                               getattr(current, "rerun_if_missing", ()))
+    inputs = current.input_fingerprint(items)
+    changed += [f"input {name}" for name, value in inputs.items() if (old.get("inputs") or {}).get(name) != value]
+    evaluation = old.get("evaluation") or {"k": 20, "skip_empty": False}  # runs before the field: the defaults
+    changed += [f"evaluation {name}" for name, value in (("k", k), ("skip_empty", skip_empty))
+                if evaluation.get(name) != value]
     if changed:
-        warnings.warn(f"{path}: stored run made with other values of {changed}; "
-                      "the code's defaults changed since, so it is run again", stacklevel=3)
+        warnings.warn(f"{path}: stored run made with other values of {changed}; it is run again", stacklevel=3)
         return None
     return old
 

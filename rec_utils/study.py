@@ -157,13 +157,21 @@ def estimate(run: dict) -> str:
 
 def _kernel_manager_class():
     """The kernel manager papermill starts kernels with: jupyter_client's, on IPC sockets
-    (files in Jupyter's runtime folder) instead of TCP, so the kernel neither listens on a
-    port nor prints its "running over TCP without encryption" warning for every notebook."""
+    instead of TCP, so the kernel neither listens on a port nor prints its "running over TCP
+    without encryption" warning for every notebook. The socket files go to a fresh temporary
+    folder per kernel (jupyter_client's default, ``kernel-ipc-N`` in the working directory,
+    would land in ``notebooks/`` and be shared by two runners)."""
+    import tempfile
+
     from jupyter_client.manager import AsyncKernelManager
-    from traitlets import CaselessStrEnum
+    from traitlets import CaselessStrEnum, default
 
     class IPCKernelManager(AsyncKernelManager):
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _ip_default(self):
+            return str(Path(tempfile.mkdtemp(prefix="rec-utils-kernel-")) / "kernel-ipc")
 
     return IPCKernelManager
 

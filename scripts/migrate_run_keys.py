@@ -17,6 +17,15 @@ of grid CSVs are mapped old → new, and summary.csv rows get their ``setting_id
 
     python scripts/migrate_run_keys.py --dry-run     # report what would change, write nothing
     python scripts/migrate_run_keys.py               # migrate
+
+``--backfill-inputs`` (second step, after the reuse check learnt the content of the item vectors
+and the evaluation's ``k``/``skip_empty``): stored runs of the text-based models (LLMSeqSim,
+SKNNEmb, LLM2*) get ``inputs`` = the fingerprint of the item vectors their config gives *today*
+and ``evaluation`` = the defaults they were made with (k 20, skip_empty False; a run without
+the field is read as made with the defaults). Valid
+only because every such committed run was made in the session that added the check, from the
+same data and model files (the LLMSeqSim/SKNNEmb runs were recomputed then under the tie rule,
+the LLM2 runs were new); a run whose data or model files differ must be rerun instead.
 """
 from __future__ import annotations
 
@@ -220,11 +229,36 @@ def migrate_tables(root: Path, fp_map: dict, runs: list[dict]) -> None:
         print("migrated", csv.relative_to(root), "->", new_name)
 
 
+def backfill_inputs(root: Path, dry_run: bool) -> int:
+    """See the module docstring (``--backfill-inputs``)."""
+    from rec_utils.models import build_model
+
+    datasets, stats = {}, Counter()
+    for path in sorted(root.glob("*/runs/*/*.json")):
+        rec = json.loads(path.read_text())
+        text_model = rec["model"] in ("LLMSeqSim", "SKNNEmb") or rec["model"].startswith("LLM2")
+        if "inputs" in rec or not text_model:
+            stats["complete or not a text model (a missing evaluation means the defaults)"] += 1
+            continue
+        if rec["dataset"] not in datasets:
+            datasets[rec["dataset"]] = load_dataset(rec["dataset"])
+        rec["inputs"] = build_model(rec["model"], **rec["config"]).input_fingerprint(datasets[rec["dataset"]].items)
+        rec.setdefault("evaluation", {"k": 20, "skip_empty": False})
+        stats["text-model runs given their item-vector fingerprint"] += 1
+        if not dry_run:
+            atomic_write_text(path, json.dumps(rec, indent=1, sort_keys=True))
+    print(dict(stats))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dry-run", action="store_true", help="report only, write nothing")
+    ap.add_argument("--backfill-inputs", action="store_true", help="the second step (module docstring)")
     ap.add_argument("--root", default=str(RESULTS_ROOT), help="results root (default results/)")
     args = ap.parse_args(argv)
+    if args.backfill_inputs:
+        return backfill_inputs(Path(args.root), args.dry_run)
     return migrate(Path(args.root), args.dry_run)
 
 

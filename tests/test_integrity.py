@@ -181,3 +181,44 @@ def test_kernels_run_over_ipc_without_the_tcp_warning(tmp_path, capfd):
     assert "from the kernel 42" in out, "the notebook's own output is streamed"
     assert "without encryption" not in out + err
     assert nbformat.read(tmp_path / "b.ipynb", as_version=4).cells[0].outputs[0]["text"] == "from the kernel 42\n"
+
+
+def test_a_text_model_reruns_when_an_item_text_changes(tmp_path, tiny_folder):
+    """The item vectors a text model reads are part of the reuse check: a changed title reruns
+    LLMSeqSim; the same titles reuse the stored run. (Vectors come from a fake provider file, so
+    no model is loaded.)"""
+    import numpy as np
+    import pandas as pd
+
+    from rec_utils.models import build_model
+
+    def vectors(path, flip):
+        ids = np.arange(6)
+        vecs = np.eye(6, dtype=np.float32)[:, :4] + 0.1
+        if flip:
+            vecs[2] = vecs[3]
+        np.savez(path, item_ids=ids, vectors=vecs)
+
+    split = make_split(load_dataset(tiny_folder), "loo")
+    items = load_dataset(tiny_folder).items
+    vec_file = tmp_path / "vectors.npz"
+    config = {"provider": "file", "embedding_path": str(vec_file)}
+    setting = Setting.of("LLMSeqSim", split, config=config, preset=None)
+    fits = []
+
+    def make(seed):
+        m = build_model("LLMSeqSim", **config, device="cpu")
+        fit = m.fit
+        m.fit = lambda *a, **kw: (fits.append(seed), fit(*a, **kw))[1]
+        return m
+
+    vectors(vec_file, flip=False)
+    run_seeds(make, split, setting, out_dir=tmp_path / "out", items=items)
+    run_seeds(make, split, setting, out_dir=tmp_path / "out", items=items)
+    assert fits == [0], "same vectors: reused"
+    vectors(vec_file, flip=True)  # same file name, other content
+    with pytest.warns(UserWarning, match="input item_vectors"):
+        run_seeds(make, split, setting, out_dir=tmp_path / "out", items=items)
+    assert fits == [0, 0], "changed vectors: run again"
+    with pytest.warns(UserWarning, match="evaluation k"):
+        run_seeds(make, split, setting, out_dir=tmp_path / "out", items=items, k=10)

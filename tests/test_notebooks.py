@@ -127,22 +127,22 @@ def test_02_sequential_rows():
 
 
 def test_05_llm2sequential_rows():
-    """Base, LLM2 and permuted rows of every model, and their paired comparisons."""
+    """Base (init=random), LLM2 and permuted rows of every model with the CI seeds, and their
+    paired comparisons (LLM2 and permuted vs base, LLM2 vs permuted) with a CI and a p-value."""
     run = CI_RUNS["05_llm2sequential"]
-    rows = summary_rows("05_llm2sequential")
-    mean = rows[rows["aggregate"] == "mean"]
-    models = run["parameters"]["MODELS"] if "MODELS" in run["parameters"] else ["LLM2SASRec", "LLM2GRU4Rec"]
-    bases = {m: m.removeprefix("LLM2") for m in models}
-    assert set(models) | set(bases.values()) <= set(mean["model"])
+    out = results_of("05_llm2sequential")
+    mean = read_summary(out)
+    mean = mean[(mean["aggregate"] == "mean") & mean["model"].str.startswith("LLM2")]
+    models = run["parameters"].get("MODELS", ["LLM2SASRec", "LLM2GRU4Rec"])
     for m in models:
-        labels = set(mean.loc[mean["model"] == m, "variant"].fillna(""))
-        assert any("init=permuted" in v for v in labels) and any("init=" not in v for v in labels), labels
+        labels = list(mean.loc[mean["model"] == m, "variant"].fillna(""))
+        inits = sorted("random" if "init=random" in v else "permuted" if "init=permuted" in v else "llm" for v in labels)
+        assert inits == ["llm", "permuted", "random"], (m, labels)
     assert (mean["n_seeds"] == len(run["parameters"]["SEEDS"])).all()
     assert mean[list(METRIC_COLUMNS)].notna().all(axis=None)
-    sig = pd.read_csv(results_of("05_llm2sequential") / "significance.csv")
+    sig = pd.read_csv(out / "significance.csv")
     assert {"ndcg@20", "hit_rate@20"} == set(sig["metric"])
-    pairs = set(zip(sig["model_a"], sig["model_b"]))
-    assert all((m, bases[m]) in pairs and (m, m) in pairs for m in models), pairs
+    assert len(sig) == 2 * 3 * len(models), "llm vs base, permuted vs base, llm vs permuted; two metrics each"
     assert ((sig["ci_low"] <= sig["diff"]) & (sig["diff"] <= sig["ci_high"])).all()
     assert sig["p_value"].between(0, 1).all() and (sig["n_sessions"] == run["parameters"]["SAMPLE_SESSIONS"]).all()
 

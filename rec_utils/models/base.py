@@ -243,6 +243,13 @@ class Recommender(ABC):
         """Top-k item ids per prompt, an (n, k) int64 array padded with −1; with
         ``return_scores`` also the (n, k) float32 scores (NaN on padding)."""
 
+    def input_fingerprint(self, items: pd.DataFrame | None = None) -> dict:
+        """Content hashes of what the model reads besides the train split and its config
+        (``{}`` for most models). Text-based models return the hash of the item vectors they
+        will use (``{"item_vectors": ...}``: texts, embedding model and vector files all enter
+        it), so a stored run is not reused after a title or a model folder changed."""
+        return {}
+
     def get_config(self) -> dict:
         """The hyper-parameters that identify this model's results."""
         cfg = getattr(self, "config", None)
@@ -252,3 +259,15 @@ class Recommender(ABC):
 
     def __repr__(self) -> str:
         return f"{self.name}({self.get_config()})"
+
+
+class UsesItemVectors:
+    """Mixin of the models that read item text through an embedding spec (``self.config.embedding``,
+    optional given ``self.embeddings``, ``self.device``): their input fingerprint is the hash of
+    the raw item vectors (ids and values), so texts, embedding model files and vector files all
+    enter the reuse check of stored runs."""
+
+    def input_fingerprint(self, items: pd.DataFrame | None = None) -> dict:
+        if self.embeddings is None:  # embedded through the text cache; fit reuses them
+            self.embeddings = self.config.embedding.embed(items, device=self.device)
+        return {"item_vectors": self.embeddings.fingerprint}

@@ -95,6 +95,7 @@ import numpy as np
 import pandas as pd
 
 from ..text import FLAT_KEYS, EmbeddingSpec, ItemEmbeddings
+from .base import UsesItemVectors
 from .neural import BERT4Rec, BERT4RecConfig, GRU4Rec, GRU4RecConfig, SASRec, SASRecConfig
 from .neural.bert4rec import BERT4RecModule
 from .neural.gru4rec import GRU4RecModule
@@ -195,7 +196,7 @@ class LLM2BERT4RecConfig(LLM2Fields, BERT4RecConfig):
     """BERT4Rec's fields (:class:`BERT4RecConfig`) + :class:`LLM2Fields`."""
 
 
-class LLM2Sequential:
+class LLM2Sequential(UsesItemVectors):
     """The LLM2Sequential step on top of a sequential model; mixed in before the base class
     (``class LLM2SASRec(LLM2Sequential, SASRec)``). See the module docstring.
 
@@ -298,6 +299,7 @@ class LLM2Sequential:
             return then(row, module) if then is not None else None
 
         return on_epoch
+
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame | None = None):
         c = self.config

@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from ..decay import decay_weights
 from ..text import EmbeddingSpec, ItemEmbeddings, fold_flat_keys
 from ..utils import resolve_device
-from .base import ItemIndex, Recommender, as_prompts, chunks, topk_tensor
+from .base import ItemIndex, Recommender, UsesItemVectors, as_prompts, chunks, topk_tensor
 
 AGGREGATIONS = ("last", "mean")
 SIMILARITIES = ("cosine", "dot", "euclidean")
@@ -68,7 +68,7 @@ class LLMSeqSimConfig:
             raise ValueError(f"tie_break must be 'id' (the smaller item id first), got {self.tie_break!r}")
 
 
-class LLMSeqSim(Recommender):
+class LLMSeqSim(UsesItemVectors, Recommender):
     """Embedding-similarity recommender. ``LLMSeqSim(embeddings=emb, **config)`` uses given
     (raw, unreduced) item embeddings, in any row order; without them ``fit`` embeds the
     ``items`` texts with ``config.embedding`` (cached on disk, so repeated fits cost ~0 s).
@@ -101,6 +101,7 @@ class LLMSeqSim(Recommender):
         self.device = device
 
     # ------------------------------------------------------------------ fit
+
 
     def fit(self, train: pd.DataFrame | None = None, items: pd.DataFrame | None = None) -> "LLMSeqSim":
         c = self.config

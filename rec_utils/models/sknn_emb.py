@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from ..decay import decay_weights
 from ..text import EmbeddingSpec, ItemEmbeddings, fold_flat_keys
+from .base import UsesItemVectors
 from .sknn import SKNN, SKNNConfig
 
 
@@ -48,7 +49,7 @@ class SKNNEmbConfig(SKNNConfig):
         self.embedding = EmbeddingSpec.coerce(self.embedding)
 
 
-class SKNNEmb(SKNN):
+class SKNNEmb(UsesItemVectors, SKNN):
     """SKNN with embedding session similarity. ``SKNNEmb(embeddings=emb, **config)``.
 
     Args:
@@ -73,6 +74,7 @@ class SKNNEmb(SKNN):
         self.name = "SKNNEmb"
         self.embeddings = embeddings
         self.device = device
+
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame | None = None) -> "SKNNEmb":
         super().fit(train, items)
