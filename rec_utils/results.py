@@ -5,7 +5,7 @@ Layout under ``results/<dataset>/``::
 
     runs/<model>/<protocol>__<setting_id>__<split_fingerprint>__seed<seed>.json   one run
     runs/<model>/<protocol>__<setting_id>__<split_fingerprint>__seed<seed>.npz    its top-k lists
-    summary.csv     one row per (model, protocol, label, split fingerprint, aggregate)
+    summary.csv     one row per (model, protocol, label, split fingerprint, setting id, aggregate)
 
 The study writes there (its runner passes ``RESULTS_DIR``); a notebook run without one (Jupyter
 Lab, ``make run``) writes the same layout into ``results/scratch/<UTC time>/<dataset>/`` and only
@@ -41,8 +41,9 @@ from .utils import PROJECT_ROOT, atomic_write_bytes, atomic_write_text, canonica
 
 RESULTS_ROOT = PROJECT_ROOT / "results"
 SD_COLUMNS = tuple(f"{m}_sd" for m in METRIC_COLUMNS)
-#: What makes a summary row unique (with ``aggregate``).
-IDENTITY_COLUMNS = ("model", "protocol", "variant", "split_fingerprint")
+#: What makes a summary row unique (with ``aggregate``): two settings that happen to share a
+#: label (e.g. the winners of two different searches) keep a row each; reports show the latest.
+IDENTITY_COLUMNS = ("model", "protocol", "variant", "split_fingerprint", "setting_id")
 KEY_COLUMNS = (*IDENTITY_COLUMNS, "aggregate")
 SUMMARY_COLUMNS = (
     "dataset", "notebook", "model", "variant", "protocol", "aggregate", "n_seeds", "seeds",
@@ -272,7 +273,7 @@ def record(runs: list[dict], out_dir: Path) -> pd.DataFrame:
         stored = find_runs(out_dir, setting=sid, split_fingerprint=fp)
         given = [r for r in runs if (r["setting_id"], r["split_fingerprint"]) == (sid, fp)]
         seeds = {int(r["seed"]) for r in stored}
-        stored += [r for r in given if int(r["seed"]) not in seeds]  # runs not saved (resume off)
+        stored += [r for r in given if int(r["seed"]) not in seeds]  # runs not (yet) under out_dir/runs
         # the row is labelled as the given runs are (a label field is presentation, not identity)
         label = {"variant": given[0].get("variant", ""), "setting": given[0]["setting"]}
         rows += summary_rows([{**r, **label} for r in sorted(stored, key=lambda r: int(r["seed"]))])

@@ -26,8 +26,9 @@ Fields (all stored as a dict in every run record, so runs can be queried by any 
 
 The label lists, comma-separated and in this order, only what differs from the study's
 standard setting: the tie order (``tie_order=file`` or ``tie_order=shuffle,tie_seed=3``), a
-non-standard preset (``preset=beauty-extended``; the standard presets are the paper's
-``beauty`` and this project's ``beauty-loo``), every override (``k=v``, sorted by field), and
+non-standard preset (``preset=beauty-extended`` or ``preset=default``; the standard preset is the
+paper's ``beauty``, under leave-one-out this project's ``beauty-loo`` where the model has one; a
+setting whose config was given or searched, ``preset=None``, names none), every override (``k=v``, sorted by field), and
 the samples (``train_sessions=800``, ``test_sessions=500``, with ``@seed`` when the sample seed
 is not 0). The faithful run of a model has the empty label.
 """
@@ -38,8 +39,17 @@ from dataclasses import asdict, dataclass, field, fields
 
 from .utils import canonical_json, short_hash
 
-#: Presets that are the standard configuration of a protocol and so are not named in labels.
-STANDARD_PRESETS = (None, "default", "beauty", "beauty-loo")
+#: The standard preset of each protocol (not named in labels): the paper's Beauty optima, and for
+#: leave-one-out this project's ``beauty-loo`` where the model has an entry there.
+STANDARD_PRESETS = {"temporal": "beauty", "loo": "beauty-loo"}
+
+
+def standard_preset(model: str, protocol: str) -> str:
+    """The preset a row of ``model`` under ``protocol`` has without a ``preset=`` label."""
+    from .models import preset_config
+
+    preset = STANDARD_PRESETS.get(protocol.split("-")[0], "beauty")
+    return preset if preset == "beauty" or preset_config(model, preset) else "beauty"
 LABEL_FIELDS = ("ties", "preset")
 
 
@@ -152,7 +162,8 @@ class Setting:
         if "ties" in self.label_fields or (self.tie_order, self.tie_seed) != ("shuffle", 0):
             parts.append("tie_order=file" if self.tie_order == "file"
                          else f"tie_order={self.tie_order},tie_seed={self.tie_seed}")
-        if "preset" in self.label_fields or self.preset not in STANDARD_PRESETS:
+        if "preset" in self.label_fields or (self.selected_by is None and self.preset is not None
+                                             and self.preset != standard_preset(self.model, self.protocol)):
             parts.append(f"preset={self.preset}")
         parts += [f"{k}={_label_value(v)}" for k, v in sorted(self.overrides.items())]
         for name, n, seed in (("train_sessions", self.train_sample, self.train_sample_seed),
@@ -176,4 +187,4 @@ def _label_value(v) -> str:
     return str(v)
 
 
-__all__ = ["LABEL_FIELDS", "STANDARD_PRESETS", "Setting", "split_label"]
+__all__ = ["LABEL_FIELDS", "STANDARD_PRESETS", "Setting", "split_label", "standard_preset"]

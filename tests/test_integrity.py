@@ -222,3 +222,20 @@ def test_a_text_model_reruns_when_an_item_text_changes(tmp_path, tiny_folder):
     assert fits == [0, 0], "changed vectors: run again"
     with pytest.warns(UserWarning, match="evaluation k"):
         run_seeds(make, split, setting, out_dir=tmp_path / "out", items=items, k=10)
+
+
+def test_two_settings_with_one_label_keep_a_row_each(tmp_path, tiny_folder):
+    """A summary row is identified by its setting too: two search winners (both labelled "")
+    are two rows, and the report shows the latest; a non-standard preset is always named."""
+    split = make_split(load_dataset(tiny_folder), "loo")
+    a = Setting.of("SKNN", split, config={"k": 2}, selected_by="grid A")
+    b = Setting.of("SKNN", split, config={"k": 3}, selected_by="grid B")
+    assert a.label == b.label == "" and a.id != b.id
+    for s in (a, b):
+        runs = run_seeds(lambda seed, s=s: build_model("SKNN", **s.config, sample_size=3, seed=seed), split, s,
+                         out_dir=tmp_path)
+        table = results.record(runs, tmp_path)
+    assert sorted(table["setting_id"]) == sorted([a.id, b.id])
+    assert Setting.of("V-SKNN", split, preset="default").label == "preset=default"
+    assert Setting.of("V-SKNN", split, preset="beauty").label == ""  # no beauty-loo entry: beauty is standard
+    assert Setting.of("SASRec", split, preset="beauty").label == "preset=beauty"  # under LOO its standard is beauty-loo
