@@ -186,7 +186,8 @@ def table_neural_sensitivity(dataset: str = "beauty") -> pd.DataFrame | str:
         theirs = _paper_value(paper, r["model"], "ndcg@10")
         rows.append({
             "model": r["model"],
-            "setting": r["variant"] or "paper config (shuffled ties, per-item bias)",
+            "setting": r["variant"] or ("like-for-like: the base's paper config, LLM-initialised item table"
+                                        if r["model"].startswith("LLM2") else "paper config (shuffled ties, per-item bias)"),
             "seeds": int(r["n_seeds"]),
             "NDCG@10": _fmt(r["ndcg@10"], r["ndcg@10_sd"]),
             "NDCG@20": _fmt(r["ndcg@20"], r["ndcg@20_sd"]),

@@ -17,9 +17,9 @@ A plan is YAML::
 
 Each run writes the executed notebook to ``<results>/<dataset>/notebooks/<name>[__<tag>].ipynb``
 (``<dataset>`` is the dataset's folder name, also when DATASET is a path: results never go into a
-data folder) and a ``.done.json`` marker holding the hash of its parameters and the notebook's
-cell sources, taken with the results folder *relative to the project* (so a marker means the same
-in every clone). A run whose marker matches is skipped, so an interrupted study resumes with the
+data folder) and a ``.done.json`` marker holding the hash of its parameters, the notebook's cell
+sources, the dataset's files and the package's code (:func:`inputs_hash`), taken with the results
+folder *relative to the project* (so a marker means the same in every clone). A run whose marker matches is skipped, so an interrupted study resumes with the
 first unfinished run (and the notebooks themselves skip seeds already stored under ``runs/``).
 ``--force`` reruns everything. A failed run prints the notebook's error (type, message, cell)
 and the executed notebook's path, and the study goes on with the next run.
@@ -72,6 +72,31 @@ def _source_hash(path: Path) -> str:
     return short_hash(["".join(c.get("source", "")) for c in nb.get("cells", [])])
 
 
+_CONTENT: dict = {}
+
+
+def _files_hash(files) -> str:
+    """Short hash of files' relative names and bytes (memoised per process by name, size, mtime)."""
+    files = sorted(Path(f) for f in files if Path(f).is_file())
+    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _CONTENT:
+        _CONTENT[key] = short_hash(*[part for f in files for part in (f.name, f.read_bytes())])
+    return _CONTENT[key]
+
+
+def inputs_hash(dataset) -> str:
+    """What a notebook run depends on besides its parameters and cells: the dataset folder's
+    files and the package's code (``rec_utils/**/*.py``). Part of every done-marker, so changed
+    data or code re-executes the notebook (stored runs whose inputs did not change still load)."""
+    from .data import resolve_dataset_path
+
+    try:
+        data = _files_hash(resolve_dataset_path(dataset).iterdir())
+    except FileNotFoundError:
+        data = f"missing:{dataset}"
+    return short_hash(data, _files_hash((PROJECT_ROOT / "rec_utils").rglob("*.py")))
+
+
 def expand_runs(plan: dict, results_root: Path) -> list[dict]:
     """Each run with its full parameters and output paths."""
     out = []
@@ -85,8 +110,8 @@ def expand_runs(plan: dict, results_root: Path) -> list[dict]:
         name = run["notebook"] + (f"__{run['tag']}" if run.get("tag") else "")
         out_nb = results / "notebooks" / f"{name}.ipynb"
         # the marker's hash: parameters with the results folder relative to the project, the
-        # notebook's cell sources (a changed notebook reruns; stored seeds still load)
-        key_params = {**params, "RESULTS_DIR": _relative(results)}
+        # notebook's cell sources, the data and the code (a change reruns; stored seeds still load)
+        key_params = {**params, "RESULTS_DIR": _relative(results), "_inputs": inputs_hash(dataset)}
         out.append({
             "name": name,
             "input": NOTEBOOK_DIR / f"{run['notebook']}.ipynb",

@@ -8,6 +8,7 @@ of retraining and writes the summary rows and figures.
     python scripts/run_seeds.py --models SASRec GRU4Rec --seeds 0 1 2 --out results/beauty
     python scripts/run_seeds.py --protocol loo --preset beauty-loo --tie-order file --models SASRec
     python scripts/run_seeds.py --models GRU4Rec --config '{"GRU4Rec": {"pack_padding": false}}'
+    python scripts/run_seeds.py --models LLM2BERT4Rec --seeds 0 1 2 --notebook 05_llm2sequential
     python scripts/run_seeds.py ... --archive $OUT/runs.tgz   # tar the runs folder after every run
 
 The setting is built exactly as the notebook builds it (``Setting.of(model, split, preset=...,
@@ -54,7 +55,8 @@ def main(argv=None) -> None:
         raise SystemExit(f"--config must be a JSON object {{model: {{field: value}}}}, got {args.config!r}")
     out = results.results_dir(args.dataset, args.out)
     device = resolve_device(args.device)
-    split = (make_split(load_dataset(args.dataset), args.protocol, tie_order=args.tie_order, tie_seed=args.tie_seed)
+    dataset = load_dataset(args.dataset)
+    split = (make_split(dataset, args.protocol, tie_order=args.tie_order, tie_seed=args.tie_seed)
              .sample_test(args.sample_sessions).sample_train(args.sample_train_sessions))
     validation = split.validation if args.protocol == "loo" else None
     print(f"{split.describe()}\ndevice {device}", flush=True)
@@ -66,7 +68,8 @@ def main(argv=None) -> None:
                 lambda s, setting=setting: build_model(
                     setting.model, **{**setting.config, "seed": s}, device=device, checkpoint_dir=None,
                     progress=False, validation=validation),
-                split, setting, out_dir=out, seeds=[seed], notebook=args.notebook, device=device)[0]
+                split, setting, out_dir=out, seeds=[seed], notebook=args.notebook, device=device,
+                items=dataset.items)[0]  # item texts: LLM2 models embed them
             m = run["metrics"]
             print(f"{model} ({setting.label or 'faithful'}) seed {seed}: NDCG@10 {m['ndcg@10']:.4f} "
                   f"NDCG@20 {m['ndcg@20']:.4f} HR@20 {m['hit_rate@20']:.4f} ({time.time() - t0:.0f} s)", flush=True)

@@ -239,3 +239,12 @@ def test_two_settings_with_one_label_keep_a_row_each(tmp_path, tiny_folder):
     assert Setting.of("V-SKNN", split, preset="default").label == "preset=default"
     assert Setting.of("V-SKNN", split, preset="beauty").label == ""  # no beauty-loo entry: beauty is standard
     assert Setting.of("SASRec", split, preset="beauty").label == "preset=beauty"  # under LOO its standard is beauty-loo
+
+
+def test_a_done_marker_goes_stale_when_the_data_changes(tmp_path):
+    folder = thirty_sessions(tmp_path / "data", 4)
+    plan = {"runs": [{"notebook": "01_baselines", "parameters": {"DATASET": str(folder)}}], "_path": "p"}
+    before = study.expand_runs(plan, tmp_path / "results")[0]["params_id"]
+    assert study.expand_runs(plan, tmp_path / "results")[0]["params_id"] == before
+    thirty_sessions(tmp_path / "data", 3)
+    assert study.expand_runs(plan, tmp_path / "results")[0]["params_id"] != before
