@@ -67,11 +67,7 @@ class Prompts:
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
 
-    def to_list(self) -> list[np.ndarray]:
-        return [self[i] for i in range(len(self))]
 
-    def last_items(self) -> np.ndarray:
-        return self.items[self.indptr[1:] - 1]
 
     def subset(self, idx: np.ndarray) -> "Prompts":
         """The cases at positions ``idx`` (in that order)."""

@@ -45,19 +45,12 @@ def model_family(name: str) -> str:
     return next((f for f, names in FAMILIES.items() if name in names), "other")
 
 
-#: Every preset: {preset: {model: config}} (models/presets.py).
-PRESET_TABLES = [MODEL_PRESETS]
-
-
 def preset_config(model: str, preset: str | None = "beauty") -> dict:
     """The tuned configuration of ``model`` in ``preset`` (e.g. the paper's Beauty optimum);
     ``{}`` (the model's defaults) when the preset has none or ``preset`` is None/"default"."""
     if preset in (None, "default"):
         return {}
-    for table in PRESET_TABLES:
-        if preset in table and model in table[preset]:
-            return dict(table[preset][model])
-    return {}
+    return dict(MODEL_PRESETS.get(preset, {}).get(model, {}))  # the one table, models/presets.py
 
 
 def build_model(name: str, **config) -> Recommender:

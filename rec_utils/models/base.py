@@ -77,24 +77,6 @@ def session_item_matrix(
     return m, sess_ids
 
 
-def prompts_to_csr(
-    p: Prompts, index: ItemIndex, weights: np.ndarray | None = None
-) -> sp.csr_matrix:
-    """(cases × items) sparse matrix of prompts (1, or the given per-position weights; unknown
-    items dropped; a repeated item keeps the largest weight)."""
-    cols = index.to_index(p.items)
-    rows = np.repeat(np.arange(len(p)), p.lengths)
-    vals = np.ones(len(cols), np.float32) if weights is None else weights.astype(np.float32)
-    keep = cols >= 0
-    m = sp.coo_matrix((vals[keep], (rows[keep], cols[keep])), shape=(len(p), len(index)))
-    m = m.tocsr()  # duplicates summed; callers dedup before weighting where it matters
-    return m
-
-
-#: The one tie rule of every top-k list (:func:`topk_from_scores`, :func:`topk_tensor`).
-TIE_RULE = "higher score first, then the smaller item index (= smaller item id)"
-
-
 def topk_from_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k column indices and scores per row of a dense score matrix, ties broken exactly.
 
