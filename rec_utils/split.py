@@ -282,7 +282,7 @@ def make_split(
         "tie_seed": tie_seed if tie_order == "shuffle" else None,
     }
     common = dict(n_items=dataset.n_items, item_counts=dataset.item_counts(),
-                  catalog=np.unique(dataset.interactions["item_id"].to_numpy()))
+                  catalog=dataset.catalog)
     n_sessions = int(inter["session_id"].nunique())
     if protocol == "temporal":
         train_ids, test_ids = temporal_train_test(inter, test_frac)

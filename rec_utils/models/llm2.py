@@ -89,12 +89,12 @@ import math
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
-from ..text import FLAT_KEYS, EmbeddingSpec, ItemEmbeddings
+from ..text import EmbeddingSpec, ItemEmbeddings, merge_flat_keys
 from .base import UsesItemVectors
 from .neural import BERT4Rec, BERT4RecConfig, GRU4Rec, GRU4RecConfig, SASRec, SASRecConfig
 from .neural.bert4rec import BERT4RecModule
@@ -138,21 +138,10 @@ def llm2_embedding(value, emb_dim: int) -> EmbeddingSpec:
 
 
 def fold_llm2_keys(config: Mapping, owner: str) -> dict:
-    """``config`` with its flat embedding keys (:data:`rec_utils.text.FLAT_KEYS`) moved into an
-    ``embedding`` dict of spec fields (merged with a given ``embedding`` dict), so that the LLM2
-    defaults apply to the fields given neither way. Raises ValueError for a field given both
-    flat and inside ``embedding`` (an EmbeddingSpec sets every field)."""
-    rest = {k: v for k, v in config.items() if k not in FLAT_KEYS}
-    flat = {FLAT_KEYS[k]: v for k, v in config.items() if k in FLAT_KEYS}
-    if not flat:
-        return rest
-    nested = rest.get("embedding")
-    nested = asdict(nested) if isinstance(nested, EmbeddingSpec) else dict(nested or {})
-    clash = sorted(set(flat) & set(nested))
-    if clash:
-        raise ValueError(f"{owner}: embedding field(s) {clash} given both flat and inside embedding=...")
-    rest["embedding"] = {**nested, **flat}
-    return rest
+    """``config`` with its flat embedding keys moved into an ``embedding`` dict of spec fields
+    (:func:`rec_utils.text.merge_flat_keys`), so that the LLM2 defaults apply to the fields
+    given neither way."""
+    return merge_flat_keys(config, owner)
 
 
 @dataclass

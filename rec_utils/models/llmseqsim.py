@@ -187,8 +187,6 @@ class LLMSeqSim(UsesItemVectors, Recommender):
         return scores
 
     def predict(self, prompts, k: int = 20, return_scores: bool = False):
-        import torch
-
         p = as_prompts(prompts)
         out_idx, out_val = [], []
         for a, b in chunks(len(p), self.config.batch_size):

@@ -48,12 +48,12 @@ from .embed import DEFAULT_MODELS, DEFAULT_PROVIDER, PROVIDERS, embed_items
 from .files import read_embedding_file
 from .local import model_content_hash, resolve_local_model
 from .reduction import METHODS, Reducer, autoencoder_widths, kmeans_labels, l2_normalize, reduce_embeddings
-from .spec import FLAT_KEYS, EmbeddingSpec, fold_flat_keys
+from .spec import FLAT_KEYS, EmbeddingSpec, fold_flat_keys, merge_flat_keys
 from .texts import as_text_series, text_hash
 from .vectors import EmbeddingError, ItemEmbeddings
 
 __all__ = ["CACHE_ENV", "DEFAULT_MODELS", "DEFAULT_PROVIDER", "EmbeddingCache", "EmbeddingError", "EmbeddingSpec",
            "FLAT_KEYS", "ItemEmbeddings", "METHODS", "PROVIDERS", "Reducer", "as_text_series", "autoencoder_widths",
-           "default_cache_dir", "embed_items", "embedding_stats", "fold_flat_keys", "kmeans_labels", "l2_normalize",
+           "default_cache_dir", "embed_items", "embedding_stats", "fold_flat_keys", "merge_flat_keys", "kmeans_labels", "l2_normalize",
            "model_content_hash", "nearest_neighbours", "read_embedding_file", "reduce_embeddings",
            "resolve_local_model", "text_hash"]

@@ -155,31 +155,47 @@ class EmbeddingSpec:
         return table.set_index("item_id")[labels].reindex(item_ids).to_numpy()
 
 
-def fold_flat_keys(config: Mapping, config_class, owner: str) -> dict:
-    """``config`` with its flat embedding keys (:data:`FLAT_KEYS`) and/or ``embedding``
-    (an EmbeddingSpec or a dict of its fields) merged into one ``embedding`` EmbeddingSpec —
-    the keyword arguments of ``config_class``.
+def merge_flat_keys(config: Mapping, owner: str) -> dict:
+    """``config`` with its flat embedding keys (:data:`FLAT_KEYS`) merged, as spec fields, into
+    its ``embedding`` (an EmbeddingSpec or a dict of its fields, turned into a dict when merged);
+    ``config`` without flat keys comes back with ``embedding`` as given.
 
     Raises:
-        TypeError: keys that are neither fields of ``config_class`` nor flat embedding keys
-            (all of them named).
+        TypeError: ``embedding`` is neither an EmbeddingSpec nor a mapping.
         ValueError: a spec field given both flat and inside ``embedding`` (an EmbeddingSpec
             sets every field).
     """
-    names = {f.name for f in fields(config_class)}
-    unknown = set(config) - names - set(FLAT_KEYS)
-    if unknown:
-        raise TypeError(f"{owner}: unknown config key(s) {sorted(unknown)}; known: {sorted(names | set(FLAT_KEYS))}")
     rest = {k: v for k, v in config.items() if k not in FLAT_KEYS}
     flat = {FLAT_KEYS[k]: v for k, v in config.items() if k in FLAT_KEYS}
     given = rest.get("embedding")
     if given is not None and not isinstance(given, (EmbeddingSpec, Mapping)):
         raise TypeError(f"{owner}: embedding must be an EmbeddingSpec or a dict of its fields, "
                         f"got {type(given).__name__}")
+    if not flat:
+        return rest
     nested = {} if given is None else asdict(given) if isinstance(given, EmbeddingSpec) else dict(given)
     both = sorted(k for k, f in FLAT_KEYS.items() if k in config and f in nested)
     if both:
-        raise ValueError(f"{owner}: {both} given both as flat key(s) and inside embedding=...; "
+        raise ValueError(f"{owner}: {both} given both flat and inside embedding=...; "
                          "pass each embedding field one way")
-    rest["embedding"] = EmbeddingSpec.coerce({**nested, **flat})
+    rest["embedding"] = {**nested, **flat}
+    return rest
+
+
+def fold_flat_keys(config: Mapping, config_class, owner: str) -> dict:
+    """``config`` with its flat embedding keys (:data:`FLAT_KEYS`) and/or ``embedding``
+    (an EmbeddingSpec or a dict of its fields) merged into one ``embedding`` EmbeddingSpec —
+    the keyword arguments of ``config_class`` (:func:`merge_flat_keys`, then the spec).
+
+    Raises:
+        TypeError: keys that are neither fields of ``config_class`` nor flat embedding keys
+            (all of them named); an ``embedding`` of another type.
+        ValueError: a spec field given both flat and inside ``embedding``.
+    """
+    names = {f.name for f in fields(config_class)}
+    unknown = set(config) - names - set(FLAT_KEYS)
+    if unknown:
+        raise TypeError(f"{owner}: unknown config key(s) {sorted(unknown)}; known: {sorted(names | set(FLAT_KEYS))}")
+    rest = merge_flat_keys(config, owner)
+    rest["embedding"] = EmbeddingSpec.coerce(rest.get("embedding"))
     return rest
