@@ -194,7 +194,6 @@ class SKNN(Recommender):
         c = self.config
         n, n_items = len(p), len(self.index_)
         case, col, pos, w, length = self._prepare_prompts(p)
-        P_bin = sp.csr_matrix((np.ones(len(case), np.float32), (case, col)), shape=(n, n_items))
         P_w = sp.csr_matrix((w.astype(np.float32), (case, col)), shape=(n, n_items))
 
         # 2-4: candidates, sampling and similarities on the same sparsity pattern
