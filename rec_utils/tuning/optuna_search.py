@@ -96,14 +96,23 @@ def make_storage(url: str, heartbeat: bool = True, grace_period_s: int = GRACE_S
     if not isinstance(url, str) or "://" not in url:
         raise ValueError(f"storage must be a SQLAlchemy URL such as sqlite:///file.db or "
                          f"postgresql+psycopg://user@host:port/db, got {url!r}")
-    kw = {}
-    if heartbeat:
-        kw = {"heartbeat_interval": max(1, min(HEARTBEAT_S, grace_period_s // 2)), "grace_period": int(grace_period_s),
-              "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1)}
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(url, engine_kwargs=engine, **kw)
+        kw = {}
+        if heartbeat:
+            kw = {"heartbeat_interval": max(1, min(HEARTBEAT_S, grace_period_s // 2)),
+                  "grace_period": int(grace_period_s),
+                  "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1)}
+        # workers starting together on a new database race to create Optuna's tables: the
+        # loser's CREATE fails, and once the winner's tables exist a retry just opens them
+        for attempt in range(5):
+            try:
+                return RDBStorage(url, engine_kwargs=engine, **kw)
+            except Exception as exc:
+                if attempt == 4 or "already exists" not in str(exc):
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
 
 def public_url(url: str) -> str:
