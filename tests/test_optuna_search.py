@@ -214,6 +214,7 @@ def test_best_config_file_and_preset_tuned(folds, tmp_path, monkeypatch):
         preset_config("V-SKNN", "tuned", dataset="toy", protocol="loo")
     with pytest.raises(ValueError, match="needs the dataset"):
         preset_config("V-SKNN", "tuned")
+    assert preset_config("MostPopular", "tuned", dataset="toy") == {}  # nothing to tune
 
 
 # ------------------------------------------------------------------ worker processes

@@ -166,7 +166,8 @@ TUNED = "tuned"
 def tuned_config(model: str, dataset: str, protocol: str | None = None, root=None) -> dict:
     """The configuration of ``model`` chosen by notebook 10's TPE search on ``dataset``: the
     ``config`` of ``results/<dataset>/configs/<model>.json`` (``root``: the dataset's results
-    folder instead of ``results/<dataset>``).
+    folder instead of ``results/<dataset>``); ``{}`` for a model without a search space
+    (MostPopular has nothing to tune).
 
     Raises:
         FileNotFoundError: no tuned config for this model and dataset (the message says how to
@@ -177,7 +178,10 @@ def tuned_config(model: str, dataset: str, protocol: str | None = None, root=Non
     import json
 
     from ..tuning.optuna_search import config_path
+    from ..tuning.spaces import TPE_SPACES
 
+    if model not in TPE_SPACES:  # nothing to tune (MostPopular): its defaults
+        return {}
     path = config_path(dataset, model, root)
     if not path.is_file():
         raise FileNotFoundError(
