@@ -303,7 +303,10 @@ def postgres_url():
     if os.geteuid() == 0:
         import pwd
 
-        pw = pwd.getpwnam("postgres")
+        try:  # initdb refuses to run as root
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail("running as root: the PostgreSQL test needs a 'postgres' user to own the throw-away cluster")
         for p in (root, sock):
             os.chown(p, pw.pw_uid, pw.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
