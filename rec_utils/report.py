@@ -258,7 +258,36 @@ def table_significance(dataset: str = "beauty") -> pd.DataFrame | str:
     return pd.DataFrame(rows).sort_values(["protocol", "A", "B", "metric"], kind="stable")
 
 
+def table_tuning(dataset: str = "beauty") -> pd.DataFrame | str:
+    """Notebook 10's TPE studies (``results/<dataset>/tuning/*__comparison.csv``): per study the
+    paper's and the best trial's configuration, validation NDCG@20 on the same folds (mean of 3)
+    and test NDCG@20 (mean ± sd over seeds), and the paired test difference tuned − paper with its
+    95 % bootstrap CI."""
+    files = sorted((RESULTS_ROOT / dataset / "tuning").glob("*__comparison.csv"))
+    if not files:
+        return "_Run notebook 10 (`make study`) for the TPE searches._"
+    rows = []
+    for f in files:
+        comp = pd.read_csv(f)
+        for _, r in comp.iterrows():
+            tuned = r["configuration"] == "tuned"
+            fold = ("all" if not r["fold_sample"] else f"{int(r['fold_sample'])} cases") + (
+                f", {int(r['fold_train_sample'])} train sessions" if r["fold_train_sample"] else "")
+            rows.append({
+                "model": r["model"], "study": r["study"], "folds": fold,
+                "fixed": "" if r["fixed"] in ("{}", None) or pd.isna(r["fixed"]) else r["fixed"],
+                "configuration": f"tuned (trial {int(r['trial'])} of {int(r['n_trials'])})" if tuned else "paper",
+                "validation NDCG@20": _fmt(r["validation_ndcg@20"], digits=5),
+                "test NDCG@20": _fmt(r["test_ndcg@20"], r["test_ndcg@20_sd"]), "seeds": int(r["n_seeds"]),
+                "test tuned − paper [95 % CI]": (f"{r['test_diff_tuned_minus_paper']:+.4f} "
+                                                f"[{r['test_diff_ci_low']:+.4f}, {r['test_diff_ci_high']:+.4f}]")
+                if tuned else "",
+            })
+    return pd.DataFrame(rows)
+
+
 BLOCKS = {
+    "beauty-tuning": lambda: table_tuning("beauty"),
     "beauty-significance": lambda: table_significance("beauty"),
     "beauty-vs-paper": lambda: table_vs_paper("beauty"),
     "beauty-temporal": lambda: table_metrics("beauty", "temporal"),

@@ -109,10 +109,10 @@ class Setting:
         from .models import preset_config
 
         overrides = dict(overrides or {})
-        if config is None:
-            config = {**preset_config(model, preset), **overrides}
         info = split.info
         protocol = split.protocol
+        if config is None:
+            config = {**preset_config(model, preset, dataset=str(info.get("dataset")), protocol=protocol), **overrides}
         return cls(model=model, dataset=str(info.get("dataset")), protocol=protocol, config=config,
                    preset=preset, overrides=overrides, selected_by=selected_by,
                    tie_order=info.get("tie_order", "shuffle"), tie_seed=info.get("tie_seed"),

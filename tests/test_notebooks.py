@@ -141,12 +141,51 @@ def test_05_llm2sequential_rows():
     assert (mean["n_seeds"] == len(run["parameters"]["SEEDS"])).all()
     assert mean[list(METRIC_COLUMNS)].notna().all(axis=None)
     sig = pd.read_csv(out / "significance.csv")
+    sig = sig[sig["model_a"].isin(models)]  # the file is shared with other CI notebooks (10_tuning)
     assert {"ndcg@20", "hit_rate@20"} == set(sig["metric"])
     assert len(sig) == 2 * 3 * len(models), "llm vs base, permuted vs base, llm vs permuted; two metrics each"
     assert ((sig["ci_low"] <= sig["diff"]) & (sig["diff"] <= sig["ci_high"])).all()
     assert sig["p_value"].between(0, 1).all() and (sig["n_sessions"] == run["parameters"]["SAMPLE_SESSIONS"]).all()
 
 
+def test_10_tuning_study_config_and_rows():
+    """The CI study holds N_TRIALS finished trials; the best one is in configs/<model>.json and
+    on test next to the paper's configuration (rows paper and preset=tuned, paired comparison)."""
+    import json
+
+    import optuna
+
+    run = CI_RUNS["10_tuning"]
+    p = run["parameters"]
+    out = results_of("10_tuning")
+    doc = json.loads((out / "configs" / f"{p['MODEL']}.json").read_text())
+    comp = pd.read_csv(out / "tuning" / f"{doc['study_name']}__comparison.csv", dtype={"setting_id": str})
+    assert list(comp["configuration"]) == ["paper", "tuned"]
+    # the paper configuration's row may carry notebook 01's name (its runs are reused): select by setting
+    rows = read_summary(out)
+    mean = rows[(rows["aggregate"] == "mean") & rows["setting_id"].isin(comp["setting_id"])
+                & (rows["split_fingerprint"] == comp["split_fingerprint"].astype(str).iloc[0])]
+    labels = list(mean["variant"].fillna(""))
+    assert len(mean) == 2 and sum("preset=tuned" in v for v in labels) == 1, labels
+    assert (mean["n_test_sessions"] == p["SAMPLE_SESSIONS"]).all()
+    assert mean[list(METRIC_COLUMNS)].notna().all(axis=None)
+    assert comp["validation_ndcg@20"].iloc[1] == doc["value"]
+    db = out / "tuning" / f"{doc['study_name']}.db"
+    study = optuna.load_study(study_name=doc["study_name"], storage=f"sqlite:///{db}")
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert len(finished) == p["N_TRIALS"]
+    done = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+    best = max(done, key=lambda t: (t.value, -t.number))
+    assert (doc["trial_number"], doc["value"]) == (best.number, best.value)
+    assert doc["value"] == pytest.approx(sum(doc["fold_values"]) / 3)
+    for kind in ("history", "slice"):
+        assert (out / "tuning" / f"{doc['study_name']}__{kind}.png").stat().st_size > 1000
+    sig = pd.read_csv(out / "significance.csv")
+    sig = sig[(sig["model_a"] == p["MODEL"]) & sig["label_a"].fillna("").str.contains("preset=tuned")]
+    assert len(sig) == 2 and ((sig["ci_low"] <= sig["diff"]) & (sig["diff"] <= sig["ci_high"])).all()
+
+
 #: Notebooks added by later issues register their checks here: {notebook: test function}.
 EXTRA_CHECKS: dict = {"02_sequential": test_02_sequential_rows, "03_embeddings": test_03_embeddings_record,
                       "04_llmseqsim": test_04_llmseqsim_rows, "05_llm2sequential": test_05_llm2sequential_rows}
+EXTRA_CHECKS["10_tuning"] = test_10_tuning_study_config_and_rows

@@ -10,6 +10,7 @@ from .llmseqsim import LLMSeqSim
 from .neural import BERT4Rec, GRU4Rec, SASRec
 from .popular import MostPopular
 from .presets import PRESETS as MODEL_PRESETS
+from .presets import TUNED, tuned_config
 from .sknn import SKNN
 from .sknn import VARIANTS as SKNN_VARIANTS
 from .sknn_emb import SKNNEmb
@@ -45,11 +46,18 @@ def model_family(name: str) -> str:
     return next((f for f, names in FAMILIES.items() if name in names), "other")
 
 
-def preset_config(model: str, preset: str | None = "beauty") -> dict:
+def preset_config(model: str, preset: str | None = "beauty", dataset: str | None = None,
+                  protocol: str | None = None) -> dict:
     """The tuned configuration of ``model`` in ``preset`` (e.g. the paper's Beauty optimum);
-    ``{}`` (the model's defaults) when the preset has none or ``preset`` is None/"default"."""
+    ``{}`` (the model's defaults) when the preset has none or ``preset`` is None/"default".
+    ``preset="tuned"`` reads what notebook 10's Optuna search wrote for ``dataset`` (needed then;
+    :func:`~rec_utils.models.presets.tuned_config`, a clear error when there is none)."""
     if preset in (None, "default"):
         return {}
+    if preset == TUNED:
+        if dataset is None:
+            raise ValueError(f'preset "tuned" needs the dataset: preset_config({model!r}, "tuned", dataset=...)')
+        return tuned_config(model, dataset, protocol)
     return dict(MODEL_PRESETS.get(preset, {}).get(model, {}))  # the one table, models/presets.py
 
 

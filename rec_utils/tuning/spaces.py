@@ -20,14 +20,18 @@ Grids: :class:`LLMSeqSimSpace` (notebook 04's LLMSeqSim space; ``.full()`` lists
 config, ``GRID_MODE="full"``; the staged search over it is :func:`rec_utils.tuning.staged_search`)
 and :func:`sknnemb_configs` (notebook 04, section 6), in the order they are evaluated.
 
-Paper §7 TPE search spaces (Optuna tuner): declared at the end of this module, next to the
-grids, as data (one dict per model of parameter → range), so the tuner and the report read the
-same ranges. Not declared yet.
+Paper §7 TPE search spaces (Optuna tuner, :mod:`rec_utils.tuning.optuna_search`): declared at
+the end of this module as data, :data:`TPE_SPACES` (model → :class:`TPESpace`: parameter →
+``optuna.distributions`` range, plus how the sampled values become model fields), so the tuner,
+the notebook and the README read the same ranges.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
+                                  IntDistribution)
 
 from .grid import expand_grid
 
@@ -108,11 +112,151 @@ def sknnemb_configs(grid: dict[str, Sequence]) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- paper §7 (TPE)
-# The Optuna tuner's search spaces go here: one dict per model, parameter -> range, with the
-# ranges of paper §7 (e.g. learning_rate 1e-4..1e-2 log, weight_decay 0..0.1, emb_dim 16..512,
-# drop_rate 0..0.9, L 1..4, h 1..4, mask_prob 0.05..0.9, hidden_dim 16..512, red_method
-# {PCA, AE, LDA, Random}), documented like the grids above.
+@dataclass(frozen=True)
+class OrNone:
+    """A range or None (spec §7: "clipnorm 1–100 or None"): the tuner samples the boolean
+    ``<name>_none`` first, then the range only when it is False (a conditional parameter)."""
+
+    dist: BaseDistribution
 
 
-__all__ = ["LLMSeqSimSpace", "agg_fields", "parse_red", "red_fields", "sized_reductions",
-           "sknnemb_configs", "sknnemb_fields"]
+@dataclass(frozen=True)
+class TPESpace:
+    """One model's TPE search space (paper §7 / §6.5 / §6.1 ranges).
+
+    Attributes:
+        params: parameter name → ``optuna.distributions`` range (or :class:`OrNone`); the names
+            are the trial's parameter names (what Optuna stores and plots).
+        decode: the sampled parameters → model config fields (default: as they are); e.g.
+            LLMSeqSim's ``agg="mean:log"`` → ``aggregation``/``decay``.
+        source: where the ranges come from (spec section), shown by the notebook.
+    """
+
+    params: Mapping[str, BaseDistribution | OrNone]
+    decode: Callable[[dict], dict] | None = None
+    source: str = ""
+    notes: str = field(default="", compare=False)
+
+    def to_config(self, sampled: dict) -> dict:
+        """Model config fields of one trial's sampled parameters (``<name>_none`` folded)."""
+        out = {}
+        for name, dist in self.params.items():
+            if isinstance(dist, OrNone):
+                out[name] = None if sampled.get(f"{name}_none", False) else sampled.get(name)
+            elif name in sampled:
+                out[name] = sampled[name]
+            d = dist.dist if isinstance(dist, OrNone) else dist
+            if isinstance(d, FloatDistribution) and d.step is not None and out.get(name) is not None:
+                out[name] = round(float(out[name]), 10)  # 0.6000000000000001 → 0.6
+        return self.decode(out) if self.decode else out
+
+    def describe(self) -> list[dict]:
+        """One row per parameter: ``name``, ``range`` (readable), ``log``, ``step``."""
+        rows = []
+        for name, dist in self.params.items():
+            none = isinstance(dist, OrNone)
+            d = dist.dist if none else dist
+            if isinstance(d, CategoricalDistribution):
+                rng, log, step = "{" + ", ".join(map(str, d.choices)) + "}", False, None
+            else:
+                rng, log, step = f"{d.low}–{d.high}", d.log, d.step
+            rows.append({"name": name, "range": rng + (" or None" if none else ""), "log": log, "step": step})
+        return rows
+
+
+def _int(low, high, step=1):
+    return IntDistribution(low, high, step=step)
+
+
+def _cat(*choices):
+    return CategoricalDistribution(list(choices))
+
+
+#: SKNN family (spec §6.5 [OM]): k 50–500, sample_size 500–2000, sampling, similarity, idf
+#: weighting. Step 10: every published optimum is a multiple of 10. The variant's own switch
+#: (V-SKNN's harmonic decay, S-SKNN's sequential weighting, ...) comes from the variant/preset.
+_SKNN_PARAMS = {"k": _int(50, 500, 10), "sample_size": _int(500, 2000, 10),
+                "sampling": _cat("random", "recent"), "similarity": _cat("dot", "cosine"),
+                "idf_weighting": _cat(False, True)}
+
+
+def _clipnorm_float(cfg: dict) -> dict:
+    if cfg.get("clipnorm") is not None:
+        cfg["clipnorm"] = float(cfg["clipnorm"])
+    return cfg
+
+
+#: Neural ranges (spec §7): steps read off the published optima (d, hidden: multiples of 16;
+#: batch: of 32; dropout, mask_prob: of 0.05; clipnorm: integers).
+_NEURAL_COMMON = {"learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+                  "weight_decay": FloatDistribution(0.0, 0.1),
+                  "clipnorm": OrNone(_int(1, 100)),
+                  "batch_size": _int(32, 512, 32),
+                  "emb_dim": _int(16, 512, 16),
+                  "drop_rate": FloatDistribution(0.0, 0.9, step=0.05)}
+_NEURAL = {
+    "GRU4Rec": {**_NEURAL_COMMON, "hidden_dim": _int(16, 512, 16)},
+    "SASRec": {**_NEURAL_COMMON, "num_layers": _int(1, 4), "num_heads": _int(1, 4)},
+    "BERT4Rec": {**_NEURAL_COMMON, "num_layers": _int(1, 4), "num_heads": _int(1, 4),
+                 "mask_prob": FloatDistribution(0.05, 0.9, step=0.05)},
+}
+_DECAYS = ("constant_linear", "scaling_linear", "scaling_quadratic", "log", "harmonic", "squared_harmonic")
+_REDUCTIONS = ("none", "pca", "autoencoder", "lda", "random")
+
+
+def _reduction_fields(cfg: dict, size_key: str = "reduced_dim") -> dict:
+    """``reduction``/``reduced_dim`` as sampled → :func:`red_fields` (``"none"``: both None; LDA
+    with k-means pseudo-classes)."""
+    red = cfg.pop("reduction")
+    cfg.update(red_fields(red, cfg.pop(size_key, None)))
+    return cfg
+
+
+def _llmseqsim_decode(cfg: dict) -> dict:
+    return _reduction_fields({**agg_fields(cfg.pop("agg")), **cfg})
+
+
+def _sknnemb_decode(cfg: dict) -> dict:
+    for key in ("decay", "training_decay"):
+        cfg[key] = None if cfg[key] == "none" else cfg[key]
+    return _reduction_fields(cfg)
+
+
+def _llm2_decode(cfg: dict) -> dict:
+    cfg = _clipnorm_float(cfg)
+    if cfg.get("reduction") == "lda":
+        cfg["lda_labels"] = "kmeans"
+    return cfg
+
+
+TPE_SPACES: dict[str, TPESpace] = {
+    **{name: TPESpace(_SKNN_PARAMS, source="spec §6.5 search space [OM]") for name in ("SKNN", "V-SKNN", "S-SKNN", "SF-SKNN")},
+    "SKNNEmb": TPESpace({**_SKNN_PARAMS, "decay": _cat("none", "linear", "harmonic"),
+                         "training_decay": _cat("none", "linear", "harmonic"),
+                         "prompt_aggregation": _cat("mean", "last"), "training_aggregation": _cat("mean", "last"),
+                         "sequential_weighting": _cat(False, True),
+                         "reduction": _cat(*_REDUCTIONS), "reduced_dim": _cat(64, 128, 256, 512)},
+                        decode=_sknnemb_decode,
+                        source="spec §6.5 [OM] (the embedding source is the study's embedder, not searched)"),
+    "LLMSeqSim": TPESpace({"agg": _cat("last", "mean", *(f"mean:{d}" for d in _DECAYS)),
+                           "reduction": _cat(*_REDUCTIONS), "reduced_dim": _cat(64, 128, 256, 512),
+                           "similarity": _cat("dot", "cosine", "euclidean")},
+                          decode=_llmseqsim_decode,
+                          source="spec §6.1 [OM] (source = the study's embedder; reduced_dim ignored without a reduction)"),
+    **{name: TPESpace(params, decode=_clipnorm_float, source="spec §7 neural ranges") for name, params in _NEURAL.items()},
+    **{f"LLM2{base}": TPESpace({**params, "reduction": _cat("pca", "autoencoder", "lda", "random")},
+                               decode=_llm2_decode, source="spec §7 neural ranges + red_method (LLM2*)")
+       for base, params in _NEURAL.items()},
+}
+
+
+def tpe_space(model: str) -> TPESpace:
+    """The declared TPE space of ``model``; ``ValueError`` naming the models that have one."""
+    if model not in TPE_SPACES:
+        raise ValueError(f"no TPE search space declared for {model!r} (rec_utils/tuning/spaces.py); "
+                         f"declared: {sorted(TPE_SPACES)}")
+    return TPE_SPACES[model]
+
+
+__all__ = ["LLMSeqSimSpace", "OrNone", "TPESpace", "TPE_SPACES", "agg_fields", "parse_red", "red_fields",
+           "sized_reductions", "sknnemb_configs", "sknnemb_fields", "tpe_space"]
