@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from .. import metrics
 from ..utils import short_hash
 from .base import Recommender, as_prompts
 
@@ -65,15 +66,7 @@ def dedup_truncate(recs: np.ndarray, k: int = 20) -> np.ndarray:
     recs = np.asarray(recs, dtype=np.int64)
     if recs.ndim != 2:
         raise ValueError(f"recs must be a 2-d (sessions x positions) array, got shape {recs.shape}")
-    n, L = recs.shape
-    keep = recs >= 0
-    if n and L:
-        rows = np.repeat(np.arange(n, dtype=np.int64), L)
-        flat = recs.ravel()
-        _, first = np.unique(np.stack([rows, flat]), axis=1, return_index=True)
-        is_first = np.zeros(n * L, dtype=bool)
-        is_first[first] = True
-        keep &= is_first.reshape(n, L)
+    recs, keep, _ = metrics.dedup_truncate(recs, recs.shape[1])  # the metrics' own rule of what counts
     return _compact(recs, keep, k)
 
 
@@ -212,7 +205,8 @@ def similarity_threshold(vectors: np.ndarray, quantile: float, pairs: int = 2_00
         rng = np.random.default_rng(seed)
         i = rng.integers(0, m, size=pairs)
         j = (i + rng.integers(1, m, size=pairs)) % m  # never i
-        vals = np.einsum("nd,nd->n", u[i], u[j])
+        vals = np.concatenate([np.einsum("nd,nd->n", u[i[a:a + 100_000]], u[j[a:a + 100_000]])
+                               for a in range(0, pairs, 100_000)])  # blocks: bounded memory
     return float(np.quantile(vals, float(quantile)))
 
 
@@ -237,7 +231,8 @@ def diversity_rerank(recs: np.ndarray, item_ids: np.ndarray, vectors: np.ndarray
     u = unit_rows(np.asarray(vectors)[order])
     pos = np.clip(np.searchsorted(ids, recs), 0, len(ids) - 1)
     known = (recs >= 0) & (ids[pos] == recs)
-    V = np.where(known[..., None], u[pos], 0.0).astype(np.float32)  # (n, L, d)
+    u = np.vstack([u, np.zeros((1, u.shape[1]), np.float32)])  # row m: no vector (similarity 0)
+    pos = np.where(known, pos, len(ids))
     kept_v = np.zeros((n, k, u.shape[1]), np.float32)
     out = np.full((n, k), -1, np.int64)
     count = np.zeros(n, np.int64)
@@ -246,12 +241,13 @@ def diversity_rerank(recs: np.ndarray, item_ids: np.ndarray, vectors: np.ndarray
         valid = (recs[:, j] >= 0) & (count < k)
         if not valid.any():
             continue
-        sims = np.einsum("nkd,nd->nk", kept_v, V[:, j])
+        v = u[pos[:, j]]  # (n, d): one column at a time, never the (n, L, d) block
+        sims = np.einsum("nkd,nd->nk", kept_v, v)
         sims = np.where(np.arange(k)[None, :] < count[:, None], sims, -np.inf)
         take = valid & ((count == 0) | (sims.max(axis=1) < threshold))
         r = rows[take]
         out[r, count[r]] = recs[r, j]
-        kept_v[r, count[r]] = V[r, j]
+        kept_v[r, count[r]] = v[r]
         count[take] += 1
     return out
 
@@ -329,6 +325,9 @@ class HybridConfig:
     seed: int = 0  # the pair sample's seed
 
 
+_THRESHOLDS: dict = {}  # (vectors' fingerprint, q, pairs, seed) -> similarity threshold
+
+
 class Hybrid(Recommender):
     """A hybrid of §6.6 over stored component predictions (see the module docstring).
 
@@ -387,8 +386,12 @@ class Hybrid(Recommender):
         if c.method in ("diversity", "popularity+diversity"):
             if self.item_vectors is None:
                 raise ValueError(f"{self.name} method {c.method!r} needs item_vectors (raw item embeddings)")
-            self.similarity_threshold_ = similarity_threshold(self.item_vectors.vectors, c.diversity_quantile,
-                                                              c.similarity_pairs, c.seed)
+            key = (getattr(self.item_vectors, "fingerprint", None) or short_hash(self.item_vectors.vectors.tobytes()),
+                   c.diversity_quantile, c.similarity_pairs, c.seed)
+            if key not in _THRESHOLDS:  # a grid fits many cells on the same vectors
+                _THRESHOLDS[key] = similarity_threshold(self.item_vectors.vectors, c.diversity_quantile,
+                                                        c.similarity_pairs, c.seed)
+            self.similarity_threshold_ = _THRESHOLDS[key]
         return self
 
     def _gather(self, name, session_ids):
