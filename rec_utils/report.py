@@ -279,9 +279,7 @@ def table_hybrids(dataset: str = "beauty") -> pd.DataFrame | str:
     import json
 
     s = _mean_rows(dataset, "temporal")
-    if s.empty:
-        return "_No results yet._"
-    s = s[s["family"] == "hybrid"]
+    s = s[s["family"] == "hybrid"] if len(s) else s
     if s.empty:
         return "_Run notebook 07 (`make study`) for the hybrids._"
     paper = paper_results(dataset, section="9.4")
@@ -304,12 +302,12 @@ def table_hybrids(dataset: str = "beauty") -> pd.DataFrame | str:
 
 def table_hybrid_bands(dataset: str = "beauty") -> pd.DataFrame | str:
     """LLMSeqSim&Sequential per popularity band of the last prompt item (notebook 07's
-    ``hybrid_popularity_bands.csv``): sessions and NDCG@20 of each component and of the hybrid."""
+    ``hybrid_popularity_bands.csv``): sessions and NDCG@20 of each component and hybrid (HR@20 is in the file)."""
     path = RESULTS_ROOT / dataset / "hybrid_popularity_bands.csv"
     if not path.is_file():
         return "_Run notebook 07 (`make study`) for the per-band table._"
     b = pd.read_csv(path)
-    cols = [c for c in b.columns if c.endswith("ndcg@20") or c.endswith("hit_rate@20")]
+    cols = [c for c in b.columns if c.endswith("ndcg@20")]
     out = b[["band (last item popularity)", "sessions"] + cols].copy()
     for c in cols:
         out[c] = out[c].map(_fmt)

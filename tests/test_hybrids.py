@@ -98,6 +98,6 @@ def test_hybrid_errors_name_the_missing_component_and_session():
     with pytest.raises(KeyError, match="session 2"):
         ens.predict(_prompts([2], [[5]]))
     with pytest.raises(ValueError, match="needs \\['rank'\\]"):
-        EmbeddingEnsemble(lists, method="rank", model_1="a", model_2="b")
+        EmbeddingEnsemble({**lists, "b": lists["a"]}, method="rank", model_1="a", model_2="b").fit(None)
     with pytest.raises(ValueError, match="method must be one of"):
         EmbeddingEnsemble(lists, method="popularity", model_1="a", model_2="b", quantile=0.5)

@@ -312,7 +312,7 @@ class HybridConfig:
     settings are in ``components``: name → the component's model and config hash, so a changed
     component makes another setting)."""
 
-    method: str = "rank"  # rank | confidence (EmbeddingEnsemble); popularity (&Sequential); popularity | diversity | popularity+diversity (&Popularity)
+    method: str = ""  # "" = the hybrid's first method; rank | confidence (EmbeddingEnsemble); popularity (&Sequential); popularity | diversity | popularity+diversity (&Popularity)
     model_1: str = ""  # EmbeddingEnsemble: model 1; &Sequential / &Popularity: the LLMSeqSim component
     model_2: str = ""  # EmbeddingEnsemble: model 2; &Sequential: the sequential component
     rank: int | None = None  # r of the rank ensemble
@@ -352,15 +352,14 @@ class Hybrid(Recommender):
             raise TypeError(f"{self.name}: unknown config field(s) {sorted(unknown)}")
         self.config = HybridConfig(**config)
         c = self.config
+        c.method = c.method or KINDS[self.name][0]
         if c.method not in KINDS[self.name]:
             raise ValueError(f"{self.name}: method must be one of {KINDS[self.name]}, got {c.method!r}")
         if c.popularity_source not in ("train", "dataset"):
             raise ValueError(f"popularity_source must be 'train' or 'dataset', got {c.popularity_source!r}")
         needed = {"rank": ("rank",), "confidence": ("confidence",), "popularity": ("quantile",),
                   "diversity": ("diversity_quantile",), "popularity+diversity": ("quantile", "diversity_quantile")}
-        missing = [f for f in needed[c.method] if getattr(c, f) is None]
-        if missing:
-            raise ValueError(f"{self.name} method {c.method!r} needs {missing}")
+        self._needed = needed[c.method]
         self.lists = lists or {}
         self.dataset_interactions = dataset_interactions
         self.item_vectors = item_vectors
@@ -373,6 +372,9 @@ class Hybrid(Recommender):
 
     def fit(self, train: pd.DataFrame, items=None) -> "Hybrid":
         c = self.config
+        missing = [f for f in self._needed if getattr(c, f) is None]
+        if missing:
+            raise ValueError(f"{self.name} method {c.method!r} needs {missing}")
         for n in self._names():
             if n not in self.lists:
                 raise KeyError(f"{self.name}: no stored lists for component {n!r}; have {sorted(self.lists)}")
