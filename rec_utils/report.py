@@ -293,7 +293,8 @@ def table_hybrids(dataset: str = "beauty") -> pd.DataFrame | str:
         for c in ("ndcg@10", "hit_rate@10", "ndcg@20", "hit_rate@20"):
             theirs = _paper_value(paper, r["model"], c) if r["variant"] == "" else np.nan
             m, k = c.split("@")
-            row[f"{SHORT[m]}@{k}"] = _fmt(r[c], r.get(f"{c}_sd"))
+            sd = r.get(f"{c}_sd")
+            row[f"{SHORT[m]}@{k}"] = _fmt(r[c], sd if sd == sd and sd >= 5e-7 else None)  # float noise is no spread
             row[f"{SHORT[m]}@{k} paper"] = _fmt(theirs)
             row[f"{SHORT[m]}@{k} Δ"] = _delta(r[c], theirs)
         rows.append(row)
