@@ -220,7 +220,7 @@ def table_benchmarks_neural() -> pd.DataFrame | str:
         return "_Run `python scripts/benchmark_neural.py`._"
     b = pd.concat(frames, ignore_index=True)
     b["device"] = b["device"].str.replace(r"^cpu:.*", "cpu", regex=True)
-    b["threads"] = b["threads"].fillna("–")
+    b["threads"] = b["threads"].astype(object).fillna("–")
     t = (b.groupby(["model", "device", "threads", "variant"])[["epoch_s_est", "train_seq_per_s", "predict_s"]]
          .last().round(2).reset_index())
     return t.rename(columns={"epoch_s_est": "s/epoch", "train_seq_per_s": "train seq/s",
@@ -299,6 +299,90 @@ BLOCKS = {
     "benchmarks-neural": table_benchmarks_neural,
     "benchmarks-llm": table_benchmarks_llm,
 }
+
+
+def table_hybrids(dataset: str = "beauty") -> pd.DataFrame | str:
+    """The hybrids of §6.6 (notebook 07) on the temporal test split: mean ± sd over seeds of
+    NDCG/HR at 10 and 20, the paper's §9.4 values and the relative difference (standard label
+    only; the faithful-popularity rows are labelled), and the components the grid chose."""
+    import json
+
+    s = _mean_rows(dataset, "temporal")
+    s = s[s["family"] == "hybrid"] if len(s) else s
+    if s.empty:
+        return "_Run notebook 07 (`make study`) for the hybrids._"
+    paper = paper_results(dataset, section="9.4")
+    rows = []
+    for _, r in s.sort_values(["model", "variant"]).iterrows():
+        cfg = json.loads(r["config"])
+        params = {k: cfg.get(k) for k in ("rank", "confidence", "quantile", "diversity_quantile") if cfg.get(k) is not None}
+        row = {"hybrid": r["model"] + (f" ({r['variant']})" if r["variant"] else ""), "seeds": int(r["n_seeds"]),
+               "chosen on the folds": ", ".join(filter(None, [cfg.get("method"), cfg.get("model_1"), cfg.get("model_2")]
+                                                          + [f"{k}={v}" for k, v in params.items()]))}
+        for c in ("ndcg@10", "hit_rate@10", "ndcg@20", "hit_rate@20"):
+            theirs = _paper_value(paper, r["model"], c) if r["variant"] == "" else np.nan
+            m, k = c.split("@")
+            sd = r.get(f"{c}_sd")
+            row[f"{SHORT[m]}@{k}"] = _fmt(r[c], sd if sd == sd and sd >= 5e-7 else None)  # float noise is no spread
+            row[f"{SHORT[m]}@{k} paper"] = _fmt(theirs)
+            row[f"{SHORT[m]}@{k} Δ"] = _delta(r[c], theirs)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table_hybrid_bands(dataset: str = "beauty") -> pd.DataFrame | str:
+    """LLMSeqSim&Sequential per popularity band of the last prompt item (notebook 07's
+    ``hybrid_popularity_bands.csv``): sessions and NDCG@20 of each component and hybrid (HR@20 is in the file)."""
+    path = RESULTS_ROOT / dataset / "hybrid_popularity_bands.csv"
+    if not path.is_file():
+        return "_Run notebook 07 (`make study`) for the per-band table._"
+    b = pd.read_csv(path)
+    cols = [c for c in b.columns if c.endswith("ndcg@20")]
+    out = b[["band (last item popularity)", "sessions"] + cols].copy()
+    for c in cols:
+        out[c] = out[c].map(_fmt)
+    out["sessions"] = out["sessions"].round().astype(int)
+    return out
+
+
+def table_master(dataset: str = "beauty") -> pd.DataFrame | str:
+    """The master table of notebook 11 (``results/<dataset>/master_table.csv``), compact: every
+    model × protocol × label with NDCG@10/20 and HR@20 (mean ± sd), coverage and novelty @20,
+    the paper's NDCG@20 with the relative difference, and the best-of-n NDCG@20 (labelled extra)."""
+    path = RESULTS_ROOT / dataset / "master_table.csv"
+    if not path.is_file():
+        return "_Run notebook 11 (`make study`) for the master table._"
+    t = pd.read_csv(path, dtype={"label": str, "split": str}).fillna({"label": ""})
+    rows = []
+    for _, r in t.iterrows():
+        rows.append({"model": r["model"] + (f" ({r['label']})" if r["label"] else ""), "protocol": r["protocol"],
+                     "seeds": int(r["seeds"]),
+                     **{f"{SHORT[c.split('@')[0]]}@{c.split('@')[1]}": _fmt(r[c], r[f"{c} sd"])
+                        for c in ("ndcg@10", "ndcg@20", "hit_rate@20")},
+                     "Cov@20": _fmt(r["catalog_coverage@20"]), "Nov@20": _fmt(r["novelty@20"], digits=3),
+                     "NDCG@20 paper": _fmt(r["ndcg@20 paper"]), "Δ paper": _delta(r["ndcg@20"], r["ndcg@20 paper"]),
+                     "NDCG@20 best-of-n (extra)": _fmt(r["ndcg@20 best-of-n"])})
+    return pd.DataFrame(rows)
+
+
+def figures_block() -> str:
+    """The figures notebook 11 wrote (``results/figures/index.csv``), as Markdown images with
+    their captions."""
+    from .analysis import read_figure_index
+
+    idx = read_figure_index()
+    if idx.empty:
+        return "_Run notebook 11 (`make study`) for the figures._"
+    return "\n\n".join(f"**{r['title']}**\n\n![{r['title']}]({r['file']})\n\n_{r['caption']}_"
+                        for _, r in idx.iterrows())
+
+
+BLOCKS.update({
+    "beauty-hybrids": lambda: table_hybrids("beauty"),
+    "beauty-hybrid-bands": lambda: table_hybrid_bands("beauty"),
+    "beauty-master": lambda: table_master("beauty"),
+    "results-figures": figures_block,
+})
 
 
 def render(text: str) -> str:

@@ -37,6 +37,8 @@ def _has_outputs(name: str, out: Path) -> bool:
         return (out / "split_summary.csv").is_file()
     if nb == "03_embeddings":
         return any((out / "embeddings").glob("embeddings_*.json"))
+    if nb == "11_results":
+        return (out.parent / "figures" / "index.csv").is_file()
     s = out / "summary.csv"
     return s.is_file() and (pd.read_csv(s)["notebook"] == nb).any()
 
@@ -183,9 +185,48 @@ def test_10_tuning_study_config_and_rows():
     sig = pd.read_csv(out / "significance.csv")
     sig = sig[(sig["model_a"] == p["MODEL"]) & sig["label_a"].fillna("").str.contains("preset=tuned")]
     assert len(sig) == 2 and ((sig["ci_low"] <= sig["diff"]) & (sig["diff"] <= sig["ci_high"])).all()
+def test_07_hybrids_rows():
+    """A mean row of each hybrid's validation winner (and of the faithful-popularity variants)
+    with every CI seed and 12 metrics, paired comparisons with the winners' components, and the
+    per-band table of LLMSeqSim&Sequential whose hybrid column is each band's mix of its components."""
+    run = CI_RUNS["07_hybrids"]
+    out = results_of("07_hybrids")
+    mean = summary_rows("07_hybrids")
+    mean = mean[mean["aggregate"] == "mean"]
+    assert {"EmbeddingEnsemble", "LLMSeqSim&Sequential", "LLMSeqSim&Popularity"} <= set(mean["model"])
+    assert (mean["n_seeds"] == len(run["parameters"]["SEEDS"])).all()
+    assert mean[list(METRIC_COLUMNS)].notna().all(axis=None)
+    assert (mean["n_test_sessions"] == run["parameters"]["SAMPLE_SESSIONS"]).all()
+    assert mean["variant"].str.contains("popularity_source=dataset").any(), "the faithful popularity variant"
+    sig = pd.read_csv(out / "significance.csv")
+    sig = sig[sig["model_a"].isin(mean["model"])]
+    assert len(sig) >= 2 * 3 and ((sig["ci_low"] <= sig["diff"]) & (sig["diff"] <= sig["ci_high"])).all()
+    bands = pd.read_csv(next(out.glob("hybrid_popularity_bands*.csv")))
+    assert bands["sessions"].sum() == pytest.approx(run["parameters"]["SAMPLE_SESSIONS"])
+    bands = bands[bands["sessions"] > 0]
+    comp = [c for c in bands.columns if c.endswith(" ndcg@20") and not c.startswith("hybrid")]
+    lo, hi = bands[comp].min(axis=1), bands[comp].max(axis=1)
+    assert ((bands["hybrid ndcg@20"] >= lo - 1e-9) & (bands["hybrid ndcg@20"] <= hi + 1e-9)).all()
+
+
+def test_11_results_outputs():
+    """The master table (a row per recorded model with the paper's columns) and the figure index
+    with a caption per figure, every listed figure written."""
+    run = CI_RUNS["11_results"]
+    out = results_of("11_results")
+    master = pd.read_csv(out / "master_table.csv")
+    assert {"ndcg@20", "ndcg@20 sd", "ndcg@20 paper", "ndcg@20 Δ", "ndcg@20 best-of-n"} <= set(master.columns)
+    assert set(read_summary(out)["model"]) == set(master["model"])
+    index = pd.read_csv(out.parent / "figures" / "index.csv")
+    assert len(index) >= run["parameters"]["MIN_FIGURES"]
+    assert index["caption"].str.len().min() > 40
+    for f in index["file"]:
+        path = Path(f) if Path(f).is_absolute() else PROJECT_ROOT / f
+        assert path.stat().st_size > 5000, f
 
 
 #: Notebooks added by later issues register their checks here: {notebook: test function}.
 EXTRA_CHECKS: dict = {"02_sequential": test_02_sequential_rows, "03_embeddings": test_03_embeddings_record,
                       "04_llmseqsim": test_04_llmseqsim_rows, "05_llm2sequential": test_05_llm2sequential_rows}
 EXTRA_CHECKS["10_tuning"] = test_10_tuning_study_config_and_rows
+EXTRA_CHECKS.update({"07_hybrids": test_07_hybrids_rows, "11_results": test_11_results_outputs})

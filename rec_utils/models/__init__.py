@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from .base import Recommender
+from .hybrids import HYBRIDS
 from .llm2 import LLM2_BASES, LLM2BERT4Rec, LLM2GRU4Rec, LLM2SASRec
 from .llmseqsim import LLMSeqSim
 from .neural import BERT4Rec, GRU4Rec, SASRec
@@ -26,6 +27,7 @@ MODELS = {
     **{name: (lambda name=name: (lambda **cfg: SKNN.variant(name, **cfg)))() for name in SKNN_VARIANTS},
     "LLMSeqSim": LLMSeqSim,
     "SKNNEmb": SKNNEmb,
+    **HYBRIDS,  # §6.6, over stored component lists (rec_utils.hybrid_runs)
 }
 
 
@@ -38,6 +40,7 @@ FAMILIES = {
     "session-knn": tuple(SKNN_VARIANTS),
     "neural": ("GRU4Rec", "SASRec", "BERT4Rec", *LLM2_BASES),
     "embedding": ("LLMSeqSim", "SKNNEmb"),
+    "hybrid": tuple(HYBRIDS),
 }
 
 
