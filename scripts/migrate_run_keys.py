@@ -26,6 +26,18 @@ the field is read as made with the defaults). Valid
 only because every such committed run was made in the session that added the check, from the
 same data and model files (the LLMSeqSim/SKNNEmb runs were recomputed then under the tie rule,
 the LLM2 runs were new); a run whose data or model files differ must be rerun instead.
+
+``--rekey-item-source`` (third step, when text-model runs came to be keyed by the *source* of
+their item vectors, :attr:`rec_utils.text.ItemEmbeddings.source_fingerprint`, instead of the
+vectors' float bits, which change with the CPU's thread count): stored text-model runs with an
+``item_vectors`` input get ``item_source`` = the source fingerprint their config gives today
+(``item_vectors`` stays as the record of the matrix they read); and the two grid files of notebook
+04 named by the old vector hash are renamed to the source-keyed names the default plan's 04 entry
+computes (the only ones of their pattern; the grid's cells are keyed by config and fold and do not
+change). Valid because every such run was made with the pinned local MiniLM package and the titles
+of ``data/<dataset>/items.csv``, unchanged since the first commit (``git log -- data/*/items.csv``);
+runs from other providers or models not installed here are reported and left as they are (they
+rerun).
 """
 from __future__ import annotations
 
@@ -251,12 +263,81 @@ def backfill_inputs(root: Path, dry_run: bool) -> int:
     return 0
 
 
+def rekey_item_source(root: Path, dry_run: bool) -> int:
+    """See the module docstring (``--rekey-item-source``)."""
+    import warnings
+
+    from rec_utils.models import build_model
+
+    datasets, stats = {}, Counter()
+    for path in sorted(root.glob("*/runs/*/*.json")):
+        rec = json.loads(path.read_text())
+        inputs = rec.get("inputs") or {}
+        if "item_vectors" not in inputs or "item_source" in inputs:
+            stats["not a text-model run, or already keyed by source"] += 1
+            continue
+        if rec["dataset"] not in datasets:
+            datasets[rec["dataset"]] = load_dataset(rec["dataset"])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fp = build_model(rec["model"], **rec["config"]).input_fingerprint(datasets[rec["dataset"]].items)
+        except Exception as e:  # a provider or model not available here: the run reruns when asked for
+            print(f"{path}: left as it is ({type(e).__name__}: {e})")
+            stats["left (source not available here)"] += 1
+            continue
+        rec["inputs"] = {**inputs, **fp}
+        stats["text-model runs keyed by the source of their vectors"] += 1
+        if not dry_run:
+            atomic_write_text(path, json.dumps(rec, indent=1, sort_keys=True))
+    stats["04 grid files renamed"] += _rename_04_grids(root / "beauty", dry_run)
+    print(dict(stats))
+    return 0
+
+
+def _rename_04_grids(out: Path, dry_run: bool) -> int:
+    """The LLMSeqSim / SKNNEmb grid files of the default plan's 04 entry, renamed from the old
+    vector hash to the source key (the notebook's own formulas, its default parameters)."""
+    from rec_utils.text import EmbeddingSpec
+    from rec_utils.utils import short_hash
+
+    provider, model, cleans = "sentence-transformers", "sentence-transformers/all-MiniLM-L6-v2", ["reference", "unescape"]
+    items = load_dataset("beauty").items
+    embs = {c: EmbeddingSpec(provider=provider, model=model, text_clean=c).embed(items, device="cpu") for c in cleans}
+    renamed = 0
+    for stem, key_of in (("04_llmseqsim", lambda: short_hash(provider, model, *[embs[c].source_fingerprint for c in cleans])),
+                         ("04_sknnemb", None)):
+        files = sorted((out / "grid").glob(f"{stem}_all-MiniLM-L6-v2_*_*.csv"))
+        if len(files) != 1:
+            print(f"{stem}: {len(files)} grid files, none renamed")
+            continue
+        (old,) = files
+        _, folds_key = old.stem.rsplit("_", 1)
+        if key_of is None:  # SKNNEmb's file is keyed by the LLMSeqSim winner's cleaning (its summary row)
+            s = pd.read_csv(out / "summary.csv", dtype=str, keep_default_na=False)
+            (cfg,) = s.loc[(s["notebook"] == "04_llmseqsim") & (s["model"] == "LLMSeqSim") & (s["variant"] == "")
+                           & (s["aggregate"] == "mean"), "config"]
+            key = embs[json.loads(cfg).get("text_clean", "reference")].source_fingerprint
+        else:
+            key = key_of()
+        new = old.with_name(f"{stem}_all-MiniLM-L6-v2_{key}_{folds_key}.csv")
+        if new != old:
+            print(f"{old.name} -> {new.name}")
+            renamed += 1
+            if not dry_run:
+                old.rename(new)
+    return renamed
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dry-run", action="store_true", help="report only, write nothing")
     ap.add_argument("--backfill-inputs", action="store_true", help="the second step (module docstring)")
     ap.add_argument("--root", default=str(RESULTS_ROOT), help="results root (default results/)")
+    ap.add_argument("--rekey-item-source", action="store_true", help="the third step (module docstring)")
     args = ap.parse_args(argv)
+    if args.rekey_item_source:
+        return rekey_item_source(Path(args.root), args.dry_run)
     if args.backfill_inputs:
         return backfill_inputs(Path(args.root), args.dry_run)
     return migrate(Path(args.root), args.dry_run)

@@ -217,7 +217,7 @@ def test_a_text_model_reruns_when_an_item_text_changes(tmp_path, tiny_folder):
     run_seeds(make, split, setting, out_dir=tmp_path / "out", items=items)
     assert fits == [0], "same vectors: reused"
     vectors(vec_file, flip=True)  # same file name, other content
-    with pytest.warns(UserWarning, match="input item_vectors"):
+    with pytest.warns(UserWarning, match="input item_source"):
         run_seeds(make, split, setting, out_dir=tmp_path / "out", items=items)
     assert fits == [0, 0], "changed vectors: run again"
     with pytest.warns(UserWarning, match="evaluation k"):
@@ -248,3 +248,29 @@ def test_a_done_marker_goes_stale_when_the_data_changes(tmp_path):
     assert study.expand_runs(plan, tmp_path / "results")[0]["params_id"] == before
     thirty_sessions(tmp_path / "data", 3)
     assert study.expand_runs(plan, tmp_path / "results")[0]["params_id"] != before
+
+
+def test_text_runs_are_keyed_by_what_made_the_vectors_not_by_their_float_bits():
+    """Embedded texts: the same model files and texts give one source fingerprint whatever the
+    float noise of the CPU that embedded them (1e-7 here); another text or another model key
+    gives another; vectors from a file (no model key) are keyed by their values."""
+    import numpy as np
+    import pandas as pd
+
+    from rec_utils.text import ItemEmbeddings
+
+    ids = np.array([1, 2, 3])
+    texts = pd.Series(["Lego City Fire Station", "Lego Police Car", "Dog food"], index=ids)
+    vecs = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    noisy = vecs + np.float32(1e-7)
+
+    def emb(v, t=texts, key="local-abc", provider="sentence-transformers"):
+        info = {} if key is None else {"model_key": key}
+        return ItemEmbeddings(ids, v, np.zeros(3, bool), provider, "m", t, info)
+
+    a, b = emb(vecs), emb(noisy)
+    assert a.fingerprint != b.fingerprint and a.source_fingerprint == b.source_fingerprint
+    assert emb(vecs, t=texts.replace("Dog food", "Cat food")).source_fingerprint != a.source_fingerprint
+    assert emb(vecs, key="local-def").source_fingerprint != a.source_fingerprint
+    f1, f2 = emb(vecs, t=None, key=None, provider="file"), emb(noisy, t=None, key=None, provider="file")
+    assert f1.source_fingerprint == f1.fingerprint and f1.source_fingerprint != f2.source_fingerprint

@@ -228,7 +228,7 @@ class Recommender(ABC):
     def input_fingerprint(self, items: pd.DataFrame | None = None) -> dict:
         """Content hashes of what the model reads besides the train split and its config
         (``{}`` for most models). Text-based models return the hash of the item vectors they
-        will use (``{"item_vectors": ...}``: texts, embedding model and vector files all enter
+        will use (``{"item_source": ...}``: texts, embedding model and vector files all enter
         it), so a stored run is not reused after a title or a model folder changed."""
         return {}
 
@@ -245,11 +245,13 @@ class Recommender(ABC):
 
 class UsesItemVectors:
     """Mixin of the models that read item text through an embedding spec (``self.config.embedding``,
-    optional given ``self.embeddings``, ``self.device``): their input fingerprint is the hash of
-    the raw item vectors (ids and values), so texts, embedding model files and vector files all
-    enter the reuse check of stored runs."""
+    optional given ``self.embeddings``, ``self.device``): their input fingerprint is the source of
+    the raw item vectors (:attr:`~rec_utils.text.ItemEmbeddings.source_fingerprint`: the model's
+    files and the texts when they were embedded, the vectors when they came from a file), so
+    texts, embedding model files and vector files all enter the reuse check of stored runs, and
+    the float noise of embedding on another CPU does not."""
 
     def input_fingerprint(self, items: pd.DataFrame | None = None) -> dict:
         if self.embeddings is None:  # embedded through the text cache; fit reuses them
             self.embeddings = self.config.embedding.embed(items, device=self.device)
-        return {"item_vectors": self.embeddings.fingerprint}
+        return {"item_source": self.embeddings.source_fingerprint}

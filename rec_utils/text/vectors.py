@@ -110,6 +110,25 @@ class ItemEmbeddings:
         """Short hash of ids and vectors (identifies the matrix, e.g. in run notes)."""
         return short_hash(self.item_ids, self.vectors)
 
+    @property
+    def source_fingerprint(self) -> str:
+        """Short hash of what *made* the vectors: for embedded texts the provider, the model key
+        (a local model's file contents; an OpenAI model, dimensions and host) and the ids with
+        their texts; for vectors read from a file or given as a matrix (no model key or no
+        texts), the vectors themselves (:attr:`fingerprint`).
+
+        This, not :attr:`fingerprint`, keys the stored runs of text models: a model's output
+        bits depend on the CPU and its thread count (float summation order; seen here: the same
+        MiniLM files and titles embedded with 1 and with 2 threads give matrices of other
+        hashes, and LLMSeqSim top-20 lists equal for 99.98 % of the test sessions), so a hash of
+        the bits would retrain every text model on a fresh clone or another machine although
+        nothing it depends on changed."""
+        key = self.info.get("model_key")
+        if key is None or self.texts is None:
+            return self.fingerprint
+        return short_hash("embedded", self.provider, key, self.item_ids,
+                          self.texts.astype(str).to_numpy().astype("U"), self.missing_text)
+
     def to_frame(self) -> pd.DataFrame:
         """The authors' layout: ItemId, embedding (list), plus missing_text."""
         return pd.DataFrame({"ItemId": self.item_ids, "embedding": list(self.vectors),
