@@ -122,7 +122,7 @@ def finetune(model_name: str, tok, train: list[tuple[str, str]], val: list[tuple
         eval_steps=cfg.eval_steps, save_strategy="steps" if has_val else "no", save_steps=cfg.eval_steps,
         save_total_limit=1, save_only_model=True, load_best_model_at_end=has_val,
         metric_for_best_model="eval_loss", greater_is_better=False, seed=cfg.seed, data_seed=cfg.seed,
-        report_to=[], disable_tqdm=not progress, dataloader_num_workers=0, remove_unused_columns=False,
+        report_to=[], disable_tqdm=not progress, prediction_loss_only=True, dataloader_num_workers=0, remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available())
     callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.patience)] if has_val else []
     trainer = Trainer(model=lm, args=args, train_dataset=tr, eval_dataset=va if has_val else None,

@@ -48,7 +48,8 @@ class LLMSeqPromptConfig:
     n_val_cases: int = 0  # validation cases for the eval loss (0 = all of the 20 %)
     case_seed: int = 42  # shuffle of the cases (reference 42)
     val_share: float = 0.2  # validation share (reference 20 %)
-    max_case_tokens: int = 4096  # longer cases are skipped (reference 4,096; not for classify)
+    max_case_tokens: int = 4096  # longer cases are skipped (reference 4,096 tiktoken tokens; not for classify)
+    max_prompt_items: int = 0  # > 0: only the last this many prompt items are shown (CPU runs; 0 = all, the paper)
     epochs: float = 1.0
     lr: float | None = None  # None: 5e-5 full, 2e-4 LoRA
     batch_size: int = 8
@@ -61,7 +62,7 @@ class LLMSeqPromptConfig:
     top_p: float = 1.0
     n_samples: int = 20  # samples per prompt (paper: 20)
     num_beams: int = 20  # beams of the constrained decoder (= list length)
-    max_new_tokens: int | None = None  # None: 48 for one name, 24 per list entry
+    max_new_tokens: int | None = None  # None: 48 for one name, 24 per list entry; beam: the longest name
     gen_batch_size: int = 4  # prompts per generate call
     list_length: int = 20  # names per list (genlist / classify / rank), candidates of rank
     n_clusters: int = 200  # classify: k-means classes (paper 200)
@@ -196,7 +197,9 @@ class LLMSeqPrompt(Recommender):
         return None
 
     def _prompt_names(self, prompt) -> list[str]:
-        return [n for n in (self.names_.get(int(i), "") for i in prompt) if n]
+        names = [n for n in (self.names_.get(int(i), "") for i in prompt) if n]
+        m = self.config.max_prompt_items
+        return names[-m:] if m else names
 
     def _messages(self, prompt, i, candidates=None, answer=None):
         c = self.config
@@ -327,7 +330,7 @@ class LLMSeqPrompt(Recommender):
                  self.tok_.apply_chat_template(m["messages"], tokenize=False, add_generation_prompt=True) for m in msgs]
         if c.decoder == "beam":
             names, _ = G.constrained_beam(self.lm_, self.tok_, texts, self.trie_, num_beams=c.num_beams,
-                                          max_new_tokens=self._new_tokens(), progress=self.progress)
+                                          max_new_tokens=c.max_new_tokens, progress=self.progress)
             if c.variant == "recsys23":
                 names = [[x + C.RECSYS23_END for x in row] for row in names]
             return names, sum(map(len, names))
