@@ -162,7 +162,7 @@ def test_06_llmseqprompt_rows():
     assert mean[list(METRIC_COLUMNS)].notna().all(axis=None)
     assert all(f"test_sessions={p['EVAL_SESSIONS']}" in v for v in mean["variant"].fillna(""))
     assert set(llm["variant"].str.extract(r"decoder=(\w+)")[0]) == set(p["DECODER"])
-    shares = pd.read_csv(artifact_path(out, "06_output_shares", "temporal", "variant=genitem"))
+    shares = pd.concat([pd.read_csv(f) for f in out.glob("06_output_shares*.csv")])
     beam = shares[shares["decoder"] == "beam"].iloc[0]
     assert beam["hallucinated_share"] == 0 and beam["valid_name_share"] == 1
     assert shares[["unique_share", "duplicate_share"]].sum(axis=1).round(9).eq(1).all()

@@ -20,6 +20,7 @@ the test targets are always among them); see also :mod:`.mapping`.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,6 +310,7 @@ class LLMSeqPrompt(Recommender):
         info["generation"] = {"decoder": c.decoder, "prompts": len(p), "answers": n_ans, "seconds": round(gen_s, 3),
                               "items_per_s": n_items / gen_s if gen_s > 0 else None,
                               "answers_per_s": n_ans / gen_s if gen_s > 0 else None}
+        info["load_avg_1m"] = round(os.getloadavg()[0], 2)  # throughput on a shared machine: its load
         self.fit_info_ = info
         return (recs, scores) if return_scores else recs
 
