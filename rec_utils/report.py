@@ -286,6 +286,45 @@ def table_tuning(dataset: str = "beauty") -> pd.DataFrame | str:
     return pd.DataFrame(rows)
 
 
+def table_llmseqprompt(dataset: str = "beauty") -> pd.DataFrame | str:
+    """Notebook 06: every LLMSeqPrompt row beside the baselines evaluated on the same test subset
+    (same split fingerprint), with the output shares each LLMSeqPrompt run recorded."""
+    import json
+
+    s = summary(dataset)
+    if s.empty or not (s["model"] == "LLMSeqPrompt").any():
+        return "_Run notebook 06 (`make study`) for LLMSeqPrompt._"
+    s = s[(s["aggregate"] == "mean") & (s["notebook"] == "06_llmseqprompt")]
+    shares = {}
+    for path in sorted((RESULTS_ROOT / dataset / "runs" / "LLMSeqPrompt").glob("*.json")):
+        r = json.loads(path.read_text())
+        out = (r.get("fit_info") or {}).get("output") or {}
+        shares[(r["setting_id"], r["split_fingerprint"])] = out
+    rows = []
+    for fp, g in s.groupby("split_fingerprint", sort=False):
+        for _, r in g.sort_values("ndcg@20", ascending=False).iterrows():
+            o = shares.get((r["setting_id"], fp), {})
+            pct = lambda k: f"{o[k]:.0%}" if k in o else "–"  # noqa: E731
+            rows.append({"model": r["model"] + (f" ({r['variant']})" if r["variant"] else ""),
+                         "sessions": int(r["n_test_sessions"]), "NDCG@20": _fmt(r["ndcg@20"]),
+                         "HR@20": _fmt(r["hit_rate@20"]), "MRR@20": _fmt(r["mrr@20"]),
+                         "Cov@20": _fmt(r["catalog_coverage@20"]), "unique": pct("unique_share"),
+                         "duplicate": pct("duplicate_share"), "hallucinated": pct("hallucinated_share"),
+                         "parse failures": pct("parse_failure_share"), "wall s": f"{r['wall_s']:.0f}",
+                         "split": fp})
+    return pd.DataFrame(rows)
+
+
+def table_benchmarks_llmseqprompt() -> pd.DataFrame | str:
+    """Fine-tuning tokens/s and generation items/s of the stored LLMSeqPrompt runs."""
+    path = RESULTS_ROOT / "benchmarks" / "llmseqprompt.csv"
+    if not path.is_file():
+        return "_Run `.venv/bin/python scripts/benchmark_llmseqprompt.py`._"
+    b = pd.read_csv(path).fillna({"decoder": ""})
+    cols = ["benchmark", "llm_variant", "model", "decoder", "value", "n", "seconds", "threads", "load_avg_1m", "device"]
+    return b[[c for c in cols if c in b.columns]].round(2)
+
+
 BLOCKS = {
     "beauty-tuning": lambda: table_tuning("beauty"),
     "beauty-significance": lambda: table_significance("beauty"),
@@ -298,6 +337,8 @@ BLOCKS = {
     "benchmarks-baselines": table_benchmarks,
     "benchmarks-neural": table_benchmarks_neural,
     "benchmarks-llm": table_benchmarks_llm,
+    "beauty-llmseqprompt": lambda: table_llmseqprompt("beauty"),
+    "benchmarks-llmseqprompt": table_benchmarks_llmseqprompt,
 }
 
 

@@ -223,6 +223,28 @@ def test_11_results_outputs():
     for f in index["file"]:
         path = Path(f) if Path(f).is_absolute() else PROJECT_ROOT / f
         assert path.stat().st_size > 5000, f
+def test_06_llmseqprompt_rows():
+    """One LLMSeqPrompt row per decoder and sweep temperature and the three baselines, all on the
+    same seeded subset; the constrained decoder hallucinates nothing; shares and loss curves written."""
+    run = CI_RUNS["06_llmseqprompt"]
+    p = run["parameters"]
+    out = results_of("06_llmseqprompt")
+    rows = summary_rows("06_llmseqprompt")
+    mean = rows[rows["aggregate"] == "mean"]
+    llm = mean[mean["model"] == "LLMSeqPrompt"]
+    assert len(llm) == len(p["DECODER"]) + len(p["TEMPERATURES"])
+    assert {"MostPopular", "V-SKNN", "LLMSeqSim"} <= set(mean["model"])
+    assert (mean["n_test_sessions"] == p["EVAL_SESSIONS"]).all() and mean["split_fingerprint"].nunique() == 1
+    assert mean[list(METRIC_COLUMNS)].notna().all(axis=None)
+    assert all(f"test_sessions={p['EVAL_SESSIONS']}" in v for v in mean["variant"].fillna(""))
+    assert set(llm["variant"].str.extract(r"decoder=(\w+)")[0]) == set(p["DECODER"])
+    shares = pd.concat([pd.read_csv(f) for f in out.glob("06_output_shares*.csv")])
+    beam = shares[shares["decoder"] == "beam"].iloc[0]
+    assert beam["hallucinated_share"] == 0 and beam["valid_name_share"] == 1
+    assert shares[["unique_share", "duplicate_share"]].sum(axis=1).round(9).eq(1).all()
+    assert list((out / "figures").glob("06_loss_curves*.png"))
+    sig = pd.read_csv(out / "significance.csv")
+    assert (sig["model_a"] == "LLMSeqPrompt").sum() == 2 * len(p["DECODER"])
 
 
 #: Notebooks added by later issues register their checks here: {notebook: test function}.
@@ -230,3 +252,4 @@ EXTRA_CHECKS: dict = {"02_sequential": test_02_sequential_rows, "03_embeddings":
                       "04_llmseqsim": test_04_llmseqsim_rows, "05_llm2sequential": test_05_llm2sequential_rows}
 EXTRA_CHECKS["10_tuning"] = test_10_tuning_study_config_and_rows
 EXTRA_CHECKS.update({"07_hybrids": test_07_hybrids_rows, "11_results": test_11_results_outputs})
+EXTRA_CHECKS["06_llmseqprompt"] = test_06_llmseqprompt_rows

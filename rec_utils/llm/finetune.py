@@ -1,0 +1,155 @@
+"""Fine-tuning the local LLM on LLMSeqPrompt cases (transformers ``Trainer``; full or LoRA).
+
+Each example is ``prompt`` (the chat template applied to system + user, with the generation
+prompt; RecSys'23: the raw prompt) followed by ``completion`` (the answer + end-of-turn token);
+the loss is on the completion tokens only. The validation loss is computed every ``eval_steps``
+steps on the validation cases; training stops early after ``patience`` evaluations without
+improvement, by steps and epochs, never by time, and the best checkpoint (lowest validation
+loss) is the model kept. ``lora=True`` trains a ``peft`` LoRA adapter (r, alpha, dropout, all
+linear layers) that is merged into the weights afterwards.
+
+The kept model is cached under ``<cache>/finetuned/<key>/`` where ``key`` hashes the base
+model's identity, the examples' text and every training hyper-parameter, so the same data and
+config never train twice (and an interrupted study resumes), and anything else trains anew.
+``torch.set_flush_denormal(True)`` is set; a GPU is used when present (the Trainer's device).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..utils import atomic_write_text, short_hash
+from .local import default_llm_cache, load_model, prepare_torch
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning hyper-parameters (defaults: docs/local-models' measured recipe)."""
+
+    epochs: float = 1.0  # passes over the training examples
+    lr: float | None = None  # AdamW learning rate; None: 5e-5 full, 2e-4 LoRA
+    batch_size: int = 8  # examples per step
+    eval_steps: int = 10  # validation loss every this many steps
+    patience: int = 3  # evaluations without improvement before stopping
+    lora: bool = False  # LoRA adapter (peft) instead of full fine-tuning
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    seed: int = 0
+    max_steps: int = -1  # > 0: stop after this many steps (CI)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (2e-4 if self.lora else 5e-5)
+
+
+def tokenize_examples(tok, examples: list[tuple[str, str]]) -> list[dict]:
+    """``(prompt, completion)`` texts → input ids with labels −100 on the prompt tokens."""
+    p = tok([e[0] for e in examples], add_special_tokens=False)["input_ids"]
+    c = tok([e[1] for e in examples], add_special_tokens=False)["input_ids"]
+    return [{"input_ids": a + b, "labels": [-100] * len(a) + b} for a, b in zip(p, c)]
+
+
+def _collate(pad_id: int):
+    import torch
+
+    def collate(batch):
+        n = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+        lab = torch.full((len(batch), n), -100, dtype=torch.long)
+        att = torch.zeros((len(batch), n), dtype=torch.long)
+        for i, b in enumerate(batch):
+            m = len(b["input_ids"])
+            ids[i, :m] = torch.tensor(b["input_ids"]); lab[i, :m] = torch.tensor(b["labels"]); att[i, :m] = 1
+        return {"input_ids": ids, "labels": lab, "attention_mask": att}
+
+    return collate
+
+
+def finetune_key(base_id: str, train: list[tuple[str, str]], val: list[tuple[str, str]], cfg: TrainConfig) -> str:
+    return short_hash(base_id, train, val, asdict(cfg))
+
+
+def finetune(model_name: str, tok, train: list[tuple[str, str]], val: list[tuple[str, str]], cfg: TrainConfig,
+             *, base_id: str, cache: Path | None = None, progress: bool = True, num_threads: int | None = None):
+    """Fine-tune (or load the cached result) and return ``(model, info)``.
+
+    Args:
+        model_name: base model (``smollm2``, ``tiny-random`` or a folder; see :mod:`.local`).
+        train, val: ``(prompt, completion)`` texts; ``val`` may be empty (no eval, no early stop).
+        base_id: identity of the base weights (:func:`.local.base_model_id`), part of the key.
+
+    Returns:
+        the fine-tuned causal LM (eval mode) and ``info``: key, steps, epochs, best step, best
+        validation loss, train tokens, train seconds, tokens/s and the loss ``history`` (one
+        dict per logged step: ``step``, ``loss`` or ``eval_loss``).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, EarlyStoppingCallback, Trainer, TrainingArguments
+
+    prepare_torch(num_threads)
+    if not train:
+        raise ValueError("no training example to fine-tune on")
+    key = finetune_key(base_id, train, val, cfg)
+    root = Path(cache or default_llm_cache()) / "finetuned" / key
+    info_path = root / "info.json"
+    if info_path.is_file() and (root / "model" / "config.json").is_file():
+        info = json.loads(info_path.read_text())
+        lm = AutoModelForCausalLM.from_pretrained(root / "model", dtype=torch.float32)
+        if torch.cuda.is_available():
+            lm = lm.to("cuda")
+        return lm.eval(), {**info, "cached": True}
+    lm = load_model(model_name, tok, seed=cfg.seed)
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        lm = get_peft_model(lm, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                           target_modules="all-linear", task_type="CAUSAL_LM"))
+    tr, va = tokenize_examples(tok, train), tokenize_examples(tok, val)
+    work = root.parent / f".work-{key}"
+    shutil.rmtree(work, ignore_errors=True)
+    has_val = len(va) > 0
+    args = TrainingArguments(
+        output_dir=str(work), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, eval_on_start=has_val,
+        lr_scheduler_type="linear", logging_steps=1, eval_strategy="steps" if has_val else "no",
+        eval_steps=cfg.eval_steps, save_strategy="steps" if has_val else "no", save_steps=cfg.eval_steps,
+        save_total_limit=1, save_only_model=True, load_best_model_at_end=has_val,
+        metric_for_best_model="eval_loss", greater_is_better=False, seed=cfg.seed, data_seed=cfg.seed,
+        report_to=[], disable_tqdm=not progress, prediction_loss_only=True, dataloader_num_workers=0, remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available())
+    callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.patience)] if has_val else []
+    trainer = Trainer(model=lm, args=args, train_dataset=tr, eval_dataset=va if has_val else None,
+                      data_collator=_collate(tok.pad_token_id), callbacks=callbacks)
+    t0 = time.perf_counter()
+    out = trainer.train()
+    dt = time.perf_counter() - t0
+    lm = trainer.model
+    if cfg.lora:
+        lm = lm.merge_and_unload()
+    hist = [{k: v for k, v in h.items() if k in ("step", "epoch", "loss", "eval_loss", "learning_rate")}
+            for h in trainer.state.log_history]
+    steps = int(trainer.state.global_step)
+    n_tok = sum(len(e["input_ids"]) for e in tr)
+    trained_tokens = int(n_tok * steps * cfg.batch_size / max(len(tr), 1))  # tokens seen (examples average)
+    evals = [h for h in hist if "eval_loss" in h]
+    info = {"key": key, "steps": steps, "epochs": float(trainer.state.epoch or 0), "train_examples": len(tr),
+            "val_examples": len(va), "best_step": (min(evals, key=lambda h: h["eval_loss"])["step"] if evals else steps),
+            "best_eval_loss": (min(h["eval_loss"] for h in evals) if evals else None),
+            "train_loss": float(out.training_loss), "train_tokens": trained_tokens, "train_s": round(dt, 3),
+            "train_tokens_per_s": trained_tokens / dt if dt > 0 else None, "lora": cfg.lora,
+            "device": str(next(lm.parameters()).device), "threads": torch.get_num_threads(), "history": hist}
+    tmp = root.parent / f".tmp-{key}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    lm.save_pretrained(tmp / "model")
+    atomic_write_text(tmp / "info.json", json.dumps(info, indent=1))
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+    shutil.rmtree(work, ignore_errors=True)
+    return lm.eval(), {**info, "cached": False}

@@ -1,0 +1,339 @@
+"""LLMSeqPrompt (rec_utils.llm): cases, formats, parsing and mapping, the constrained decoder,
+fine-tuning and its cache, the recommender through run_seeds, and the OpenAI backend against the
+local stub. Every model here is the tiny random Llama with the real SmolLM2 tokenizer: the
+135 M model is never loaded."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rec_utils.data import load_dataset
+from rec_utils.llm import cases as C
+from rec_utils.llm.mapping import Catalogue, OutputStats, map_fuzzy, map_list, map_samples, parse_output
+from rec_utils.text import ItemEmbeddings
+
+sys.path.insert(0, str(Path(__file__).parent))
+from openai_stub import OpenAIStub, stub_vector  # noqa: E402
+
+WORDS = ["red", "blue", "green", "lipstick", "shampoo", "soap", "brush", "cream", "oil", "mask", "nail", "polish"]
+
+
+def stub_embed(texts):
+    return np.stack([stub_vector(t, 16) for t in texts])
+
+
+def synthetic(tmp_path: Path, n_sessions: int = 60, n_items: int = 24, seed: int = 0):
+    """A small dataset folder with named items (one unnamed) and day-spaced sessions."""
+    from conftest import write_dataset
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_sessions):
+        items = rng.choice(n_items, size=rng.integers(3, 6), replace=False)
+        rows += [(s, int(i), 86400 * s + j) for j, i in enumerate(items)]
+    names = [(i, f"{WORDS[i % 12]} {WORDS[(i * 5 + 3) % 12]} {i}") for i in range(n_items)]
+    names[-1] = (n_items - 1, "")
+    return load_dataset(write_dataset(tmp_path / "synth", rows, names))
+
+
+def embeddings_of(ds) -> ItemEmbeddings:
+    ids = ds.items["item_id"].to_numpy()
+    return ItemEmbeddings(ids, stub_embed([str(t) for t in ds.items["title"].fillna("")]))
+
+
+@pytest.fixture
+def names():
+    return pd.Series(["Lego City Fire Station", "Lego Police Car", "Dog food", "", "Shampoo Extra"], index=[10, 11, 12, 13, 14])
+
+
+# ---------------------------------------------------------------- cases and formats
+
+
+def test_cases_come_from_train_sessions_without_unnamed_items_and_split_20_percent(names):
+    train = pd.DataFrame({"session_id": [1, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5],
+                          "item_id": [10, 11, 12, 10, 13, 11, 10, 11, 12, 11, 10, 14, 14, 12, 10],
+                          "timestamp": range(15)})
+    cs = C.train_cases(train, names, seed=42)
+    assert cs.info["dropped_unnamed"] == 1 and cs.info["dropped_short"] == 1  # session 2 (item 13), session 3
+    assert sorted(cs.session_ids.tolist()) == [1, 4, 5]
+    by = dict(zip(cs.session_ids.tolist(), zip(cs.prompts, cs.targets)))
+    assert by[4][0].tolist() == [12, 11, 10] and by[4][1] == 14
+    assert cs.is_val.sum() == round(0.2 * 3)
+    again = C.train_cases(train, names, seed=42)
+    assert again.session_ids.tolist() == cs.session_ids.tolist()
+
+
+def test_genitem_target_is_the_item_name_not_its_id():
+    msgs = C.messages("genitem", ["Lego City Fire Station"], answer=["Dog food"])
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant"]
+    assert msgs[2]["content"] == "Dog food" and "Lego City Fire Station" in msgs[1]["content"]
+
+
+def test_recsys23_format_numbers_names_and_ends_with_the_separator_and_marker():
+    p = C.recsys23_prompt(["A", "B"])
+    assert p == "1. A \n2. B \n" + "\n\n###\n\n" and C.answer_text("recsys23", "C") == " C ###"
+    long = C.recsys23_prompt([f"item {i} " + "x" * 300 for i in range(40)])
+    assert long.startswith("1. item 20 ") and long.count("\n") == 20 + 4  # only the last 20 items
+
+
+def test_force_first_moves_or_prepends_the_true_item():
+    assert C.force_first(np.array([5, 6, 7]), 6).tolist() == [6, 5, 7]
+    assert C.force_first(np.array([5, 6, 7]), 9).tolist() == [9, 5, 6]
+
+
+def test_genlist_answer_parses_back_to_its_names():
+    text = C.answer_text("genlist", ["A b", "C d", "E"])
+    assert parse_output(text, "genlist") == (["A b", "C d", "E"], False)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+@pytest.mark.parametrize("text, variant, names, failed", [
+    ("x\nBEGIN\n1. A\n2. B\nEND", "genlist", ["A", "B"], False),
+    ("BEGIN\n1. A\n2. B", "genlist", ["A", "B"], True),  # no end marker: kept, counted
+    ("A\nB", "classify", ["A", "B"], True),  # no numbering: lines, counted
+    ("", "rank", [], True),
+    ("   \n", "genitem", [], True),
+    (b"\xff\xfe bad", "genitem", [], True),  # not UTF-8
+    ("Dog food\nmore text", "genitem", ["Dog food"], False),
+    (" Dog food ### 1. x", "recsys23", ["Dog food"], False),
+])
+def test_malformed_outputs_are_counted_never_raised(text, variant, names, failed):
+    assert parse_output(text, variant) == (names, failed)
+
+
+# ---------------------------------------------------------------- mapping
+
+
+@pytest.fixture
+def catalogue():
+    ids = np.arange(6)
+    nm = pd.Series(["alpha", "beta", "gamma", "delta", "epsilon", "alpha"], index=ids)  # 0 and 5 share a name
+    pop = pd.Series([1, 9, 8, 7, 6, 5], index=ids)
+    return Catalogue(ids, nm, pop, stub_embed(list(nm)), stub_embed)
+
+
+def test_a_shared_name_maps_to_its_most_popular_item(catalogue):
+    assert catalogue.exact("alpha") == 5 and catalogue.exact(" alpha ") == 5 and catalogue.exact("zeta") == -1
+
+
+def test_count_and_replace_keeps_a_duplicate_once_and_replaces_the_rest_by_neighbours(catalogue):
+    recs, st = map_samples(["beta", "beta", "beta", "zeta", "gamma"], catalogue, prompt_ids=[3], k=6)
+    assert recs[:2] == [1, 2]  # exact names, first-appearance order
+    assert 3 not in recs and len(recs) == len(set(recs)) == 5  # prompt item never recommended; 5 left
+    assert st.neighbours == 3  # beta: 2 more, zeta (hallucinated): 1
+    s = st.shares()
+    assert s["duplicate_share"] == pytest.approx(2 / 5) and s["hallucinated_share"] == pytest.approx(1 / 5)
+    assert s["unique_share"] == pytest.approx(3 / 5) and s["valid_name_share"] == pytest.approx(4 / 5)
+
+
+def test_a_prompt_item_named_by_the_model_is_replaced(catalogue):
+    recs, st = map_samples(["delta"], catalogue, prompt_ids=[3], k=3)
+    assert 3 not in recs and st.prompt_items == 1 and len(recs) == 3
+
+
+def test_empty_samples_count_as_parse_failures_and_the_list_is_filled(catalogue):
+    recs, st = map_samples(["", b"\xff", "beta"], catalogue, prompt_ids=[], k=4)
+    assert st.parse_failures == 2 and recs[0] == 1 and len(recs) == 4 and st.filled >= 1
+
+
+def test_genlist_maps_unknown_names_to_unused_neighbours(catalogue):
+    recs, st = map_list("BEGIN\n1. gamma\n2. gamma\n3. zeta\nEND", catalogue, prompt_ids=[], k=3, fill="none")
+    assert recs[0] == 2 and len(recs) == len(set(recs)) == 3 and st.duplicate == 1 and st.hallucinated == 1
+
+
+def test_fuzzy_mapping_falls_back_to_the_next_best_unused_match(catalogue):
+    recs, st = map_fuzzy("1. gamma\n2. gamm\n3. delt", [2, 3, 4], catalogue, prompt_ids=[], k=3)
+    assert recs == [2, 3, 4][:len(recs)] and recs[0] == 2 and len(set(recs)) == len(recs) == 3
+    assert st.fuzzy == 2
+
+
+def test_rank_output_is_a_reordering_of_the_candidates(catalogue):
+    recs, _ = map_fuzzy("1. epsilon\n2. beta", [1, 2, 4], catalogue, prompt_ids=[], k=3, append_rest=True)
+    assert recs == [4, 1, 2]
+
+
+# ---------------------------------------------------------------- local model, decoding, fine-tuning
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from rec_utils.llm.local import load_tokenizer
+
+    return load_tokenizer("tiny-random")
+
+
+def test_prepare_torch_flushes_denormals():
+    import torch
+
+    from rec_utils.llm.local import prepare_torch
+
+    prepare_torch()
+    assert (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
+
+
+def test_constrained_beam_search_names_only_catalogue_items(tok):
+    from rec_utils.llm.generate import NameTrie, constrained_beam
+    from rec_utils.llm.local import load_model
+
+    lm = load_model("tiny-random", tok, seed=1)
+    cat = ["Lego City Fire Station", "Lego City Police Car", "Dog food", "Shampoo Extra Long Name For Hair", "Soap"]
+    trie = NameTrie.from_names(tok, cat, tok.eos_token_id)
+    p = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    names, scores = constrained_beam(lm, tok, [p, p + "more"], trie, num_beams=4, progress=False)
+    for row, sc in zip(names, scores):
+        assert row and set(row) <= set(cat) and len(set(row)) == len(row)
+        assert sc == sorted(sc, reverse=True)
+
+
+def test_sampling_returns_n_answers_per_prompt(tok):
+    from rec_utils.llm.generate import sample
+    from rec_utils.llm.local import load_model
+
+    lm = load_model("tiny-random", tok)
+    p = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    out = sample(lm, tok, [p, p, p], n=3, temperature=1.0, max_new_tokens=4, batch_size=2, progress=False)
+    assert [len(o) for o in out] == [3, 3, 3] and all(isinstance(t, str) for o in out for t in o)
+
+
+def test_finetuning_logs_eval_loss_each_eval_step_and_caches_the_best_model(tok, tmp_path):
+    from rec_utils.llm.finetune import TrainConfig, finetune
+
+    ex = [(tok.apply_chat_template([{"role": "user", "content": f"items {i}"}], tokenize=False,
+                                   add_generation_prompt=True), f"name {i % 3}" + tok.eos_token) for i in range(12)]
+    cfg = TrainConfig(epochs=1, batch_size=2, eval_steps=2, patience=10, lr=1e-3)
+    lm, info = finetune("tiny-random", tok, ex[:8], ex[8:], cfg, base_id="tiny", cache=tmp_path, progress=False)
+    evals = [h["step"] for h in info["history"] if "eval_loss" in h]
+    assert evals == [0, 2, 4]  # before training and every 2 steps of the 4
+    assert info["best_step"] in evals and info["train_tokens_per_s"] > 0 and not info["cached"]
+    lm2, info2 = finetune("tiny-random", tok, ex[:8], ex[8:], cfg, base_id="tiny", cache=tmp_path, progress=False)
+    assert info2["cached"] and info2["key"] == info["key"]
+    import torch
+
+    assert all(torch.equal(a, b) for a, b in zip(lm.state_dict().values(), lm2.state_dict().values()))
+    cfg_lora = TrainConfig(epochs=1, batch_size=2, eval_steps=2, lora=True, lora_r=2)
+    _, info3 = finetune("tiny-random", tok, ex[:8], ex[8:], cfg_lora, base_id="tiny", cache=tmp_path, progress=False)
+    assert info3["key"] != info["key"] and info3["lora"]
+
+
+def test_early_stopping_stops_by_evaluations_without_improvement(tok, tmp_path):
+    from rec_utils.llm.finetune import TrainConfig, finetune
+
+    ex = [(f"p{i}", f" q{i}" + tok.eos_token) for i in range(40)]
+    cfg = TrainConfig(epochs=3, batch_size=2, eval_steps=1, patience=1, lr=0.5)  # diverges: stops early
+    _, info = finetune("tiny-random", tok, ex[:30], ex[30:], cfg, base_id="tiny", cache=tmp_path, progress=False)
+    assert info["steps"] < 45 and info["steps"] >= 1
+
+
+# ---------------------------------------------------------------- the recommender
+
+
+TINY = dict(model="tiny-random", n_train_cases=16, n_val_cases=4, batch_size=4, eval_steps=2, max_steps=2,
+            n_samples=3, num_beams=3, max_new_tokens=12, list_length=4, n_clusters=4, progress=False)
+
+
+@pytest.mark.parametrize("variant, decoder", [("genitem", "sample"), ("genitem", "beam"), ("recsys23", "beam"),
+                                              ("genlist", "greedy"), ("classify", "greedy"), ("rank", "greedy")])
+def test_every_variant_runs_end_to_end_through_run_seeds(tmp_path, monkeypatch, variant, decoder):
+    from rec_utils.evaluation import run_seeds
+    from rec_utils.setting import Setting
+    from rec_utils.split import make_split
+
+    monkeypatch.setenv("REC_UTILS_LLM_CACHE", str(tmp_path / "llm"))
+    ds = synthetic(tmp_path)
+    split = make_split(ds, "temporal")
+    emb = embeddings_of(ds)
+    cfg = {**{k: v for k, v in TINY.items() if k != "progress"}, "variant": variant, "decoder": decoder,
+           "embedding": {"provider": "file", "path": "stub"}}
+    cfg["candidates"] = {"aggregation": "last", "similarity": "dot"}
+    setting = Setting.of("LLMSeqPrompt", split, config=cfg)
+    make = lambda seed: __import__("rec_utils.llm", fromlist=["LLMSeqPrompt"]).LLMSeqPrompt(
+        embeddings=emb, embed=stub_embed, progress=False, **cfg)
+    runs = run_seeds(make, split, setting, out_dir=tmp_path / "out", items=ds.items)
+    r = runs[0]
+    assert r["n_test_sessions"] == len(split.test) and r["metrics"]["n_sessions"] == len(split.test)
+    out = r["fit_info"]["output"]
+    assert out["outputs"] > 0 and 0 <= out["hallucinated_share"] <= 1
+    if decoder == "beam":
+        assert out["hallucinated_share"] == 0.0
+    assert any("eval_loss" in h for h in r["history"])
+    again = run_seeds(make, split, setting, out_dir=tmp_path / "out", items=ds.items)  # stored: loaded
+    assert again[0]["metrics"] == r["metrics"]
+
+
+def test_recommendations_never_contain_prompt_items(tmp_path, monkeypatch):
+    from rec_utils.llm import LLMSeqPrompt
+    from rec_utils.split import make_split
+
+    monkeypatch.setenv("REC_UTILS_LLM_CACHE", str(tmp_path / "llm"))
+    ds = synthetic(tmp_path)
+    split = make_split(ds, "temporal")
+    m = LLMSeqPrompt(embeddings=embeddings_of(ds), embed=stub_embed, **TINY).fit(split.train, ds.items)
+    recs = m.predict(split.test, k=5)
+    for i in range(len(split.test)):
+        assert not set(split.test[i].tolist()) & set(recs[i].tolist())
+
+
+def test_bad_config_values_are_named():
+    from rec_utils.llm import LLMSeqPrompt
+
+    with pytest.raises(ValueError, match="variant"):
+        LLMSeqPrompt(variant="genitems")
+    with pytest.raises(ValueError, match="beam"):
+        LLMSeqPrompt(variant="genlist", decoder="beam")
+
+
+# ---------------------------------------------------------------- OpenAI backend
+
+
+def test_openai_backend_without_a_key_names_openai_api_key(monkeypatch):
+    from rec_utils.llm import LLMError
+    from rec_utils.llm.openai_ft import client
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(LLMError, match="OPENAI_API_KEY"):
+        client()
+
+
+def test_cost_guard_refuses_above_the_bound_unless_raised():
+    from rec_utils.llm import CostGuardError
+    from rec_utils.llm.openai_ft import cost_guard, estimate_cost
+
+    cost = estimate_cost(10_000_000, epochs=1)  # $80 at $0.008 / 1K
+    with pytest.raises(CostGuardError, match="max_cost_usd"):
+        cost_guard(cost, 50)
+    cost_guard(cost, 100)
+
+
+def test_openai_backend_end_to_end_against_the_stub(tmp_path, monkeypatch):
+    from rec_utils.llm import CostGuardError, LLMSeqPrompt
+    from rec_utils.split import make_split
+
+    ds = synthetic(tmp_path)
+    split = make_split(ds, "temporal")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with OpenAIStub() as stub:
+        stub.chat_answers = [str(ds.items["title"].iloc[2]), "Not An Item At All"]
+        m = LLMSeqPrompt(embeddings=embeddings_of(ds), embed=stub_embed, backend="openai", model="gpt-3.5-turbo-1106",
+                         base_url=stub.base_url, n_train_cases=10, n_val_cases=3, n_samples=4, cache_dir=tmp_path / "c",
+                         progress=False)
+        m.fit(split.train, ds.items)
+        recs = m.predict(split.test, k=5)
+        info = m.fit_info_
+        assert info["openai"]["fine_tuned_model"] == "ft:gpt-3.5-turbo-1106:stub" and info["openai"]["polls"] >= 2
+        assert info["openai"]["train"]["examples"] == 10 and info["openai"]["estimated_cost_usd"] > 0
+        uploaded = stub.files["file-0"].decode()
+        assert uploaded.count('"messages"') == 10 and '"assistant"' in uploaded
+        chats = [r for r in stub.requests if isinstance(r, dict) and "messages" in r]
+        assert len(chats) == len(split.test) and all(r["n"] == 4 for r in chats)
+        assert info["output"]["hallucinated_share"] == pytest.approx(0.5)
+        assert recs.shape == (len(split.test), 5)
+        guarded = LLMSeqPrompt(embeddings=embeddings_of(ds), embed=stub_embed, backend="openai", base_url=stub.base_url,
+                               n_train_cases=10, max_cost_usd=0.0, cache_dir=tmp_path / "c", progress=False)
+        with pytest.raises(CostGuardError):
+            guarded.fit(split.train, ds.items)
