@@ -337,3 +337,16 @@ def test_openai_backend_end_to_end_against_the_stub(tmp_path, monkeypatch):
                                n_train_cases=10, max_cost_usd=0.0, cache_dir=tmp_path / "c", progress=False)
         with pytest.raises(CostGuardError):
             guarded.fit(split.train, ds.items)
+
+
+def test_a_model_folder_is_identified_by_its_file_contents_not_its_names_and_sizes(tmp_path):
+    """Two checkpoints with the same file names and sizes but other weights key other caches."""
+    from rec_utils.llm.local import base_model_id
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, byte in ((a, b"\x00"), (b, b"\x01")):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(byte * 64)
+        (folder / "config.json").write_text("{}")
+    assert base_model_id(str(a)) != base_model_id(str(b))
+    assert base_model_id(str(a)) == base_model_id(str(a))

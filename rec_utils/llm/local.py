@@ -160,14 +160,16 @@ def tiny_random_model(vocab_size: int, seed: int = 0, *, eos_token_id=None, pad_
 def base_model_id(model: str, cache: Path | None = None) -> str:
     """What identifies the base weights (enters every fine-tuning key): the GGUF's hash for
     ``smollm2``, the tokenizer's for ``tiny-random`` (its weights come from the seed), the
-    folder's file names and sizes otherwise."""
+    folder's file contents otherwise (:func:`rec_utils.text.local.model_content_hash`, the key of
+    the local embedders: two checkpoints with the same file names and sizes differ)."""
     if model in LOCAL_MODELS:
         return f"{model}-{file_sha256(smollm2_gguf())}"
     folder = Path(model)
     if not folder.is_dir():
         raise LLMError(f"model {model!r}: not one of {LOCAL_MODELS} and not a folder")
-    parts = sorted((str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*") if p.is_file())
-    return f"folder-{hashlib.sha256(repr(parts).encode()).hexdigest()[:16]}"
+    from ..text.local import model_content_hash
+
+    return f"folder-{model_content_hash(folder)}"
 
 
 def load_model(model: str = "smollm2", tok=None, *, seed: int = 0, cache: Path | None = None):
