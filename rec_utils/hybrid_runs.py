@@ -88,25 +88,17 @@ def runtime_args(model: str, *, device: str = "cpu", num_threads: int | None = N
 
 def component_lists(comp: Component, split, *, out_dir: str | Path, items: pd.DataFrame | None, seed: int = 0,
                     reuse_from: str | Path | None = None, notebook: str = "07_hybrids", device: str = "cpu",
-                    accept_input_drift: bool = False, **runtime) -> ComponentLists:
+                    **runtime) -> ComponentLists:
     """The component's top-``comp.k`` lists on ``split`` for ``seed`` (see the module docstring):
     its run is loaded or made by ``run_seeds`` (stored under ``out_dir``); lists longer than the
-    run's come from (or go to) the run's side file.
-
-    ``accept_input_drift``: a stored run whose resolved config and evaluation match but whose
-    input fingerprint (the item vectors' hash) differs from today's is used as it is, with a
-    warning, instead of being retrained (``run_seeds`` would rerun it). Re-embedding the same
-    titles with the same model on another CPU changes the vectors' low bits and so their hash;
-    the hybrid's own input fingerprint is the hash of the lists it combined, so its run stays
-    keyed by what it used."""
+    run's come from (or go to) the run's side file. The hybrid's own input fingerprint is the
+    hash of the lists it combined, so its run stays keyed by what it used."""
     setting = comp.setting(split)
     rt = runtime_args(comp.model, device=device, **runtime)
     make = lambda s: build_model(comp.model, **{**setting.config, "seed": s}, **rt)
     path = run_path(Path(out_dir), setting, split.fingerprint, seed)
-    run = _drifted_run(path, make, seed, reuse_from, setting, split, items) if accept_input_drift else None
-    if run is None:
-        run = run_seeds(make, split, setting, out_dir=out_dir, seeds=[seed], items=items, notebook=notebook,
-                        device=device, reuse_from=reuse_from)[0]
+    run = run_seeds(make, split, setting, out_dir=out_dir, seeds=[seed], items=items, notebook=notebook,
+                    device=device, reuse_from=reuse_from)[0]
     with np.load(path.with_suffix(".npz")) as z:
         sid, recs = z["session_ids"], z["recs"]
         scores = z["scores"] if "scores" in z else None
@@ -137,34 +129,6 @@ def component_lists(comp: Component, split, *, out_dir: str | Path, items: pd.Da
                         key=np.array(key))
     atomic_write_bytes(side, buf.getvalue())
     return ComponentLists(split.test.session_ids, long, long_scores, source=str(side))
-
-
-def _drifted_run(path: Path, make, seed: int, reuse_from, setting: Setting, split, items) -> dict | None:
-    """The stored run at ``path`` (or at the same place under ``reuse_from``, copied) when only
-    its input fingerprint differs from a fresh build's; None otherwise (``run_seeds`` decides)."""
-    import warnings
-
-    from .evaluation import _changed_fields, _copy_run
-    from .results import load_run
-
-    source = path if path.is_file() else (run_path(Path(reuse_from), setting, split.fingerprint, seed)
-                                          if reuse_from is not None else None)
-    if source is None or not source.is_file():
-        return None
-    old = load_run(source)
-    current = make(seed)
-    if old is None or _changed_fields(old.get("resolved_config"), resolved_config(current),
-                                      getattr(current, "rerun_if_missing", ())):
-        return None
-    if (old.get("evaluation") or {"k": 20, "skip_empty": False}) != {"k": 20, "skip_empty": False}:
-        return None
-    if source != path:
-        _copy_run(source, path)
-    stored, now = old.get("inputs") or {}, current.input_fingerprint(items)
-    if stored != now:
-        warnings.warn(f"{path}: stored run made from inputs {stored}, today's are {now}; used as it is "
-                      "(accept_input_drift)", stacklevel=3)
-    return old
 
 
 def hybrid_configs(hybrid: str, components: dict[str, Component], *, llmseqsim: Sequence[str],
