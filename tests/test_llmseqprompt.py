@@ -201,6 +201,31 @@ def test_sampling_returns_n_answers_per_prompt(tok):
     assert [len(o) for o in out] == [3, 3, 3] and all(isinstance(t, str) for o in out for t in o)
 
 
+def test_finished_samples_leave_the_batch_without_changing_the_others_logits(tok):
+    """The sampler drops finished rows from the shared key/value cache; the live rows must see the
+    same logits as in the full batch."""
+    import torch
+
+    from rec_utils.llm.generate import _prefill, _step
+    from rec_utils.llm.local import load_model
+
+    lm = load_model("tiny-random", tok, seed=3).eval()
+    p = tok.apply_chat_template([{"role": "user", "content": "hi there"}], tokenize=False, add_generation_prompt=True)
+    with torch.no_grad():
+        full, cache_full = _prefill(lm, tok, p)
+        part, cache_part = _prefill(lm, tok, p)
+        for c in (cache_full, cache_part):
+            c.batch_repeat_interleave(3)
+        first = torch.tensor([11, 12, 13])
+        full, _ = _step(lm, first, cache_full)
+        _step(lm, first, cache_part)
+        second = torch.tensor([21, 22, 23])
+        full, _ = _step(lm, second, cache_full)
+        cache_part.batch_select_indices(torch.tensor([0, 2]))
+        part, _ = _step(lm, second[[0, 2]], cache_part)
+    assert torch.allclose(part, full[[0, 2]], atol=1e-5)
+
+
 def test_finetuning_logs_eval_loss_each_eval_step_and_caches_the_best_model(tok, tmp_path):
     from rec_utils.llm.finetune import TrainConfig, finetune
 

@@ -8,7 +8,8 @@ textbook ones, on the model's logits:
 
 * :func:`sample`: temperature, then nucleus (``top_p``) filtering, then a draw per sequence
   (``torch.Generator`` seeded per prompt); ``temperature`` 0 = greedy (one answer). A sequence
-  ends at the end-of-turn token or after ``max_new_tokens``.
+  ends at the end-of-turn token or after ``max_new_tokens``, and leaves the batch (its rows of
+  the cache are dropped), so the remaining steps run on the live sequences only.
 * :func:`constrained_beam`: beam search whose every token must extend a prefix of a tokenised
   catalogue name (:class:`NameTrie`, the same restriction as transformers'
   ``prefix_allowed_tokens_fn``): each step keeps the ``num_beams`` best (beam, allowed token)
@@ -27,6 +28,12 @@ import time
 from tqdm.auto import tqdm
 
 last_timing: dict = {}
+
+# Part of every local LLMSeqPrompt run's identity (``LLMSeqPrompt.input_fingerprint``): a change
+# of the decoding loops that changes their output for the same seed (here: finished samples leave
+# the batch, which changes the generator's draws) gets a new value, so stored runs of the old
+# loops are not taken for runs of the new one.
+DECODING_REVISION = 2
 
 
 class NameTrie:
@@ -114,19 +121,22 @@ def sample(model, tok, prompts: list[str], *, n: int = 20, temperature: float = 
                 cache.batch_repeat_interleave(per)
                 logits = logits.repeat(per, 1)
             seqs = [[] for _ in range(per)]
-            done = torch.zeros(per, dtype=torch.bool)
+            alive = torch.arange(per)  # rows still decoding; finished rows leave the batch (and the cache)
             for _ in range(max_new_tokens):
                 if greedy:
                     nxt = logits.argmax(-1).cpu()
                 else:
                     nxt = torch.multinomial(_nucleus(logits, temperature, top_p).cpu(), 1, generator=g)[:, 0]
-                nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
-                for j in range(per):
-                    if not done[j] and nxt[j] != eos:
-                        seqs[j].append(int(nxt[j]))
-                done |= nxt == eos
-                if bool(done.all()):
+                ended = nxt == eos
+                for j, t in zip(alive.tolist(), nxt.tolist()):
+                    if t != eos:
+                        seqs[j].append(t)
+                if bool(ended.all()):
                     break
+                if bool(ended.any()):
+                    keep = torch.nonzero(~ended)[:, 0]
+                    alive, nxt, logits = alive[keep], nxt[keep], logits[keep]
+                    cache.batch_select_indices(keep.to(logits.device))
                 logits, cache = _step(model, nxt.to(logits.device), cache)
             n_gen += sum(map(len, seqs))
             out.append(tok.batch_decode(seqs, skip_special_tokens=True))

@@ -123,7 +123,11 @@ class LLMSeqPrompt(Recommender):
         names = self._names(items)
         fp = {"item_names": short_hash(names.index.to_numpy(), "\x00".join(names.astype(str)))}
         if self.config.backend == "local":
+            from .generate import DECODING_REVISION
+
             fp["base_model"] = base_model_id(self.config.model, self.cache_dir)
+            if self.config.decoder == "sample":  # greedy (one row) and beam are unchanged by revision 2
+                fp["decoding"] = DECODING_REVISION
         return fp
 
     def _embedder(self):
