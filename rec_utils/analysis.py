@@ -26,8 +26,8 @@ import pandas as pd
 
 from .metrics import METRIC_COLUMNS
 from .models import model_family
-from .paper import PAPER_NAMES, paper_results
-from .results import RESULTS_ROOT, find_runs, load_runs, read_summary
+from .paper import paper_results, paper_value
+from .results import RESULTS_ROOT, find_runs, latest_rows, load_runs, read_summary
 from .significance import load_lists, per_session
 from .utils import atomic_write_text
 
@@ -35,11 +35,8 @@ FIGURES = RESULTS_ROOT / "figures"
 
 
 def _latest(summary: pd.DataFrame) -> pd.DataFrame:
-    s = summary.copy()
-    s["variant"] = s["variant"].fillna("").astype(str)
-    s = s.sort_values("created", kind="stable").drop_duplicates(
-        ["model", "protocol", "variant", "aggregate"], keep="last")
-    return s.assign(family=s["model"].map(model_family))
+    s = latest_rows(summary)
+    return s.assign(family=s["model"].map(model_family)) if not s.empty else s.assign(family=[])
 
 
 def master_table(out_dir: str | Path, dataset: str = "beauty") -> pd.DataFrame:
@@ -70,13 +67,6 @@ def master_table(out_dir: str | Path, dataset: str = "beauty") -> pd.DataFrame:
         rows.append(row)
     t = pd.DataFrame(rows)
     return t.sort_values(["protocol", "ndcg@20"], ascending=[False, False], kind="stable").reset_index(drop=True)
-
-
-def paper_value(paper: pd.DataFrame, model: str, column: str) -> float:
-    """The paper's value of ``column`` (``ndcg@20``) for our model name (NaN when it has none);
-    ``paper`` from :func:`rec_utils.paper.paper_results`."""
-    pname = PAPER_NAMES.get(model, model)
-    return float(paper.loc[pname, column]) if pname in paper.index and column in paper.columns else np.nan
 
 
 def representative_runs(out_dir: str | Path, protocol: str = "temporal", label: str = "",

@@ -24,16 +24,22 @@ def paper_results(dataset: str = "beauty", section: str | None = "9.1") -> pd.Da
     return d.pivot_table(index="model", columns="column", values="value", aggfunc="first")
 
 
+def paper_value(paper: pd.DataFrame, model: str, column: str) -> float:
+    """The paper's value of ``column`` (``ndcg@20``) for our model name, NaN when the paper has
+    none; ``paper`` from :func:`paper_results`."""
+    pname = PAPER_NAMES.get(model, model)
+    return float(paper.loc[pname, column]) if pname in paper.index and column in paper.columns else float("nan")
+
+
 def compare_with_paper(summary: pd.DataFrame, dataset: str = "beauty",
                        metrics=("ndcg@10", "ndcg@20", "hit_rate@20")) -> pd.DataFrame:
     """Our mean rows next to the paper's values, with the relative difference."""
     paper = paper_results(dataset, section=None)
     rows = []
     for _, r in summary.loc[summary["aggregate"] == "mean"].iterrows():
-        name = PAPER_NAMES.get(r["model"], r["model"])
         for m in metrics:
             ours = r[m]
-            theirs = paper.loc[name, m] if name in paper.index and m in paper.columns else float("nan")
+            theirs = paper_value(paper, r["model"], m)
             rows.append({"model": r["model"], "variant": r.get("variant", ""), "protocol": r["protocol"],
                          "metric": m, "ours": ours, "ours_sd": r.get(f"{m}_sd"), "paper": theirs,
                          "rel_diff": (ours - theirs) / theirs if theirs == theirs else float("nan")})

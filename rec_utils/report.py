@@ -20,8 +20,8 @@ import pandas as pd
 
 from .metrics import METRIC_COLUMNS
 from .models import model_family
-from .paper import PAPER_NAMES, paper_results
-from .results import RESULTS_ROOT, read_summary
+from .paper import paper_results, paper_value
+from .results import RESULTS_ROOT, latest_rows, read_summary
 from .utils import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
@@ -55,12 +55,6 @@ def _md(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _paper_value(paper: pd.DataFrame, model: str, column: str) -> float:
-    """The paper's value of ``column`` for our model name (NaN when the paper has none)."""
-    pname = PAPER_NAMES.get(model, model)
-    return paper.loc[pname, column] if pname in paper.index and column in paper.columns else np.nan
-
-
 def _delta(ours: float, theirs: float) -> str:
     return f"{(ours - theirs) / theirs:+.0%}" if theirs == theirs else "–"
 
@@ -68,12 +62,8 @@ def _delta(ours: float, theirs: float) -> str:
 def summary(dataset: str) -> pd.DataFrame:
     """The dataset's summary rows, the latest per (model, protocol, label, aggregate) when a
     label has rows of several split fingerprints (older data), with a ``family`` column."""
-    s = read_summary(RESULTS_ROOT / dataset)
-    if s.empty:
-        return s
-    s["variant"] = s["variant"].fillna("")
-    s = s.sort_values("created", kind="stable").drop_duplicates(["model", "protocol", "variant", "aggregate"], keep="last")
-    return s.sort_index().assign(family=s["model"].map(model_family))
+    s = latest_rows(read_summary(RESULTS_ROOT / dataset))
+    return s if s.empty else s.assign(family=s["model"].map(model_family))
 
 
 def _mean_rows(dataset: str, protocol: str) -> pd.DataFrame:
@@ -127,7 +117,7 @@ def table_vs_paper(dataset: str = "beauty") -> pd.DataFrame | str:
         row = {"model": model, "seeds": int(mean["n_seeds"])}
         for c in ("ndcg@10", "ndcg@20", "hit_rate@20"):
             ours = mean[c]
-            theirs = _paper_value(paper, model, c)
+            theirs = paper_value(paper, model, c)
             row[f"{c} ours"] = _fmt(ours, mean[f"{c}_sd"])
             if c != "hit_rate@20":
                 row[f"{c} best-of-n"] = _fmt(best.iloc[0][c]) if len(best) else "–"
@@ -165,7 +155,7 @@ def table_tie_order(dataset: str = "beauty") -> pd.DataFrame | str:
             row[f"{c} shuffled ties (mean ± sd)"] = _fmt(sh[c].mean(), sh[c].std(ddof=1))
             row[f"{c} min – max"] = f"{sh[c].min():.4f} – {sh[c].max():.4f}"
             row[f"{c} file order"] = _fmt(fi[c].iloc[0]) if len(fi) else "–"
-            row[f"{c} paper"] = _fmt(_paper_value(paper, model, c))
+            row[f"{c} paper"] = _fmt(paper_value(paper, model, c))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -183,7 +173,7 @@ def table_neural_sensitivity(dataset: str = "beauty") -> pd.DataFrame | str:
     paper = paper_results(dataset, section=None)
     rows = []
     for _, r in s.sort_values(["model", "variant"]).iterrows():
-        theirs = _paper_value(paper, r["model"], "ndcg@10")
+        theirs = paper_value(paper, r["model"], "ndcg@10")
         rows.append({
             "model": r["model"],
             "setting": r["variant"] or ("like-for-like: the base's paper config, LLM-initialised item table"
@@ -194,7 +184,7 @@ def table_neural_sensitivity(dataset: str = "beauty") -> pd.DataFrame | str:
             "Cov@10": _fmt(r["catalog_coverage@10"]),
             "Nov@10": _fmt(r["novelty@10"], digits=3),
             "paper NDCG@10": _fmt(theirs),
-            "paper Cov@10": _fmt(_paper_value(paper, r["model"], "catalog_coverage@10")),
+            "paper Cov@10": _fmt(paper_value(paper, r["model"], "catalog_coverage@10")),
             "Δ paper": _delta(r["ndcg@10"], theirs),
         })
     return pd.DataFrame(rows)
@@ -361,7 +351,7 @@ def table_hybrids(dataset: str = "beauty") -> pd.DataFrame | str:
                "chosen on the folds": ", ".join(filter(None, [cfg.get("method"), cfg.get("model_1"), cfg.get("model_2")]
                                                           + [f"{k}={v}" for k, v in params.items()]))}
         for c in ("ndcg@10", "hit_rate@10", "ndcg@20", "hit_rate@20"):
-            theirs = _paper_value(paper, r["model"], c) if r["variant"] == "" else np.nan
+            theirs = paper_value(paper, r["model"], c) if r["variant"] == "" else np.nan
             m, k = c.split("@")
             sd = r.get(f"{c}_sd")
             row[f"{SHORT[m]}@{k}"] = _fmt(r[c], sd if sd == sd and sd >= 5e-7 else None)  # float noise is no spread

@@ -187,6 +187,18 @@ def find_runs(out_dir: Path, *, setting: Setting | str | None = None, model: str
     return sorted(out, key=lambda r: int(r["seed"]))
 
 
+def latest_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """The latest row (by ``created``) per (model, protocol, label, aggregate) of a summary table,
+    in file order, ``variant`` NaN → ""; a label with rows of several split fingerprints (older
+    data) keeps the newest."""
+    s = summary.copy()
+    if s.empty:
+        return s
+    s["variant"] = s["variant"].fillna("").astype(str)
+    s = s.sort_values("created", kind="stable").drop_duplicates(["model", "protocol", "variant", "aggregate"], keep="last")
+    return s.sort_index()
+
+
 def summary_rows(runs: list[dict]) -> list[dict]:
     """Mean ± sd row (and a best-of-n-on-test row when n > 1) for runs of one configuration."""
     if not runs:
