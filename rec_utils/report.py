@@ -315,7 +315,24 @@ def table_benchmarks_llmseqprompt() -> pd.DataFrame | str:
     return b[[c for c in cols if c in b.columns]].round(2)
 
 
+def table_plan_times() -> pd.DataFrame | str:
+    """Minutes per notebook run of each plan's latest from-nothing recording
+    (``results/benchmarks/plan_times.csv``, ``scripts/record_plan_time.py``) and the plan's
+    measured wall clock; the conditions of each recording as a note."""
+    path = RESULTS_ROOT / "benchmarks" / "plan_times.csv"
+    if not path.is_file():
+        return "_No plan recorded: `scripts/record_plan_time.py` after a plan ran from nothing._"
+    b = pd.read_csv(path, dtype={"git_commit": str}).fillna("")
+    latest = b.groupby("plan")["finished"].transform("max")
+    last_commit = b[b["finished"] == latest].groupby("plan")["git_commit"].first()
+    b = b[b["git_commit"] == b["plan"].map(last_commit)]
+    t = b.assign(minutes=(b["wall_s"].astype(float) / 60).round(1))[["plan", "run", "minutes", "git_commit"]]
+    t.attrs["note"] = " ".join(f"{p}: {n}." for p, n in b.groupby("plan")["note"].first().items())
+    return t
+
+
 BLOCKS = {
+    "benchmarks-plans": table_plan_times,
     "beauty-tuning": lambda: table_tuning("beauty"),
     "beauty-significance": lambda: table_significance("beauty"),
     "beauty-vs-paper": lambda: table_vs_paper("beauty"),

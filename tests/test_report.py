@@ -68,3 +68,21 @@ def test_tables_are_dataframes_and_the_latest_row_of_a_label_wins(tmp_path, monk
     table = report.table_metrics("beauty", "temporal")
     assert isinstance(table, pd.DataFrame) and len(table) == 1
     assert table["split"].item() == split.fingerprint
+
+
+def test_plan_times_show_each_plans_latest_recording_with_its_conditions(tmp_path, monkeypatch):
+    import pandas as pd
+
+    (tmp_path / "benchmarks").mkdir()
+    rows = [("default", "01_baselines", 60, "2026-01-01T00:01:00", "aaa", "old"),
+            ("default", "TOTAL (make study, wall clock)", 600, "2026-01-01T00:10:00", "aaa", "old"),
+            ("default", "01_baselines", 30, "2026-02-01T00:01:00", "bbb", "idle box"),
+            ("default", "TOTAL (make study, wall clock)", 300, "2026-02-01T00:05:00", "bbb", "idle box"),
+            ("ml", "00_data", 6, "2026-01-15T00:00:06", "aaa", "busy box")]
+    pd.DataFrame(rows, columns=["plan", "run", "wall_s", "finished", "git_commit", "note"]).to_csv(
+        tmp_path / "benchmarks" / "plan_times.csv", index=False)
+    monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
+    t = report.table_plan_times()
+    assert set(t.loc[t["plan"] == "default", "git_commit"]) == {"bbb"}
+    assert t.loc[(t["plan"] == "default") & t["run"].str.startswith("TOTAL"), "minutes"].item() == 5.0
+    assert "ml: busy box." in t.attrs["note"] and "idle box" in t.attrs["note"] and "old" not in t.attrs["note"]
