@@ -134,12 +134,23 @@ def run_seeds(
             "predict_s": out["predict_s"],
             "wall_s": out["wall_s"],
             "device": device_description(device),
+            "cpu_threads": cpu_threads(),
             "fit_info": getattr(model, "fit_info_", None),
             "history": getattr(model, "history_", None),
         }
         save_run(record, out_dir, recs=out["recs"], scores=out["scores"], session_ids=split.test.session_ids)
         runs.append(record)
     return runs
+
+
+def cpu_threads() -> int | None:
+    """torch's intra-op CPU threads when torch is loaded (else None). Recorded in every run: a
+    neural model trained on the CPU is bit-for-bit reproducible at the same thread count, and its
+    floating-point sums (hence its numbers) differ at another one."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return int(torch.get_num_threads()) if torch is not None else None
 
 
 def _reusable(path: Path, make_model: Callable[[int], Recommender], seed: int, *, k: int = 20,

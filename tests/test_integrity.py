@@ -274,3 +274,19 @@ def test_text_runs_are_keyed_by_what_made_the_vectors_not_by_their_float_bits():
     assert emb(vecs, key="local-def").source_fingerprint != a.source_fingerprint
     f1, f2 = emb(vecs, t=None, key=None, provider="file"), emb(noisy, t=None, key=None, provider="file")
     assert f1.source_fingerprint == f1.fingerprint and f1.source_fingerprint != f2.source_fingerprint
+
+
+def test_a_run_records_the_cpu_thread_count_its_numbers_depend_on(tmp_path):
+    import torch
+
+    folder = tmp_path / "data"
+    thirty_sessions(folder, second_train_item=4)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        run = most_popular(make_split(load_dataset(folder)), tmp_path / "out")
+    finally:
+        torch.set_num_threads(before)
+    assert run["cpu_threads"] == 1
+    stored = json.loads(next((tmp_path / "out" / "runs" / "MostPopular").glob("*.json")).read_text())
+    assert stored["cpu_threads"] == 1
