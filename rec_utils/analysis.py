@@ -34,7 +34,8 @@ from .utils import atomic_write_text
 FIGURES = RESULTS_ROOT / "figures"
 
 
-def _latest(summary: pd.DataFrame) -> pd.DataFrame:
+def latest_with_family(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`rec_utils.results.latest_rows` of a summary table with each model's ``family``."""
     s = latest_rows(summary)
     return s.assign(family=s["model"].map(model_family)) if not s.empty else s.assign(family=[])
 
@@ -45,7 +46,7 @@ def master_table(out_dir: str | Path, dataset: str = "beauty") -> pd.DataFrame:
     ``<metric> paper`` and ``<metric> Δ`` (relative difference, for the temporal protocol,
     standard label only), and ``ndcg@20 best-of-n`` (the paper's protocol: the seed with the
     best test NDCG@20; NaN for one seed). Sorted by protocol, then test NDCG@20."""
-    s = _latest(read_summary(out_dir))
+    s = latest_with_family(read_summary(out_dir))
     if s.empty:
         return pd.DataFrame()
     paper = paper_results(dataset, section=None)
@@ -73,7 +74,7 @@ def representative_runs(out_dir: str | Path, protocol: str = "temporal", label: 
                         models=None) -> dict[str, list[dict]]:
     """Model → the stored runs of its latest mean row of ``protocol`` with ``label`` (every
     seed), for the models of ``models`` (default: every model with such a row)."""
-    s = _latest(read_summary(out_dir))
+    s = latest_with_family(read_summary(out_dir))
     s = s[(s["aggregate"] == "mean") & (s["protocol"] == protocol) & (s["variant"] == label)]
     runs = load_runs(Path(out_dir))
     out = {}
@@ -168,7 +169,7 @@ def overlap(lists: dict[str, np.ndarray], targets: np.ndarray, k: int = 20) -> t
 def protocol_ranks(out_dir: str | Path, metric: str = "ndcg@20", protocols=("temporal", "loo")) -> pd.DataFrame:
     """Models (model + label) with a mean row under every protocol of ``protocols``: their
     ``metric`` and rank (1 = best) under each, for the temporal vs leave-one-out comparison."""
-    s = _latest(read_summary(out_dir))
+    s = latest_with_family(read_summary(out_dir))
     s = s[(s["aggregate"] == "mean") & s["protocol"].isin(protocols)]
     s = s.assign(name=s["model"] + s["variant"].map(lambda v: f" ({v})" if v else ""))
     wide = s.pivot_table(index="name", columns="protocol", values=metric, aggfunc="last").dropna()
@@ -202,5 +203,5 @@ def read_figure_index(path: str | Path = FIGURES / "index.csv") -> pd.DataFrame:
     return pd.read_csv(path, dtype=str).fillna("")
 
 
-__all__ = ["FIGURES", "hit_rate_by_length", "lists_on_split", "master_table", "overlap", "paper_value", "protocol_ranks",
+__all__ = ["FIGURES", "hit_rate_by_length", "lists_on_split", "latest_with_family", "master_table", "overlap", "protocol_ranks",
            "read_figure_index", "representative_runs", "session_values", "write_figure_index"]

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from .metrics import METRIC_COLUMNS
-from .models import model_family
 from .paper import paper_results, paper_value
-from .results import RESULTS_ROOT, latest_rows, read_summary
+from .analysis import latest_with_family, read_figure_index
+from .results import RESULTS_ROOT, read_summary
 from .utils import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
@@ -62,8 +62,7 @@ def _delta(ours: float, theirs: float) -> str:
 def summary(dataset: str) -> pd.DataFrame:
     """The dataset's summary rows, the latest per (model, protocol, label, aggregate) when a
     label has rows of several split fingerprints (older data), with a ``family`` column."""
-    s = latest_rows(read_summary(RESULTS_ROOT / dataset))
-    return s if s.empty else s.assign(family=s["model"].map(model_family))
+    return latest_with_family(read_summary(RESULTS_ROOT / dataset))
 
 
 def _mean_rows(dataset: str, protocol: str) -> pd.DataFrame:
@@ -416,7 +415,6 @@ def table_master(dataset: str = "beauty") -> pd.DataFrame | str:
 def figures_block() -> str:
     """The figures notebook 11 wrote (``results/figures/index.csv``), as Markdown images with
     their captions."""
-    from .analysis import read_figure_index
 
     idx = read_figure_index()
     if idx.empty:
