@@ -218,14 +218,19 @@ def test_best_config_file_and_preset_tuned(folds, tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ worker processes
-def _env():
-    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+def _env(**gates):
+    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+            **{k: str(v) for k, v in gates.items()}}
 
 
-def _worker(folder, storage, *args):
-    return [sys.executable, "-m", "rec_utils.tuning.worker", "--model", "V-SKNN", "--dataset", str(folder),
+def _worker(folder, storage, *args, grace_s=2, gated=False):
+    """The worker command line; ``gated``: through tests/gated_worker.py, whose gates (set in the
+    environment, see ``_env``) hold a worker inside a trial or line workers up before any trial
+    finishes, so that no test races a running process."""
+    entry = [str(Path(__file__).parent / "gated_worker.py")] if gated else ["-m", "rec_utils.tuning.worker"]
+    return [sys.executable, *entry, "--model", "V-SKNN", "--dataset", str(folder),
             "--storage", storage, "--results-root", str(folder.parent / "res"), "--n-startup", "4",
-            "--patience", "1000", "--grace-period-s", "2", *map(str, args)]
+            "--patience", "1000", "--grace-period-s", str(grace_s), *map(str, args)]
 
 
 def _load(storage, name):
@@ -236,31 +241,44 @@ def _study_name(folder):
     return prepare_search(str(folder), "V-SKNN").name
 
 
+def _wait_for_file(path: Path, proc: subprocess.Popen, guard_s: float = 600) -> dict:
+    """The JSON a gated worker writes at its gate; fails if the worker ends first. The clock is only
+    a guard against a hang: the outcome does not depend on how long the worker takes."""
+    deadline = time.monotonic() + guard_s
+    while not path.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"worker ended before it reached the gate: {proc.stdout.read()!r}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"worker did not reach the gate in {guard_s} s")
+        time.sleep(0.05)
+    return json.loads(path.read_text())
+
+
 def test_a_killed_worker_resumes_no_trial_lost_or_repeated(toy_folder):
     storage = f"sqlite:///{toy_folder.parent / 'resume.db'}"
     name = _study_name(toy_folder)
-    proc = subprocess.Popen(_worker(toy_folder, storage, "--max-trials", 200), env=_env(),
+    gate = toy_folder.parent / "gate"
+    gate.mkdir()
+    hold = 4  # trials 0-3 finish; trial 4 has drawn its parameters when the worker is killed
+    proc = subprocess.Popen(_worker(toy_folder, storage, "--max-trials", 200, gated=True),
+                            env=_env(GATE_DIR=gate, GATE_HOLD_TRIAL=hold),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    before = None
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-        try:
-            trials = _load(storage, name).get_trials()
-        except Exception:  # study not created yet
-            continue
-        finished = [t for t in trials if t.state.is_finished()]
-        if len(finished) >= 4 and any(t.state == TrialState.RUNNING for t in trials):
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            break
-    assert proc.returncode == -signal.SIGKILL, f"worker ended before it was killed: {proc.stdout.read()!r}"
+    held = _wait_for_file(gate / "held.json", proc)
+    proc.send_signal(signal.SIGKILL)  # inside trial `hold`, by construction
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
     before = _load(storage, name).get_trials()
     stale = [t.number for t in before if t.state == TrialState.RUNNING]
+    assert stale == [hold] == [held["number"]]
+    assert len(before) == hold + 1 and all(t.state.is_finished() for t in before[:hold])
+    assert before[hold].params == held["params"]
     n_before = len(before)
-    time.sleep(3)  # past the heartbeat grace period (2 s)
+    # A trial is stale once it has had no heartbeat for the grace period (2 s). The killed worker
+    # can send none, so waiting longer than that is enough: a slower machine only waits longer.
+    time.sleep(3)
     out = subprocess.run(_worker(toy_folder, storage, "--max-trials", n_before + 6), env=_env(),
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     after = _load(storage, name).get_trials()
     assert len(after) > n_before
@@ -268,11 +286,10 @@ def test_a_killed_worker_resumes_no_trial_lost_or_repeated(toy_folder):
     for old, new in zip(before, after):  # every trial of the killed run is kept as it was
         assert (new.number, new.params) == (old.number, old.params)
         assert new.state == (TrialState.FAIL if old.number in stale else old.state)
-    assert len(stale) == 1
-    retried = [t for t in after if t.system_attrs.get("failed_trial") == stale[0]]
-    # retried once with the parameters it had drawn (none yet if it was killed before sampling)
+    retried = [t for t in after if t.system_attrs.get("failed_trial") == hold]
+    # retried once, with the parameters it had drawn when it was killed
     assert len(retried) == 1
-    assert {k: retried[0].params[k] for k in before[stale[0]].params} == before[stale[0]].params
+    assert {k: retried[0].params[k] for k in held["params"]} == held["params"]
     assert retried[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     # the resumed sampler does not replay the first run's trials
     fresh = [t for t in after[n_before:] if "failed_trial" not in t.system_attrs]
@@ -332,9 +349,16 @@ def postgres_url():
 def test_two_workers_share_one_postgres_study(toy_folder, postgres_url):
     name = _study_name(toy_folder)
     max_trials = 16
-    procs = [subprocess.Popen(_worker(toy_folder, postgres_url, "--max-trials", max_trials, "--worker", w),
-                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in (0, 1)]
-    outs = [p.communicate(timeout=300) for p in procs]
+    gate = toy_folder.parent / "gate"
+    gate.mkdir()
+    # Both workers line up inside their first trial before either finishes one (GATE_BARRIER), so
+    # both land trials however their start-up is scheduled; a grace period far above any stall of
+    # a live worker's heartbeat thread, so that no live trial is ever taken for a killed one.
+    procs = [subprocess.Popen(_worker(toy_folder, postgres_url, "--max-trials", max_trials, "--worker", w,
+                                      grace_s=600, gated=True),
+                              env=_env(GATE_DIR=gate, GATE_BARRIER=2), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for w in (0, 1)]
+    outs = [p.communicate(timeout=600) for p in procs]
     for p, (o, e) in zip(procs, outs):
         assert p.returncode == 0, o + e
     trials = _load(postgres_url, name).get_trials()
