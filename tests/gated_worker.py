@@ -8,7 +8,7 @@ and then calls the real worker's ``main``; nothing else changes. The gates, from
 ``GATE_DIR``
     folder of the gate files (required when a gate is set).
 ``GATE_HOLD_TRIAL=<n>``
-    trial number ``n`` draws its parameters, writes ``GATE_DIR/held.json``
+    trial number ``n`` draws its parameters, records a heartbeat, writes ``GATE_DIR/held.json``
     (``{"number": n, "params": {...}}``, atomically) and then blocks for ever: the worker is
     inside a RUNNING trial, with its heartbeat thread alive, until the test kills it.
 ``GATE_BARRIER=<k>``
@@ -53,6 +53,10 @@ def gated_suggest(trial, space):
         k = int(os.environ["GATE_BARRIER"])
         _wait_for(lambda: len(list(gate.glob("started-*"))) >= k, f"{k} workers inside a trial")
     if "GATE_HOLD_TRIAL" in os.environ and trial.number == int(os.environ["GATE_HOLD_TRIAL"]):
+        # Optuna's heartbeat thread records its first beat asynchronously, and a trial that never
+        # had one is never taken for stale: beat once here, so the trial is certain to have one
+        # when the test kills this process.
+        trial.study._storage.record_heartbeat(trial._trial_id)
         tmp = gate / "held.json.tmp"
         tmp.write_text(json.dumps({"number": trial.number, "params": trial.params}))
         tmp.replace(gate / "held.json")
