@@ -14,6 +14,7 @@ import pytest
 from rec_utils.data import load_dataset
 from rec_utils.llm import cases as C
 from rec_utils.llm.mapping import Catalogue, OutputStats, map_fuzzy, map_list, map_samples, parse_output
+from rec_utils.models import LLMSeqPrompt
 from rec_utils.text import ItemEmbeddings
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -277,7 +278,7 @@ def test_every_variant_runs_end_to_end_through_run_seeds(tmp_path, monkeypatch, 
            "embedding": {"provider": "file", "path": "stub"}}
     cfg["candidates"] = {"aggregation": "last", "similarity": "dot"}
     setting = Setting.of("LLMSeqPrompt", split, config=cfg)
-    make = lambda seed: __import__("rec_utils.llm", fromlist=["LLMSeqPrompt"]).LLMSeqPrompt(
+    make = lambda seed: LLMSeqPrompt(
         embeddings=emb, embed=stub_embed, progress=False, **cfg)
     runs = run_seeds(make, split, setting, out_dir=tmp_path / "out", items=ds.items)
     r = runs[0]
@@ -292,7 +293,6 @@ def test_every_variant_runs_end_to_end_through_run_seeds(tmp_path, monkeypatch, 
 
 
 def test_recommendations_never_contain_prompt_items(tmp_path, monkeypatch):
-    from rec_utils.llm import LLMSeqPrompt
     from rec_utils.split import make_split
 
     monkeypatch.setenv("REC_UTILS_LLM_CACHE", str(tmp_path / "llm"))
@@ -305,7 +305,6 @@ def test_recommendations_never_contain_prompt_items(tmp_path, monkeypatch):
 
 
 def test_bad_config_values_are_named():
-    from rec_utils.llm import LLMSeqPrompt
 
     with pytest.raises(ValueError, match="variant"):
         LLMSeqPrompt(variant="genitems")
@@ -336,7 +335,7 @@ def test_cost_guard_refuses_above_the_bound_unless_raised():
 
 
 def test_openai_backend_end_to_end_against_the_stub(tmp_path, monkeypatch):
-    from rec_utils.llm import CostGuardError, LLMSeqPrompt
+    from rec_utils.llm import CostGuardError
     from rec_utils.split import make_split
 
     ds = synthetic(tmp_path)

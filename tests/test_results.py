@@ -241,3 +241,15 @@ def test_written_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644, "readable by others, as open() makes it"
+
+
+def test_check_recorded_passes_a_recorded_setting_and_names_what_is_missing(tiny_split, tmp_path):
+    setting = sknn_setting(tiny_split)
+    runs = run_seeds(counting_sknn([]), tiny_split, setting, notebook="nb", out_dir=tmp_path, seeds=[0, 1])
+    with pytest.raises(results.RecordingError, match="SKNN: setting .* expected one mean row, found 0"):
+        results.check_recorded(tmp_path, {"SKNN": setting}, tiny_split)
+    results.update_summary(results.summary_rows(runs), tmp_path)
+    rows = results.check_recorded(tmp_path, {"SKNN": setting}, tiny_split, min_seeds=2, best_of_n=True)
+    assert list(rows["setting_id"]) == [setting.id] and int(rows["n_seeds"].iloc[0]) == 2
+    with pytest.raises(results.RecordingError, match="at least 3 seed"):
+        results.check_recorded(tmp_path, {"SKNN": setting}, tiny_split, min_seeds=lambda s: 3)
