@@ -15,6 +15,7 @@ from rec_utils.models import build_model
 from rec_utils.setting import Setting
 from rec_utils.split import make_split
 from rec_utils.study import expand_runs, is_done, load_plan
+from rec_utils.utils import PROJECT_ROOT
 
 
 def sknn_setting(split, **overrides):
@@ -187,7 +188,7 @@ def test_output_dirs_sends_ad_hoc_runs_to_scratch(monkeypatch, tmp_path):
                                                                         results.RESULTS_ROOT / "tiny")
     given = tmp_path / "mine"
     assert results.output_dirs("beauty", str(given)) == (given, None), "a given folder reads nothing else"
-    git_ignored = (results.PROJECT_ROOT / ".gitignore").read_text().split()
+    git_ignored = (PROJECT_ROOT / ".gitignore").read_text().split()
     assert "/results/scratch/" in git_ignored
 
 
