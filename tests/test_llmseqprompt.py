@@ -374,3 +374,15 @@ def test_a_model_folder_is_identified_by_its_file_contents_not_its_names_and_siz
         (folder / "config.json").write_text("{}")
     assert base_model_id(str(a)) != base_model_id(str(b))
     assert base_model_id(str(a)) == base_model_id(str(a))
+
+
+def test_notebook_06_run_config_is_the_preset_with_config_on_top():
+    from rec_utils.models import preset_config
+    from rec_utils.models.llmseqprompt import RUN_FIELDS, run_config
+
+    run = run_config({**preset_config("LLMSeqPrompt", "beauty"), "variant": "genlist", "lora": True})
+    assert tuple(run) == RUN_FIELDS
+    assert (run["n_train_cases"], run["n_val_cases"], run["epochs"], run["eval_steps"]) == (256, 32, 1, 8)
+    assert (run["variant"], run["lora"], run["temperature"]) == ("genlist", True, 0.25)  # the rest: defaults
+    with pytest.raises(TypeError, match=r"unknown config field\(s\) \['n_train'\]"):
+        run_config({"n_train": 5})

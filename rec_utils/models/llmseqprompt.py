@@ -99,6 +99,25 @@ class LLMSeqPromptConfig:
             raise ValueError("decoder='beam' needs backend='local' (the logits are not exposed by the API)")
 
 
+#: The config fields a notebook-06 run records in its setting (training and decoding choices; the
+#: other fields keep their defaults and stay out of the setting, so stored runs keep their ids).
+RUN_FIELDS = ("variant", "backend", "model", "n_train_cases", "n_val_cases", "epochs", "lora", "lr", "batch_size",
+              "eval_steps", "patience", "max_steps", "list_length", "n_clusters", "max_case_tokens",
+              "max_prompt_items", "seed", "max_cost_usd", "decoder", "temperature", "top_p", "n_samples", "num_beams")
+
+
+def run_config(config: dict) -> dict:
+    """The :data:`RUN_FIELDS` of ``config`` (a preset's fields with notebook 06's ``CONFIG`` on
+    top), the config defaults filling the rest. Raises ``TypeError`` naming a field
+    :class:`LLMSeqPromptConfig` does not have."""
+    unknown = set(config) - set(LLMSeqPromptConfig.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"LLMSeqPrompt: unknown config field(s) {sorted(unknown)}; "
+                        f"known: {sorted(LLMSeqPromptConfig.__dataclass_fields__)}")
+    defaults = LLMSeqPromptConfig()
+    return {f: config.get(f, getattr(defaults, f)) for f in RUN_FIELDS}
+
+
 class LLMSeqPrompt(Recommender):
     """See the module docstring. Runtime arguments (not part of the config): ``embeddings``
     (raw item vectors), ``embed`` (texts → unit vectors, default: the embedding spec's model),

@@ -85,6 +85,9 @@ PRESETS = {
         "BERT4Rec": paper_optimum(BERT4RecConfig, PAPER_TUNED["BERT4Rec"]),
         "SASRec": paper_optimum(SASRecConfig, PAPER_TUNED["SASRec"]),
         "GRU4Rec": paper_optimum(GRU4RecConfig, PAPER_TUNED["GRU4Rec"]),
+        # not a paper optimum (the paper fine-tuned on every case): notebook 06's CPU-sized
+        # fine-tuning of the local SmolLM2 (256 training cases, 32 validation cases, 1 epoch)
+        "LLMSeqPrompt": {"n_train_cases": 256, "n_val_cases": 32, "epochs": 1, "eval_steps": 8},
     },
     "beauty-extended": {
         "V-SKNN": {"k": 320, "sample_size": 1530, "sampling": "random", "similarity": "dot",
