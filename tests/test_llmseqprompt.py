@@ -198,7 +198,7 @@ def test_sampling_returns_n_answers_per_prompt(tok):
 
     lm = load_model("tiny-random", tok)
     p = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
-    out = sample(lm, tok, [p, p, p], n=3, temperature=1.0, max_new_tokens=4, batch_size=2, progress=False)
+    out = sample(lm, tok, [p, p, p], n=3, temperature=1.0, max_new_tokens=4, progress=False)
     assert [len(o) for o in out] == [3, 3, 3] and all(isinstance(t, str) for o in out for t in o)
 
 
