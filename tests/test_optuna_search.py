@@ -250,7 +250,9 @@ def test_a_killed_worker_resumes_no_trial_lost_or_repeated(toy_folder):
         except Exception:  # study not created yet
             continue
         finished = [t for t in trials if t.state.is_finished()]
-        if len(finished) >= 4 and any(t.state == TrialState.RUNNING for t in trials):
+        # kill inside a running trial's objective (it has drawn its parameters, so its heartbeat
+        # thread runs): a trial killed between its creation and its first heartbeat is never stale
+        if len(finished) >= 4 and any(t.state == TrialState.RUNNING and t.params for t in trials):
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             break
