@@ -16,8 +16,8 @@ export PYTHONUNBUFFERED := 1
 # one line per target; tests/test_readme.py checks that every target of this file is listed
 help:
 	@echo "make install                     create .venv and install the pinned dependencies (the other targets do it when needed)"
-	@echo "make test                        install if needed, run pytest + nbval on the notebooks (tiny parameters, plans/ci.yaml)"
-	@echo "make test-fast                   pytest without the notebook runs"
+	@echo "make test                        install if needed, check the import layers, run pytest + nbval on the notebooks (tiny parameters)"
+	@echo "make test-fast                   the import layers + pytest without the notebook runs"
 	@echo "make study [PLAN=default|paper]  run a plan's notebooks (papermill) into results/, streaming their output"
 	@echo "                                 (STUDY_ARGS='--only 01 --no-log-output --force' passes options)"
 	@echo "make run NB=01_baselines PARAMS='-p SAMPLE_SESSIONS 500'"
@@ -58,13 +58,16 @@ run: $(STAMP)
 	@test -n "$(NB)" || { echo "usage: make run NB=01_baselines PARAMS='-p SAMPLE_SESSIONS 500 -p MODELS V-SKNN,SKNN'"; exit 2; }
 	$(BIN)/python -m rec_utils.adhoc $(NB) $(PARAMS)
 
-# Notebooks run under nbval with the tiny parameters of plans/ci.yaml (prepared by papermill),
+# The layers contract first (pyproject.toml [tool.importlinter]: an upward import fails), then
+# the notebooks under nbval with the tiny parameters of plans/ci.yaml (prepared by papermill),
 # then the tests, which also assert on the result files those notebook runs wrote.
 test: $(STAMP) clean-ci
+	$(BIN)/lint-imports
 	$(BIN)/python -m rec_utils.study plans/ci.yaml --prepare-only --out build/ci
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider build/ci tests
 
 test-fast: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -p no:cacheprovider tests -m "not notebooks"
 
 clean-ci:

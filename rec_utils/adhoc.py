@@ -73,7 +73,7 @@ def parse_parameters(args: argparse.Namespace) -> dict:
 
 def check_names(notebook: Path, params: dict) -> None:
     """Refuse parameters the notebook does not declare (a typo would otherwise be ignored)."""
-    import papermill as pm
+    import papermill as pm  # heavy: only when running notebooks
 
     known = pm.inspect_notebook(str(notebook))
     unknown = sorted(set(params) - set(known))

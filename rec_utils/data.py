@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import html
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -411,8 +412,6 @@ def clean_title(titles: pd.Series, clean: str = "reference") -> pd.Series:
     for ent, rep in REFERENCE_ENTITY_REPLACEMENTS.items():
         t = t.str.replace(ent, rep, regex=False)
     if clean == "unescape":
-        import html
-
         t = t.map(html.unescape).str.replace(r"\s+", " ", regex=True).str.strip()
     return t
 

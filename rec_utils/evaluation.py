@@ -16,6 +16,7 @@ says which step of the protocol dropped the sessions (:meth:`Split.require_cases
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -93,18 +94,12 @@ def run_seeds(
         reuse_from = None  # the folder's own runs are resumed anyway
     split.require_cases()
     setting.matches(split)
-    fp = split.fingerprint
     runs = []
     for seed in tqdm(list(seeds), desc=f"{setting.model} seeds", leave=False, disable=len(seeds) < 2):
-        path = run_path(out_dir, setting, fp, seed)
         old = None
-        expect = {"k": k, "skip_empty": skip_empty, "items": items}
-        if resume and path.is_file():
-            old = _reusable(path, make_model, seed, **expect)
-        elif resume and reuse_from is not None:
-            source = run_path(reuse_from, setting, fp, seed)
-            if source.is_file() and (old := _reusable(source, make_model, seed, **expect)) is not None:
-                _copy_run(source, path)  # into out_dir; reuse_from is only read
+        if resume:
+            old = _stored_run(make_model, setting, split.fingerprint, seed, out_dir=out_dir, reuse_from=reuse_from,
+                              k=k, skip_empty=skip_empty, items=items)
         if old is not None:  # presented with this call's label (label_fields are not in the id)
             runs.append({**old, "variant": setting.label, "setting": setting.to_dict()})
             continue
@@ -112,43 +107,66 @@ def run_seeds(
         model = make_model(seed)  # built again after seeding, as a fresh run builds it
         inputs = model.input_fingerprint(items)
         out = fit_predict_evaluate(model, split, items=items, k=k, skip_empty=skip_empty)
-        record = {
-            "dataset": split.info.get("dataset"),
-            "notebook": notebook,
-            "model": setting.model,
-            "variant": setting.label,
-            "protocol": split.protocol,
-            "seed": int(seed),
-            "setting": setting.to_dict(),
-            "setting_id": setting.id,
-            "config": setting.config,
-            "resolved_config": resolved_config(model),
-            "inputs": inputs,
-            "evaluation": {"k": k, "skip_empty": skip_empty},
-            "metrics": out["metrics"],
-            "n_test_sessions": len(split.test),
-            "split_fingerprint": fp,
-            "split_info": split.info,
-            "git_commit": git_commit(),
-            "fit_s": out["fit_s"],
-            "predict_s": out["predict_s"],
-            "wall_s": out["wall_s"],
-            "device": device_description(device),
-            "cpu_threads": cpu_threads(),
-            "fit_info": getattr(model, "fit_info_", None),
-            "history": getattr(model, "history_", None),
-        }
+        record = _run_record(model, out, split, setting, seed, inputs=inputs, notebook=notebook, k=k,
+                             skip_empty=skip_empty, device=device)
         save_run(record, out_dir, recs=out["recs"], scores=out["scores"], session_ids=split.test.session_ids)
         runs.append(record)
     return runs
+
+
+def _stored_run(make_model, setting: Setting, fingerprint: str, seed: int, *, out_dir: Path,
+                reuse_from: Path | None, **expect) -> dict | None:
+    """The stored run of (setting, split, seed) that can stand for a new one (:func:`_reusable`):
+    ``out_dir``'s own, else one of ``reuse_from`` (copied into ``out_dir``; ``reuse_from`` is
+    only read); None when there is none."""
+    path = run_path(out_dir, setting, fingerprint, seed)
+    if path.is_file():
+        return _reusable(path, make_model, seed, **expect)
+    if reuse_from is None:
+        return None
+    source = run_path(reuse_from, setting, fingerprint, seed)
+    if source.is_file() and (old := _reusable(source, make_model, seed, **expect)) is not None:
+        _copy_run(source, path)
+        return old
+    return None
+
+
+def _run_record(model: Recommender, out: dict, split: Split, setting: Setting, seed: int, *, inputs: dict,
+                notebook: str, k: int, skip_empty: bool, device: str) -> dict:
+    """The stored record of a fresh run: what it is (setting, split, seed, resolved config and
+    inputs), its metrics and times (``out`` of :func:`fit_predict_evaluate`) and its provenance."""
+    return {
+        "dataset": split.info.get("dataset"),
+        "notebook": notebook,
+        "model": setting.model,
+        "variant": setting.label,
+        "protocol": split.protocol,
+        "seed": int(seed),
+        "setting": setting.to_dict(),
+        "setting_id": setting.id,
+        "config": setting.config,
+        "resolved_config": resolved_config(model),
+        "inputs": inputs,
+        "evaluation": {"k": k, "skip_empty": skip_empty},
+        "metrics": out["metrics"],
+        "n_test_sessions": len(split.test),
+        "split_fingerprint": split.fingerprint,
+        "split_info": split.info,
+        "git_commit": git_commit(),
+        "fit_s": out["fit_s"],
+        "predict_s": out["predict_s"],
+        "wall_s": out["wall_s"],
+        "device": device_description(device),
+        "cpu_threads": cpu_threads(),
+        "fit_info": getattr(model, "fit_info_", None),
+        "history": getattr(model, "history_", None),
+    }
 
 
 def cpu_threads() -> int | None:
     """torch's intra-op CPU threads when torch is loaded (else None). Recorded in every run: a
     neural model trained on the CPU is bit-for-bit reproducible at the same thread count, and its
     floating-point sums (hence its numbers) differ at another one."""
-    import sys
-
     torch = sys.modules.get("torch")
     return int(torch.get_num_threads()) if torch is not None else None
 

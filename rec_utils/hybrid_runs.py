@@ -15,8 +15,8 @@ validation folds) through the normal runner, the hybrid grid on the folds, the w
   ``<run stem>.top<k>.npz`` (item ids and session ids, and the hash of the run's resolved
   config and inputs): the run itself is never rewritten, and a side file whose hash does not
   match the run is recomputed.
-* :func:`hybrid_configs` expands the paper's grid (:data:`~rec_utils.models.hybrids.PAPER_GRID`)
-  over the component choices; every config names its components with their config hashes, so a
+* :func:`hybrid_configs` expands the paper's grid (each hybrid's ``GRID``,
+  :class:`~rec_utils.models.hybrids.Hybrid`) over the component choices (its ``component_pairs``); every config names its components with their config hashes, so a
   changed component makes other grid cells and another test setting.
 * :func:`popularity_bands` explains LLMSeqSim&Sequential: per band of the last prompt item's
   popularity, how many sessions and each component's (and the hybrid's) NDCG@20 / HR@20.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +34,11 @@ import numpy as np
 import pandas as pd
 
 from .evaluation import resolved_config, run_seeds
-from .models import build_model, model_family
-from .models.hybrids import HYBRIDS, PAPER_GRID, ComponentLists, session_popularity
-from .results import run_path
+from .models import HYBRIDS, build_model, model_family, preset_config
+from .models.hybrids import ComponentLists, popularity_of, popularity_threshold, session_popularity
+from .results import record, run_path
 from .setting import Setting
-from .significance import per_session
+from .significance import compare_settings, per_session
 from .utils import atomic_write_bytes, short_hash
 
 
@@ -57,8 +58,6 @@ class Component:
     k: int = 20
 
     def setting(self, split) -> Setting:
-        from .models import preset_config
-
         if self.selected_by:
             return Setting.of(self.model, split, config=dict(self.config), selected_by=self.selected_by)
         config = {**preset_config(self.model, self.preset), **self.config}
@@ -134,27 +133,22 @@ def component_lists(comp: Component, split, *, out_dir: str | Path, items: pd.Da
 def hybrid_configs(hybrid: str, components: dict[str, Component], *, llmseqsim: Sequence[str],
                    sequential: Sequence[str] = (), methods: Sequence[str] | None = None,
                    grid: dict | None = None, popularity_source: str = "train") -> list[dict]:
-    """The hybrid's search space: the paper's grid (:data:`PAPER_GRID`, or ``grid``
-    {(hybrid, method): {field: values}}) for every component choice — EmbeddingEnsemble: every
-    ordered pair of distinct ``llmseqsim`` variants; LLMSeqSim&Sequential: every (LLMSeqSim,
-    sequential) pair; LLMSeqSim&Popularity: every ``llmseqsim`` variant."""
+    """The hybrid's search space: its paper grid (the class's ``GRID``; ``grid``
+    {(hybrid, method): {field: values}} replaces a method's) for every component choice of the
+    class's ``component_pairs`` — EmbeddingEnsemble: every ordered pair of distinct ``llmseqsim``
+    variants; LLMSeqSim&Sequential: every (LLMSeqSim, sequential) pair; LLMSeqSim&Popularity:
+    every ``llmseqsim`` variant."""
     if hybrid not in HYBRIDS:
         raise ValueError(f"unknown hybrid {hybrid!r}; known: {sorted(HYBRIDS)}")
     missing = [n for n in [*llmseqsim, *sequential] if n not in components]
     if missing:
         raise ValueError(f"hybrid components {missing} are not defined; defined: {sorted(components)}")
-    grid = {**PAPER_GRID, **(grid or {})}
-    if hybrid == "EmbeddingEnsemble":
-        pairs = list(itertools.permutations(llmseqsim, 2))
-    elif hybrid == "LLMSeqSim&Sequential":
-        if not sequential:
-            raise ValueError("LLMSeqSim&Sequential needs at least one sequential component")
-        pairs = list(itertools.product(llmseqsim, sequential))
-    else:
-        pairs = [(m, "") for m in llmseqsim]
+    cls = HYBRIDS[hybrid]
+    grid = {**cls.GRID, **{m: space for (h, m), space in (grid or {}).items() if h == hybrid}}
+    pairs = cls.component_pairs(llmseqsim, sequential)
     out = []
-    for method in methods or [m for (h, m) in grid if h == hybrid]:
-        space = grid.get((hybrid, method))
+    for method in methods or list(grid):
+        space = grid.get(method)
         if space is None:
             raise ValueError(f"no grid for {hybrid} method {method!r}")
         keys = list(space)
@@ -178,17 +172,77 @@ def make_hybrid(hybrid: str, lists, *, dataset_interactions=None, item_vectors: 
     return make
 
 
+def run_hybrid(hybrid: str, config: dict, split, test_lists: dict, *, out_dir: str | Path, seeds: Sequence[int],
+               notebook: str = "07_hybrids", overrides: dict | None = None, dataset_interactions=None,
+               item_vectors: dict | None = None) -> tuple[Setting, list[dict]]:
+    """Run a hybrid configuration (``config`` with ``overrides`` on top, labelled by them) on the
+    test ``split`` for every seed over ``test_lists`` (seed → component name → ComponentLists),
+    store its runs and summary row under ``out_dir``; returns its setting and runs.
+    ``dataset_interactions`` are used only when the config counts popularity over the dataset."""
+    config = {**config, **(overrides or {})}
+    setting = Setting.of(hybrid, split, config=config, overrides=overrides, selected_by="validation grid")
+    inter = dataset_interactions if config.get("popularity_source") == "dataset" else None
+    make = lambda seed: make_hybrid(hybrid, test_lists[seed], dataset_interactions=inter,
+                                    item_vectors=item_vectors)({**config, "seed": seed})
+    runs = run_seeds(make, split, setting, out_dir=out_dir, seeds=seeds, notebook=notebook, device="cpu")
+    record(runs, Path(out_dir))
+    return setting, runs
+
+
+def run_winners(winners: dict, tables: dict, split, test_lists: dict, components: dict[str, Component], *,
+                out_dir: str | Path, seeds: Sequence[int], notebook: str = "07_hybrids", dataset_interactions=None,
+                item_vectors: dict | None = None, n_boot: int = 10_000, faithful_popularity: bool = True,
+                sequential: Sequence[str] = (), per_sequential: bool = True) -> tuple[dict, dict, list[dict]]:
+    """Notebook 07's test step: each hybrid's validation winner (``winners``: hybrid → config,
+    ``tables``: hybrid → its ranked grid table) run on test (:func:`run_hybrid`) and compared
+    with each of its components (paired CI and Wilcoxon test, ``n_boot`` resamples), plus the
+    labelled extra rows:
+
+    * ``faithful_popularity``: a winner that uses popularity is run again with the reference's
+      popularity over all sessions (``popularity_source="dataset"``, key ``"<hybrid> (dataset popularity)"``);
+    * ``per_sequential``: a winner whose second component is one of ``sequential`` is run again
+      with the best grid configuration of each other sequential component (key
+      ``"<hybrid> (with <component>)"``, labelled by what differs from the winner), and compared
+      with its components.
+
+    Returns ``(settings, runs, significance rows)``, the first two keyed as above."""
+    settings, runs, sig = {}, {}, []
+    common = dict(out_dir=out_dir, seeds=seeds, notebook=notebook, dataset_interactions=dataset_interactions,
+                  item_vectors=item_vectors)
+
+    def compare(setting, config):
+        for name in (config["model_1"], config.get("model_2", "")):
+            if name:
+                sig.extend(compare_settings(setting, components[name].setting(split), split, out_dir=out_dir,
+                                            n_boot=n_boot))
+
+    for hybrid, cfg in winners.items():
+        settings[hybrid], runs[hybrid] = run_hybrid(hybrid, cfg, split, test_lists, **common)
+        if faithful_popularity and "popularity" in cfg["method"]:
+            key = f"{hybrid} (dataset popularity)"
+            settings[key], runs[key] = run_hybrid(hybrid, cfg, split, test_lists,
+                                                  overrides={"popularity_source": "dataset"}, **common)
+        compare(settings[hybrid], cfg)
+        if per_sequential and cfg.get("model_2") in sequential:
+            table = tables[hybrid]
+            for seq in [n for n in sequential if n != cfg["model_2"]]:
+                best = json.loads(table[table["model_2"] == seq].iloc[0]["config"])  # ranked: the first is the best
+                over = {k: v for k, v in best.items() if k not in ("components", "seed") and cfg.get(k) != v}
+                key = f"{hybrid} (with {seq})"
+                settings[key], runs[key] = run_hybrid(hybrid, best, split, test_lists, overrides=over, **common)
+                compare(settings[key], best)
+    return settings, runs, sig
+
+
 def popularity_bands(split, lists: dict[str, ComponentLists], popularity: pd.Series,
                      quantiles: Sequence[float] = (0.25, 0.5, 0.75), metrics=("ndcg@20", "hit_rate@20")) -> pd.DataFrame:
     """Per band of the popularity of each test prompt's last item (bands cut at the item
     popularity ``quantiles``, the hybrid's thresholds): sessions, share of sessions and the
     mean per-session metric of every given list set (a component or the hybrid) in that band.
     Which band each model wins says where LLMSeqSim&Sequential's switch gains or loses."""
-    from .models.hybrids import _lookup, popularity_threshold
-
     p = split.test
     last = p.items[p.indptr[1:] - 1]
-    pop = np.nan_to_num(_lookup(popularity, last), nan=0.0)
+    pop = np.nan_to_num(popularity_of(popularity, last), nan=0.0)
     cuts = [popularity_threshold(popularity, q) for q in quantiles]
     edges = [-np.inf, *cuts, np.inf]
     names = [f"< q{int(quantiles[0] * 100)}"] + [f"q{int(a * 100)}–q{int(b * 100)}" for a, b in
@@ -210,5 +264,5 @@ def popularity_bands(split, lists: dict[str, ComponentLists], popularity: pd.Ser
     return pd.DataFrame(rows)
 
 
-__all__ = ["Component", "component_lists", "hybrid_configs", "make_hybrid", "popularity_bands", "runtime_args",
-           "session_popularity"]
+__all__ = ["Component", "component_lists", "hybrid_configs", "make_hybrid", "popularity_bands", "run_hybrid",
+           "run_winners", "runtime_args", "session_popularity"]

@@ -12,16 +12,18 @@ them; where one label has rows of several split fingerprints (the data changed),
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 
 import numpy as np
 import pandas as pd
 
+from .analysis import latest_with_family, read_figure_index
 from .metrics import METRIC_COLUMNS
 from .paper import paper_results, paper_value
-from .analysis import latest_with_family, read_figure_index
 from .results import RESULTS_ROOT, read_summary
+from .significance import read_significance
 from .utils import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
@@ -72,10 +74,20 @@ def _mean_rows(dataset: str, protocol: str) -> pd.DataFrame:
     return s[(s["protocol"] == protocol) & (s["aggregate"] == "mean")]
 
 
+def _ties(s: pd.DataFrame) -> pd.DataFrame:
+    """Each row's tie order and whether its setting is a tie variant (its label names the ties),
+    read from the stored setting (``setting`` column), never parsed from the label."""
+    settings = [json.loads(x) if isinstance(x, str) and x else {} for x in s["setting"]]
+    order = [d.get("tie_order", "shuffle") for d in settings]
+    variant = [(d.get("tie_order", "shuffle"), d.get("tie_seed", 0)) != ("shuffle", 0)
+               or "ties" in d.get("label_fields", ()) for d in settings]
+    return pd.DataFrame({"tie_order": order, "tie_variant": variant}, index=s.index)
+
+
 def _is_tie_spread_row(s: pd.DataFrame) -> pd.Series:
     """Rows the tie-order table shows: the baselines' and LLMSeqSim's temporal tie variants
     (the neural models' tie variants are in the neural sensitivity table)."""
-    return (s["protocol"] == "temporal") & s["variant"].str.startswith("tie_order=") & (s["family"] != "neural")
+    return (s["protocol"] == "temporal") & _ties(s)["tie_variant"] & (s["family"] != "neural")
 
 
 def table_metrics(dataset: str = "beauty", protocol: str = "temporal") -> pd.DataFrame | str:
@@ -139,8 +151,7 @@ def table_tie_order(dataset: str = "beauty") -> pd.DataFrame | str:
     if not s.empty:
         v = s[(s["aggregate"] == "mean") & _is_tie_spread_row(s)]
         if len(v):
-            order = v["variant"].str.extract(r"tie_order=(\w+)")[0]
-            frames.append(v.assign(tie_order=order)[["model", "tie_order", "ndcg@10", "ndcg@20"]])
+            frames.append(v.assign(tie_order=_ties(v)["tie_order"])[["model", "tie_order", "ndcg@10", "ndcg@20"]])
     if not frames:
         return "_Run notebooks 01 and 04 to measure the tie-order sensitivity._"
     t = pd.concat(frames, ignore_index=True).drop_duplicates()
@@ -227,8 +238,6 @@ def table_significance(dataset: str = "beauty") -> pd.DataFrame | str:
     """Paired comparisons of ``results/<dataset>/significance.csv`` (notebook 05): A vs B on the
     same test sessions, mean per-session difference with its 95 % bootstrap CI, relative gain and
     the Wilcoxon p-value; the latest row per comparison."""
-    from .significance import read_significance
-
     sig = read_significance(RESULTS_ROOT / dataset)
     if sig.empty:
         return "_Run notebook 05 (`make study`) for the paired comparisons._"
@@ -278,8 +287,6 @@ def table_tuning(dataset: str = "beauty") -> pd.DataFrame | str:
 def table_llmseqprompt(dataset: str = "beauty") -> pd.DataFrame | str:
     """Notebook 06: every LLMSeqPrompt row beside the baselines evaluated on the same test subset
     (same split fingerprint), with the output shares each LLMSeqPrompt run recorded."""
-    import json
-
     s = summary(dataset)
     if s.empty or not (s["model"] == "LLMSeqPrompt").any():
         return "_Run notebook 06 (`make study`) for LLMSeqPrompt._"
@@ -352,8 +359,6 @@ def table_hybrids(dataset: str = "beauty") -> pd.DataFrame | str:
     """The hybrids of §6.6 (notebook 07) on the temporal test split: mean ± sd over seeds of
     NDCG/HR at 10 and 20, the paper's §9.4 values and the relative difference (standard label
     only; the faithful-popularity rows are labelled), and the components the grid chose."""
-    import json
-
     s = _mean_rows(dataset, "temporal")
     s = s[s["family"] == "hybrid"] if len(s) else s
     if s.empty:

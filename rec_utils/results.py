@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 
 from .metrics import METRIC_COLUMNS
+from .paths import RESULTS_ROOT, results_dir
 from .setting import Setting
-from .utils import PROJECT_ROOT, atomic_write_bytes, atomic_write_text, canonical_json, file_lock, safe_filename
+from .utils import atomic_write_bytes, atomic_write_text, canonical_json, file_lock, safe_filename, short_hash
 
-RESULTS_ROOT = PROJECT_ROOT / "results"
 SD_COLUMNS = tuple(f"{m}_sd" for m in METRIC_COLUMNS)
 #: What makes a summary row unique (with ``aggregate``): two settings that happen to share a
 #: label (e.g. the winners of two different searches) keep a row each; reports show the latest.
@@ -56,12 +56,6 @@ SUMMARY_COLUMNS = (
 #: Columns read back as text (a fingerprint like "409566827248" must not become a number).
 TEXT_COLUMNS = {c: str for c in ("variant", "seeds", "split_fingerprint", "setting_id", "config_id", "git_commit",
                                  "config", "setting")}
-
-
-def results_dir(dataset: str, root: str | Path | None = None) -> Path:
-    """``results/<dataset name>`` (a dataset given as a folder path uses the folder's name:
-    results never go into a data folder), or ``root`` when given."""
-    return Path(root) if root is not None else RESULTS_ROOT / Path(str(dataset)).name
 
 
 #: Where ad-hoc runs go (ignored by git): one folder per run, ``<UTC time>/<dataset>/``.
@@ -93,6 +87,53 @@ def output_dirs(dataset: str, given: str | Path | None = None) -> tuple[Path, Pa
     return scratch_dir() / Path(str(dataset)).name, results_dir(dataset)
 
 
+def notebook_output(dataset: str, given: str | Path | None = None) -> tuple[Path, Path | None]:
+    """The setup every notebook does after its parameters: :func:`output_dirs` for its
+    ``RESULTS_DIR`` (``given``), the output folder created, and a line saying where results go
+    and where matching stored runs are copied from. Returns ``(out_dir, reuse_from)``."""
+    out, reuse = output_dirs(dataset, given)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"results go to {out}" + (f" (matching runs stored in {reuse} are copied, not recomputed)" if reuse else ""))
+    return out, reuse
+
+
+class RecordingError(AssertionError):
+    """A notebook's final check found a setting not (fully) recorded in summary.csv."""
+
+
+def check_recorded(out_dir: str | Path, settings: dict, split, *, min_seeds=1, best_of_n: bool = False) -> pd.DataFrame:
+    """The check every notebook ends with: each setting of ``settings`` (name → Setting) has
+    exactly one ``mean`` row on ``split`` in ``out_dir/summary.csv`` with at least ``min_seeds``
+    seeds (a number, or a function of the setting), all 12 metrics and the split's number of
+    test sessions; with ``best_of_n`` also its ``best_of_<n>_on_test`` row (n ≥ 2).
+
+    Returns the mean rows (one per setting, in order). Raises :class:`RecordingError` naming the
+    setting, its id and label, and what is missing."""
+    written = read_summary(out_dir)
+    written = written[written["split_fingerprint"] == split.fingerprint]
+    rows = []
+    for name, setting in settings.items():
+        mine = written[written["setting_id"] == setting.id]
+        means = mine[mine["aggregate"] == "mean"]
+        what = f"{name}: setting {setting.id} ({setting.label!r})"
+        if len(means) != 1:
+            raise RecordingError(f"{what}: expected one mean row, found {len(means)}")
+        row = means.iloc[0]
+        need = min_seeds(setting) if callable(min_seeds) else int(min_seeds)
+        n = int(row["n_seeds"])
+        if n < need:
+            raise RecordingError(f"{what}: expected at least {need} seed(s) in the row, found {n}")
+        if best_of_n and n >= 2 and (mine["aggregate"] == f"best_of_{n}_on_test").sum() != 1:
+            raise RecordingError(f"{what}: expected a best_of_{n}_on_test row, found {mine['aggregate'].tolist()}")
+        missing = [c for c in METRIC_COLUMNS if pd.isna(row[c])]
+        if missing:
+            raise RecordingError(f"{what}: metrics missing in the row: {missing}")
+        if int(row["n_test_sessions"]) != len(split.test):
+            raise RecordingError(f"{what}: the row has {row['n_test_sessions']} test sessions, the split {len(split.test)}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def reuse_file(path: str | Path, out_dir: str | Path, reuse_from: str | Path | None) -> Path:
     """``path`` (a resumable file under ``out_dir``, e.g. a grid CSV of finished cells keyed by
     what they depend on); when it is missing there and ``reuse_from`` holds the same file at the
@@ -106,12 +147,21 @@ def reuse_file(path: str | Path, out_dir: str | Path, reuse_from: str | Path | N
     return path
 
 
+def artifact_tag(protocol: str = "temporal", label: str = "") -> str:
+    """What tells a per-setting artifact apart: ``""`` for the standard full temporal split,
+    else the protocol (when not temporal) and the label, e.g. ``"loo,tie_order=file"``."""
+    return ",".join(filter(None, ["" if protocol == "temporal" else protocol, label]))
+
+
 def artifact_path(out_dir: Path, stem: str, protocol: str = "temporal", label: str = "", ext: str = ".csv") -> Path:
-    """Path of a per-setting artifact (a table or figure a notebook writes next to summary.csv):
-    ``<stem><ext>`` for the standard full temporal split, else ``<stem>__<protocol>,<label><ext>``,
-    so a run on another protocol, sample or tie order never overwrites the study's file."""
-    tag = ",".join(filter(None, ["" if protocol == "temporal" else protocol, label]))
-    return Path(out_dir) / (f"{stem}__{safe_filename(tag)}{ext}" if tag else f"{stem}{ext}")
+    """Path of a per-setting artifact (a table or figure a notebook writes next to summary.csv),
+    the one naming rule of side files: ``<stem><ext>`` for the standard full temporal split, else
+    ``<stem>__<id><ext>`` with ``id`` the short hash of :func:`artifact_tag` (10 hex digits), so
+    a run on another protocol, sample or tie order never overwrites the study's file and no name
+    grows with the label. ``results/index.csv`` (:mod:`rec_utils.inventory`) maps every file back
+    to its protocol and label."""
+    tag = artifact_tag(protocol, label)
+    return Path(out_dir) / (f"{stem}__{short_hash(tag)[:10]}{ext}" if tag else f"{stem}{ext}")
 
 
 def run_stem(setting: Setting, split_fingerprint: str, seed: int) -> str:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
+from .models import preset_config
 from .utils import canonical_json, short_hash
 
 #: The standard preset of each protocol (not named in labels): the paper's Beauty optima, and for
@@ -46,8 +47,6 @@ STANDARD_PRESETS = {"temporal": "beauty", "loo": "beauty-loo"}
 
 def standard_preset(model: str, protocol: str) -> str:
     """The preset a row of ``model`` under ``protocol`` has without a ``preset=`` label."""
-    from .models import preset_config
-
     preset = STANDARD_PRESETS.get(protocol.split("-")[0], "beauty")
     return preset if preset == "beauty" or preset_config(model, preset) else "beauty"
 LABEL_FIELDS = ("ties", "preset")
@@ -106,8 +105,6 @@ class Setting:
         """The setting of ``model`` evaluated on ``split``: protocol, dataset, tie order and
         samples come from the split (so they cannot disagree with it). ``config`` defaults to
         the preset's configuration with ``overrides`` on top."""
-        from .models import preset_config
-
         overrides = dict(overrides or {})
         info = split.info
         protocol = split.protocol

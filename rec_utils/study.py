@@ -39,11 +39,13 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
+from .data import resolve_dataset_path
 from .utils import PROJECT_ROOT, atomic_write_text, git_commit, short_hash
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -88,8 +90,6 @@ def inputs_hash(dataset) -> str:
     """What a notebook run depends on besides its parameters and cells: the dataset folder's
     files and the package's code (``rec_utils/**/*.py``). Part of every done-marker, so changed
     data or code re-executes the notebook (stored runs whose inputs did not change still load)."""
-    from .data import resolve_dataset_path
-
     try:
         data = _files_hash(resolve_dataset_path(dataset).iterdir())
     except FileNotFoundError:
@@ -186,10 +186,8 @@ def _kernel_manager_class():
     without encryption" warning for every notebook. The socket files go to a fresh temporary
     folder per kernel (jupyter_client's default, ``kernel-ipc-N`` in the working directory,
     would land in ``notebooks/`` and be shared by two runners)."""
-    import tempfile
-
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import CaselessStrEnum, default
+    from jupyter_client.manager import AsyncKernelManager  # heavy: only when running notebooks
+    from traitlets import CaselessStrEnum, default  # heavy: only when running notebooks
 
     class IPCKernelManager(AsyncKernelManager):
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
@@ -206,7 +204,7 @@ def papermill_run(input_path: Path, output_path: Path, parameters: dict, kernel_
     """Execute (or only parameterise) one notebook with papermill from ``notebooks/``; returns
     the wall time. ``log_output`` streams the notebook's own stdout and stderr (prints, tqdm
     bars) to ours as it runs; without it a bar over the cells shows progress."""
-    import papermill as pm
+    import papermill as pm  # heavy: only when running notebooks
 
     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

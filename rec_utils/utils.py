@@ -28,7 +28,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     try:
-        import torch
+        import torch  # heavy: loaded only where tensors are used
     except ImportError:  # torch is optional for the non-neural models
         return
     torch.manual_seed(seed)
@@ -40,7 +40,7 @@ def resolve_device(device: str | None = "auto") -> str:
     """``"auto"`` → ``"cuda"`` when a GPU is visible, else ``"cpu"``; other values pass through."""
     if device in (None, "auto"):
         try:
-            import torch
+            import torch  # heavy: loaded only where tensors are used
 
             return "cuda" if torch.cuda.is_available() else "cpu"
         except ImportError:
@@ -52,7 +52,7 @@ def device_description(device: str = "cpu") -> str:
     """A short human-readable name of the hardware a result was produced on."""
     if device.startswith("cuda"):
         try:
-            import torch
+            import torch  # heavy: loaded only where tensors are used
 
             return f"cuda:{torch.cuda.get_device_name(0)}"
         except Exception:  # pragma: no cover - no torch / no GPU
@@ -165,7 +165,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 @contextlib.contextmanager
 def file_lock(path: str | Path):
     """An exclusive advisory lock (``fcntl``) around read-modify-write of a shared file."""
-    import fcntl
+    import fcntl  # POSIX only
 
     lock_path = Path(str(path) + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)

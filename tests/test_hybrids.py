@@ -100,4 +100,6 @@ def test_hybrid_errors_name_the_missing_component_and_session():
     with pytest.raises(ValueError, match="needs \\['rank'\\]"):
         EmbeddingEnsemble({**lists, "b": lists["a"]}, method="rank", model_1="a", model_2="b").fit(None)
     with pytest.raises(ValueError, match="method must be one of"):
-        EmbeddingEnsemble(lists, method="popularity", model_1="a", model_2="b", quantile=0.5)
+        EmbeddingEnsemble(lists, method="popularity", model_1="a", model_2="b")
+    with pytest.raises(TypeError, match="unknown config field.*quantile"):  # each hybrid has only its own fields
+        EmbeddingEnsemble(lists, method="rank", model_1="a", model_2="b", rank=1, quantile=0.5)

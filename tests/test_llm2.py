@@ -75,8 +75,14 @@ def test_config_defaults_and_flat_keys():
     m = LLM2BERT4Rec(emb_dim=12, embedding={"reduction": "lda", "lda_labels": "kmeans"}, text_clean="unescape")
     assert (m.config.embedding.reduction, m.config.embedding.text_clean, m.config.embedding.normalize) == \
         ("lda", "unescape", False)
-    spec = EmbeddingSpec(reduction="pca", reduced_dim=12)
-    assert LLM2SASRec(emb_dim=12, embedding=spec).config.embedding == spec  # an instance is taken as is
+    # one form: a dict and an EmbeddingSpec of the same fields are the same spec (the LLM2
+    # defaults fill what both leave to the model: normalize=False, PCA to emb_dim)
+    for fields_ in ({}, {"reduction": "pca", "reduced_dim": 12}, {"model": "x", "normalize": True},
+                    {"reduction": "random"}):
+        from_dict = LLM2SASRec(emb_dim=12, embedding=dict(fields_)).config.embedding
+        assert LLM2SASRec(emb_dim=12, embedding=EmbeddingSpec(**fields_)).config.embedding == from_dict, fields_
+    assert LLM2SASRec(emb_dim=12, embedding=EmbeddingSpec()).config.embedding.normalize is False
+    assert LLM2SASRec(emb_dim=12, embedding={"normalize": True}).config.embedding.normalize is True
     # a stored resolved config (embedding as a dict of every field) rebuilds the same config
     for model in (m, LLM2SASRec(emb_dim=12, init="permuted", freeze=True)):
         assert type(model)(**model.get_config()).config == model.config
@@ -242,7 +248,7 @@ def test_short_vectors_clip_the_model_or_pad_it():
     base = MODELS["SASRec"](progress=False, device="cpu", **{**TINY["LLM2SASRec"], "epochs": 0}).fit(TRAIN)
     np.testing.assert_array_equal(table(p)[:, 6:], base.item_embeddings()[:, 6:])
     with pytest.raises(ValueError, match="more than emb_dim"):
-        tiny("LLM2SASRec", reduction=None).fit(TRAIN)
+        tiny("LLM2SASRec", reduction="none").fit(TRAIN)  # "none": the raw vectors (None: the LLM2 default, PCA)
 
 
 # ------------------------------------------------------------------ fit / predict / cache

@@ -14,6 +14,7 @@ import pytest
 from rec_utils.data import load_dataset
 from rec_utils.llm import cases as C
 from rec_utils.llm.mapping import Catalogue, OutputStats, map_fuzzy, map_list, map_samples, parse_output
+from rec_utils.models import LLMSeqPrompt
 from rec_utils.text import ItemEmbeddings
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -197,7 +198,7 @@ def test_sampling_returns_n_answers_per_prompt(tok):
 
     lm = load_model("tiny-random", tok)
     p = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
-    out = sample(lm, tok, [p, p, p], n=3, temperature=1.0, max_new_tokens=4, batch_size=2, progress=False)
+    out = sample(lm, tok, [p, p, p], n=3, temperature=1.0, max_new_tokens=4, progress=False)
     assert [len(o) for o in out] == [3, 3, 3] and all(isinstance(t, str) for o in out for t in o)
 
 
@@ -277,7 +278,7 @@ def test_every_variant_runs_end_to_end_through_run_seeds(tmp_path, monkeypatch, 
            "embedding": {"provider": "file", "path": "stub"}}
     cfg["candidates"] = {"aggregation": "last", "similarity": "dot"}
     setting = Setting.of("LLMSeqPrompt", split, config=cfg)
-    make = lambda seed: __import__("rec_utils.llm", fromlist=["LLMSeqPrompt"]).LLMSeqPrompt(
+    make = lambda seed: LLMSeqPrompt(
         embeddings=emb, embed=stub_embed, progress=False, **cfg)
     runs = run_seeds(make, split, setting, out_dir=tmp_path / "out", items=ds.items)
     r = runs[0]
@@ -292,7 +293,6 @@ def test_every_variant_runs_end_to_end_through_run_seeds(tmp_path, monkeypatch, 
 
 
 def test_recommendations_never_contain_prompt_items(tmp_path, monkeypatch):
-    from rec_utils.llm import LLMSeqPrompt
     from rec_utils.split import make_split
 
     monkeypatch.setenv("REC_UTILS_LLM_CACHE", str(tmp_path / "llm"))
@@ -305,7 +305,6 @@ def test_recommendations_never_contain_prompt_items(tmp_path, monkeypatch):
 
 
 def test_bad_config_values_are_named():
-    from rec_utils.llm import LLMSeqPrompt
 
     with pytest.raises(ValueError, match="variant"):
         LLMSeqPrompt(variant="genitems")
@@ -336,7 +335,7 @@ def test_cost_guard_refuses_above_the_bound_unless_raised():
 
 
 def test_openai_backend_end_to_end_against_the_stub(tmp_path, monkeypatch):
-    from rec_utils.llm import CostGuardError, LLMSeqPrompt
+    from rec_utils.llm import CostGuardError
     from rec_utils.split import make_split
 
     ds = synthetic(tmp_path)
@@ -375,3 +374,15 @@ def test_a_model_folder_is_identified_by_its_file_contents_not_its_names_and_siz
         (folder / "config.json").write_text("{}")
     assert base_model_id(str(a)) != base_model_id(str(b))
     assert base_model_id(str(a)) == base_model_id(str(a))
+
+
+def test_notebook_06_run_config_is_the_preset_with_config_on_top():
+    from rec_utils.models import preset_config
+    from rec_utils.models.llmseqprompt import RUN_FIELDS, run_config
+
+    run = run_config({**preset_config("LLMSeqPrompt", "beauty"), "variant": "genlist", "lora": True})
+    assert tuple(run) == RUN_FIELDS
+    assert (run["n_train_cases"], run["n_val_cases"], run["epochs"], run["eval_steps"]) == (256, 32, 1, 8)
+    assert (run["variant"], run["lora"], run["temperature"]) == ("genlist", True, 0.25)  # the rest: defaults
+    with pytest.raises(TypeError, match=r"unknown config field\(s\) \['n_train'\]"):
+        run_config({"n_train": 5})

@@ -241,6 +241,11 @@ def test_flat_keys_map_into_the_embedding_spec(cls):
     assert not set(FLAT) & set(cfg), "flat keys live only inside embedding"
     assert flat.device == "cpu" and nested.device == "auto"
     assert cls(**cfg).get_config() == cfg  # get_config round-trips
+    # one form: the same fields as a dict or an EmbeddingSpec give the same spec (the model's
+    # defaults fill what both leave open: here L2-normalised rows, no reduction)
+    for part in ({}, {"reduction": "pca", "reduced_dim": 16}):
+        a, b = cls(embedding=dict(part)).config.embedding, cls(embedding=EmbeddingSpec(**part)).config.embedding
+        assert a == b and a.normalize is True and a.reduction == part.get("reduction")
     with pytest.raises(ValueError, match=r"\['reduction'\] given both"):
         cls(reduction="pca", reduced_dim=4, embedding={"reduction": "lda"})
     with pytest.raises(ValueError, match="given both"):

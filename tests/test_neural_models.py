@@ -323,7 +323,7 @@ def test_early_stopping_ndcg_agrees_with_metrics_ndcg_at_k():
         expected = ndcg_at_k(top[:, :k], targets, k).mean()
         assert 0 < expected < 1
         assert got[f"ndcg@{k}"] == pytest.approx(expected, abs=1e-6)
-        per_row = T.ndcg_of_scores(T.mask_window(scores, x, pad), t, k).numpy()
+        per_row = T.ndcg_of_scores(T.mask_window(scores, x), t, k).numpy()
         np.testing.assert_allclose(per_row, ndcg_at_k(top[:, :k], targets, k), rtol=0, atol=1e-6)
 
 
@@ -466,7 +466,7 @@ def _hand_written_fit_predict(name, train, prompts, **kw):
     def top(p, k):
         module.eval()
         x, = B.trim(torch.as_tensor(inputs(B.prompt_windows(p, index.to_index(p.items), c.max_len, pad))), pad)
-        s = T.mask_window(module.score(x), x, pad)
+        s = T.mask_window(module.score(x), x)
         v, i = torch.topk(s, k, dim=1)
         return i.numpy(), v.numpy()
 

@@ -23,7 +23,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 from optuna.distributions import FloatDistribution
 
-from rec_utils import results
+from rec_utils import paths
 from rec_utils.data import Dataset
 from rec_utils.models import build_model, preset_config
 from rec_utils.setting import Setting
@@ -196,10 +196,10 @@ def test_every_family_has_a_space_whose_samples_build_the_model():
 def test_best_config_file_and_preset_tuned(folds, tmp_path, monkeypatch):
     study = tune(vsknn, folds, model="V-SKNN", dataset="toy", storage=_study(tmp_path), max_trials=3,
                  base_config={"decay": "harmonic"}, progress=False)
-    monkeypatch.setattr(results, "RESULTS_ROOT", tmp_path / "results")
+    monkeypatch.setattr(paths, "RESULTS_ROOT", tmp_path / "results")  # where results_dir looks
     with pytest.raises(FileNotFoundError, match="no tuned configuration of V-SKNN.*10_tuning"):
         preset_config("V-SKNN", "tuned", dataset="toy")
-    path = write_best_config(study, "toy", storage="postgresql+psycopg://u:secret@h:1/db")
+    path = write_best_config(study, storage="postgresql+psycopg://u:secret@h:1/db")
     assert path == tmp_path / "results" / "toy" / "configs" / "V-SKNN.json"
     doc = json.loads(path.read_text())
     best = best_trial(study)

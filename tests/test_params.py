@@ -90,4 +90,5 @@ def test_every_list_and_mapping_parameter_goes_through_the_helpers(path):
         if isinstance(node, ast.Assign) and isinstance(node.value, (ast.List, ast.Tuple, ast.Dict)):
             wanted[node.targets[0].id] = "as_dict" if isinstance(node.value, ast.Dict) else "as_list"
     assert _parsed_in(following) == wanted, f"{path.name}: the cell after `parameters` must parse {wanted}"
-    assert "results.output_dirs(DATASET, RESULTS_DIR)" in following, f"{path.name}: results go through output_dirs"
+    assert any(f"results.{f}(DATASET, RESULTS_DIR)" in following for f in ("notebook_output", "output_dirs")), \
+        f"{path.name}: results go through results.notebook_output (or output_dirs)"

@@ -15,6 +15,7 @@ from rec_utils.models import build_model
 from rec_utils.setting import Setting
 from rec_utils.split import make_split
 from rec_utils.study import expand_runs, is_done, load_plan
+from rec_utils.utils import PROJECT_ROOT
 
 
 def sknn_setting(split, **overrides):
@@ -187,7 +188,7 @@ def test_output_dirs_sends_ad_hoc_runs_to_scratch(monkeypatch, tmp_path):
                                                                         results.RESULTS_ROOT / "tiny")
     given = tmp_path / "mine"
     assert results.output_dirs("beauty", str(given)) == (given, None), "a given folder reads nothing else"
-    git_ignored = (results.PROJECT_ROOT / ".gitignore").read_text().split()
+    git_ignored = (PROJECT_ROOT / ".gitignore").read_text().split()
     assert "/results/scratch/" in git_ignored
 
 
@@ -241,3 +242,15 @@ def test_written_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644, "readable by others, as open() makes it"
+
+
+def test_check_recorded_passes_a_recorded_setting_and_names_what_is_missing(tiny_split, tmp_path):
+    setting = sknn_setting(tiny_split)
+    runs = run_seeds(counting_sknn([]), tiny_split, setting, notebook="nb", out_dir=tmp_path, seeds=[0, 1])
+    with pytest.raises(results.RecordingError, match="SKNN: setting .* expected one mean row, found 0"):
+        results.check_recorded(tmp_path, {"SKNN": setting}, tiny_split)
+    results.update_summary(results.summary_rows(runs), tmp_path)
+    rows = results.check_recorded(tmp_path, {"SKNN": setting}, tiny_split, min_seeds=2, best_of_n=True)
+    assert list(rows["setting_id"]) == [setting.id] and int(rows["n_seeds"].iloc[0]) == 2
+    with pytest.raises(results.RecordingError, match="at least 3 seed"):
+        results.check_recorded(tmp_path, {"SKNN": setting}, tiny_split, min_seeds=lambda s: 3)

@@ -189,7 +189,7 @@ def cluster_classes(item_vectors: np.ndarray, item_ids: np.ndarray, popularity: 
     Returns:
         ``(centroids (c, d), representatives (c,) item ids)`` of the kept classes.
     """
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # heavy: loaded only by this method
 
     if len(item_ids) < n_clusters:
         raise ValueError(f"n_clusters={n_clusters} exceeds the {len(item_ids)} items with a vector")

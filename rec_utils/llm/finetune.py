@@ -56,7 +56,7 @@ def tokenize_examples(tok, examples: list[tuple[str, str]]) -> list[dict]:
 
 
 def _collate(pad_id: int):
-    import torch
+    import torch  # heavy: loaded only where tensors are used
 
     def collate(batch):
         n = max(len(b["input_ids"]) for b in batch)
@@ -89,8 +89,8 @@ def finetune(model_name: str, tok, train: list[tuple[str, str]], val: list[tuple
         validation loss, train tokens, train seconds, tokens/s and the loss ``history`` (one
         dict per logged step: ``step``, ``loss`` or ``eval_loss``).
     """
-    import torch
-    from transformers import AutoModelForCausalLM, EarlyStoppingCallback, Trainer, TrainingArguments
+    import torch  # heavy: loaded only where tensors are used
+    from transformers import AutoModelForCausalLM, EarlyStoppingCallback, Trainer, TrainingArguments  # heavy: loaded only by LLM runs
 
     prepare_torch(num_threads)
     if not train:
@@ -106,7 +106,7 @@ def finetune(model_name: str, tok, train: list[tuple[str, str]], val: list[tuple
         return lm.eval(), {**info, "cached": True}
     lm = load_model(model_name, tok, seed=cfg.seed)
     if cfg.lora:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, get_peft_model  # heavy: loaded only for LoRA
 
         lm = get_peft_model(lm, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                            target_modules="all-linear", task_type="CAUSAL_LM"))

@@ -74,8 +74,8 @@ class NameTrie:
 
 
 def _prefill(model, tok, text: str):
-    import torch
-    from transformers import DynamicCache
+    import torch  # heavy: loaded only where tensors are used
+    from transformers import DynamicCache  # heavy: loaded only by LLM runs
 
     dev = next(model.parameters()).device
     ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]], device=dev)
@@ -90,7 +90,7 @@ def _step(model, tokens, cache):
 
 
 def _nucleus(logits, temperature: float, top_p: float):
-    import torch
+    import torch  # heavy: loaded only where tensors are used
 
     probs = torch.softmax(logits / temperature, dim=-1)
     if top_p < 1.0:
@@ -102,11 +102,11 @@ def _nucleus(logits, temperature: float, top_p: float):
 
 
 def sample(model, tok, prompts: list[str], *, n: int = 20, temperature: float = 0.25, top_p: float = 1.0,
-           max_new_tokens: int = 48, seed: int = 0, eos_id: int | None = None, progress: bool = True,
-           batch_size: int | None = None) -> list[list[str]]:
-    """``n`` answers per prompt text (already chat-formatted); ``temperature`` 0 = greedy (1 answer).
-    ``batch_size`` is accepted for compatibility and unused (prompts go one at a time)."""
-    import torch
+           max_new_tokens: int = 48, seed: int = 0, eos_id: int | None = None,
+           progress: bool = True) -> list[list[str]]:
+    """``n`` answers per prompt text (already chat-formatted), one prompt at a time;
+    ``temperature`` 0 = greedy (1 answer)."""
+    import torch  # heavy: loaded only where tensors are used
 
     eos = tok.eos_token_id if eos_id is None else eos_id
     greedy = temperature <= 0
@@ -152,7 +152,7 @@ def constrained_beam(model, tok, prompts: list[str], trie: NameTrie, *, num_beam
     """Beam search restricted to catalogue names (module docstring); per prompt up to
     ``num_beams`` distinct names, best first, and their log-probabilities. ``max_new_tokens``
     None: the trie's depth (the longest name and its end token), so no name is cut."""
-    import torch
+    import torch  # heavy: loaded only where tensors are used
 
     limit = max_new_tokens or trie.depth
     names, scores, t0, n_gen = [], [], time.perf_counter(), 0

@@ -22,6 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..text.local import model_content_hash
 from ..utils import PROJECT_ROOT, file_lock
 
 LLM_CACHE_ENV = "REC_UTILS_LLM_CACHE"
@@ -42,7 +43,7 @@ def default_llm_cache() -> Path:
 
 def prepare_torch(num_threads: int | None = None) -> None:
     """Flush denormals to zero (x86 CPU training and generation) and set the torch threads."""
-    import torch
+    import torch  # heavy: loaded only where tensors are used
 
     torch.set_flush_denormal(True)
     if num_threads:
@@ -103,7 +104,7 @@ def smollm2_tokenizer_folder(cache: Path | None = None) -> Path:
     target = Path(cache or default_llm_cache()) / "tokenizer" / f"smollm2-{file_sha256(gguf)}"
 
     def write(tmp):
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer  # heavy: loaded only by LLM runs
 
         AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
 
@@ -117,8 +118,8 @@ def smollm2_folder(cache: Path | None = None) -> Path:
     target = Path(cache or default_llm_cache()) / "base" / f"smollm2-135m-instruct-{file_sha256(gguf)}"
 
     def write(tmp):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        import torch  # heavy: loaded only where tensors are used
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: loaded only by LLM runs
 
         prepare_torch()
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -133,7 +134,7 @@ def smollm2_folder(cache: Path | None = None) -> Path:
 def load_tokenizer(model: str = "smollm2", cache: Path | None = None):
     """The tokenizer of ``model`` (``smollm2`` / ``tiny-random``: the SmolLM2 tokenizer, or a
     folder), with pad = eos and left padding (batched generation)."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy: loaded only by LLM runs
 
     folder = smollm2_tokenizer_folder(cache) if model in LOCAL_MODELS else Path(model)
     if not Path(folder).is_dir():
@@ -147,8 +148,8 @@ def load_tokenizer(model: str = "smollm2", cache: Path | None = None):
 
 def tiny_random_model(vocab_size: int, seed: int = 0, *, eos_token_id=None, pad_token_id=None):
     """A seeded tiny Llama (2 layers, hidden 32, 2 heads, ~3 M parameters) for tests and CI."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    import torch  # heavy: loaded only where tensors are used
+    from transformers import LlamaConfig, LlamaForCausalLM  # heavy: loaded only by LLM runs
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
@@ -157,7 +158,7 @@ def tiny_random_model(vocab_size: int, seed: int = 0, *, eos_token_id=None, pad_
     return LlamaForCausalLM(cfg)
 
 
-def base_model_id(model: str, cache: Path | None = None) -> str:
+def base_model_id(model: str) -> str:
     """What identifies the base weights (enters every fine-tuning key): the GGUF's hash for
     ``smollm2``, the tokenizer's for ``tiny-random`` (its weights come from the seed), the
     folder's file contents otherwise (:func:`rec_utils.text.local.model_content_hash`, the key of
@@ -167,16 +168,14 @@ def base_model_id(model: str, cache: Path | None = None) -> str:
     folder = Path(model)
     if not folder.is_dir():
         raise LLMError(f"model {model!r}: not one of {LOCAL_MODELS} and not a folder")
-    from ..text.local import model_content_hash
-
     return f"folder-{model_content_hash(folder)}"
 
 
 def load_model(model: str = "smollm2", tok=None, *, seed: int = 0, cache: Path | None = None):
     """The base causal LM (fp32): ``smollm2`` (cached plain folder), ``tiny-random`` (seeded,
     from a config) or a transformers folder."""
-    import torch
-    from transformers import AutoModelForCausalLM
+    import torch  # heavy: loaded only where tensors are used
+    from transformers import AutoModelForCausalLM  # heavy: loaded only by LLM runs
 
     prepare_torch()
     if model == "tiny-random":

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from ..topk import topk_from_scores
 from .cases import LIST_BEGIN, LIST_END, RECSYS23_END
 
 _NUMBERED = re.compile(r"^\s*(\d+)\s*[.)]\s*(.+?)\s*$")
@@ -176,8 +177,6 @@ class Catalogue:
 
     def neighbours(self, vectors: np.ndarray, k: int) -> np.ndarray:
         """(n, k) catalogue rows by dot product with each vector, ties by the smaller item id."""
-        from ..models.base import topk_from_scores
-
         if self.vectors is None or len(vectors) == 0:
             return np.full((len(vectors), 0), -1, np.int64)
         return topk_from_scores(vectors @ self.vectors.T, min(k, len(self.ids)))[0]
@@ -277,7 +276,7 @@ def map_fuzzy(text, available_ids, catalogue: Catalogue, prompt_ids, k: int = 20
     match; a match already used falls back to the next best unused one (``fallback="last"``: the
     reference's last unused one). ``append_rest`` (Rank) appends the unnamed candidates in their
     given order, so the output is a re-ranking of the candidates."""
-    from rapidfuzz import fuzz, process
+    from rapidfuzz import fuzz, process  # only for fuzzy name mapping
 
     names, failed = parse_output(text, variant, max_names=k)
     st = OutputStats(outputs=1, parse_failures=int(failed))

@@ -32,7 +32,7 @@ class CostGuardError(LLMError):
 
 def client(api_key: str | None = None, base_url: str | None = None, timeout: float = 60.0):
     """The official client; no key → :class:`LLMError` naming ``OPENAI_API_KEY``."""
-    import openai
+    import openai  # optional: only when the OpenAI backend is chosen
 
     key = api_key or os.environ.get("OPENAI_API_KEY")
     if not key:
@@ -49,7 +49,7 @@ def count_tokens(example: dict) -> tuple[int, str]:
              else [example["prompt"], example["completion"]])
     overhead = 3 * len(texts) + 3 if "messages" in example else 0
     try:
-        import tiktoken
+        import tiktoken  # optional: only for OpenAI cost estimates
 
         enc = tiktoken.get_encoding("cl100k_base")
         return sum(len(enc.encode(t)) for t in texts) + overhead, "tiktoken cl100k_base"

@@ -15,7 +15,8 @@
 
 Every result is de-duplicated (first occurrence kept) and cut to ``k`` = 20, as the reference's
 ``remove_duplicates`` / ``truncate_to_top_k``. The combination functions are pure and
-vectorised over sessions ((n, L) item-id arrays, −1 padding); :class:`Hybrid` wraps them as a
+vectorised over sessions ((n, L) item-id arrays, −1 padding). Each hybrid is a :class:`Hybrid`
+subclass with its own config, methods, grid and components, a
 :class:`~rec_utils.models.base.Recommender` over :class:`ComponentLists` (the component
 predictions, looked up by session id), so the normal runner (``run_seeds``, the validation grid)
 evaluates and stores hybrid runs like any other model.
@@ -34,6 +35,8 @@ Deviations (sound defaults; the faithful variant is an option):
 """
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -42,21 +45,6 @@ import pandas as pd
 from .. import metrics
 from ..utils import short_hash
 from .base import Recommender, as_prompts
-
-KINDS = {"EmbeddingEnsemble": ("rank", "confidence"),
-         "LLMSeqSim&Sequential": ("popularity",),
-         "LLMSeqSim&Popularity": ("popularity", "diversity", "popularity+diversity")}
-#: The paper's search space per hybrid and method (spec §6.6).
-PAPER_GRID = {
-    ("EmbeddingEnsemble", "rank"): {"rank": [0, 1, 2, 3, 4, 5, 10, 20]},
-    ("EmbeddingEnsemble", "confidence"): {"confidence": [round(float(c), 6) for c in np.linspace(0.8, 0.99, 10)]},
-    ("LLMSeqSim&Sequential", "popularity"): {"quantile": [0.25, 0.5, 0.75]},
-    ("LLMSeqSim&Popularity", "popularity"): {"quantile": [0.25, 0.5, 0.75]},
-    ("LLMSeqSim&Popularity", "diversity"): {"diversity_quantile": [0.25, 0.5, 0.75]},
-    ("LLMSeqSim&Popularity", "popularity+diversity"): {"quantile": [0.25, 0.5, 0.75],
-                                                       "diversity_quantile": [0.25, 0.5, 0.75]},
-}
-
 
 # ---------------------------------------------------------------------------- list operations
 
@@ -131,8 +119,8 @@ def popularity_threshold(popularity: pd.Series, quantile: float) -> float:
     return float(popularity.quantile(float(quantile)))
 
 
-def _lookup(popularity: pd.Series, items: np.ndarray) -> np.ndarray:
-    """Popularity of item ids (0 for items not counted, NaN for −1 padding)."""
+def popularity_of(popularity: pd.Series, items: np.ndarray) -> np.ndarray:
+    """Popularity of item ids, any shape (0 for items not counted, NaN for −1 padding)."""
     items = np.asarray(items, dtype=np.int64)
     ids = popularity.index.to_numpy(dtype=np.int64)
     vals = popularity.to_numpy(dtype=np.float64)
@@ -155,7 +143,7 @@ def popularity_switch(recs_llm: np.ndarray, recs_seq: np.ndarray, last_items: np
     last_items = np.asarray(last_items, dtype=np.int64)
     if last_items.shape != (len(recs_llm),):
         raise ValueError(f"last_items must have shape ({len(recs_llm)},), got {last_items.shape}")
-    use_seq = np.nan_to_num(_lookup(popularity, last_items), nan=0.0) >= popularity_threshold(popularity, quantile)
+    use_seq = np.nan_to_num(popularity_of(popularity, last_items), nan=0.0) >= popularity_threshold(popularity, quantile)
     width = max(recs_llm.shape[1], recs_seq.shape[1])
     a = np.pad(recs_llm, ((0, 0), (0, width - recs_llm.shape[1])), constant_values=-1)
     b = np.pad(recs_seq, ((0, 0), (0, width - recs_seq.shape[1])), constant_values=-1)
@@ -174,7 +162,7 @@ def popularity_filter_keep(recs: np.ndarray, popularity: pd.Series, quantile: fl
     """:func:`popularity_filter` without the final cut: the whole de-duplicated list minus the
     deleted unpopular items (the reference re-ranks these survivors for diversity); (n, L) → (n, L)."""
     recs = dedup_truncate(recs, np.asarray(recs).shape[1])
-    low = np.nan_to_num(_lookup(popularity, recs), nan=np.inf) < popularity_threshold(popularity, quantile)
+    low = np.nan_to_num(popularity_of(popularity, recs), nan=np.inf) < popularity_threshold(popularity, quantile)
     low &= recs >= 0
     allowed = np.maximum((recs >= 0).sum(axis=1) - k, 0)
     drop = low & (np.cumsum(low, axis=1) <= allowed[:, None])
@@ -304,32 +292,31 @@ class ComponentLists:
                    scores, source=source or "+".join(p.source for p in parts))
 
 
-# ---------------------------------------------------------------------------- the recommender
+# ---------------------------------------------------------------------------- the recommenders
 
 @dataclass
 class HybridConfig:
-    """What a hybrid run is: its method and parameters and the names of its components (their
-    settings are in ``components``: name → the component's model and config hash, so a changed
-    component makes another setting)."""
+    """What every hybrid run is: its method, its first component and the settings of all its
+    components (``components``: name → the component's model and config hash, so a changed
+    component makes another setting). Each hybrid adds its own fields in a subclass."""
 
-    method: str = ""  # "" = the hybrid's first method; rank | confidence (EmbeddingEnsemble); popularity (&Sequential); popularity | diversity | popularity+diversity (&Popularity)
+    method: str = ""  # "" = the hybrid's first method (its METHODS)
     model_1: str = ""  # EmbeddingEnsemble: model 1; &Sequential / &Popularity: the LLMSeqSim component
-    model_2: str = ""  # EmbeddingEnsemble: model 2; &Sequential: the sequential component
-    rank: int | None = None  # r of the rank ensemble
-    confidence: float | None = None  # c of the confidence ensemble
-    quantile: float | None = None  # popularity quantile q (switch / filter)
-    diversity_quantile: float | None = None  # q of the pairwise-similarity threshold
-    popularity_source: str = "train"  # "train" (sound default) or "dataset" (reference: all sessions, test included)
-    similarity_pairs: int = 2_000_000  # item pairs sampled for the similarity quantile
+    model_2: str = ""  # EmbeddingEnsemble: model 2; &Sequential: the sequential component; "" = none
     components: dict = field(default_factory=dict)  # name -> {"model": ..., "config_id": ...}
-    seed: int = 0  # the pair sample's seed
+    seed: int = 0  # the pair sample's seed (&Popularity's diversity threshold)
 
 
 _THRESHOLDS: dict = {}  # (vectors' fingerprint, q, pairs, seed) -> similarity threshold
 
 
 class Hybrid(Recommender):
-    """A hybrid of §6.6 over stored component predictions (see the module docstring).
+    """A hybrid of §6.6 over stored component predictions (see the module docstring). A hybrid
+    is a subclass with its ``name``, ``config_class`` (a :class:`HybridConfig` with its own
+    fields), ``METHODS`` (method → the config fields it needs), ``GRID`` (method → the paper's
+    search space, field → values), :meth:`component_pairs` (which components it combines) and
+    :meth:`combine` (the lists); it is registered in ``rec_utils.models.REGISTRY`` (family
+    ``"hybrid"``), from where notebook 07 (:mod:`rec_utils.hybrid_runs`) searches and runs it.
 
     Args:
         lists: component name → :class:`ComponentLists` of the cases to predict (the names of
@@ -338,31 +325,37 @@ class Hybrid(Recommender):
         dataset_interactions: all interactions, for ``popularity_source="dataset"``.
         item_vectors: the raw item vectors (:class:`rec_utils.text.ItemEmbeddings`) for the
             diversity re-ranker.
-        **config: :class:`HybridConfig` fields (``seed`` as every model takes it).
+        **config: fields of ``config_class`` (``seed`` as every model takes it).
 
     ``predict`` returns scores 1/rank (a hybrid has no common score scale).
     """
 
     name = "Hybrid"
+    config_class = HybridConfig
+    METHODS: dict[str, tuple[str, ...]] = {}
+    GRID: dict[str, dict[str, list]] = {}
 
     def __init__(self, lists: dict[str, ComponentLists] | None = None, *, dataset_interactions=None,
                  item_vectors=None, **config):
-        unknown = set(config) - set(HybridConfig.__dataclass_fields__)
+        unknown = set(config) - set(self.config_class.__dataclass_fields__)
         if unknown:
-            raise TypeError(f"{self.name}: unknown config field(s) {sorted(unknown)}")
-        self.config = HybridConfig(**config)
+            raise TypeError(f"{self.name}: unknown config field(s) {sorted(unknown)}; "
+                            f"known: {sorted(self.config_class.__dataclass_fields__)}")
+        self.config = self.config_class(**config)
         c = self.config
-        c.method = c.method or KINDS[self.name][0]
-        if c.method not in KINDS[self.name]:
-            raise ValueError(f"{self.name}: method must be one of {KINDS[self.name]}, got {c.method!r}")
-        if c.popularity_source not in ("train", "dataset"):
+        c.method = c.method or next(iter(self.METHODS))
+        if c.method not in self.METHODS:
+            raise ValueError(f"{self.name}: method must be one of {tuple(self.METHODS)}, got {c.method!r}")
+        if getattr(c, "popularity_source", "train") not in ("train", "dataset"):
             raise ValueError(f"popularity_source must be 'train' or 'dataset', got {c.popularity_source!r}")
-        needed = {"rank": ("rank",), "confidence": ("confidence",), "popularity": ("quantile",),
-                  "diversity": ("diversity_quantile",), "popularity+diversity": ("quantile", "diversity_quantile")}
-        self._needed = needed[c.method]
         self.lists = lists or {}
         self.dataset_interactions = dataset_interactions
         self.item_vectors = item_vectors
+
+    @classmethod
+    def component_pairs(cls, llmseqsim: Sequence[str], sequential: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """The ``(model_1, model_2)`` choices the grid searches ("" where there is no model 2)."""
+        return [(m, "") for m in llmseqsim]
 
     def _names(self):
         return [n for n in (self.config.model_1, self.config.model_2) if n]
@@ -372,20 +365,140 @@ class Hybrid(Recommender):
 
     def fit(self, train: pd.DataFrame, items=None) -> "Hybrid":
         c = self.config
-        missing = [f for f in self._needed if getattr(c, f) is None]
+        missing = [f for f in self.METHODS[c.method] if getattr(c, f) is None]
         if missing:
             raise ValueError(f"{self.name} method {c.method!r} needs {missing}")
         for n in self._names():
             if n not in self.lists:
                 raise KeyError(f"{self.name}: no stored lists for component {n!r}; have {sorted(self.lists)}")
-        if c.method in ("popularity", "popularity+diversity"):
-            if c.popularity_source == "dataset":
-                if self.dataset_interactions is None:
-                    raise ValueError("popularity_source='dataset' needs dataset_interactions")
-                self.popularity_ = session_popularity(self.dataset_interactions)
-            else:
-                self.popularity_ = session_popularity(train)
-        if c.method in ("diversity", "popularity+diversity"):
+        return self
+
+    def _popularity(self, train: pd.DataFrame) -> pd.Series:
+        """Item popularity (§6.6) from ``train``, or from all sessions with ``popularity_source="dataset"``."""
+        if self.config.popularity_source == "dataset":
+            if self.dataset_interactions is None:
+                raise ValueError("popularity_source='dataset' needs dataset_interactions")
+            return session_popularity(self.dataset_interactions)
+        return session_popularity(train)
+
+    def _gather(self, name, session_ids):
+        store = self.lists[name]
+        rows = store.rows(session_ids, name)
+        return store.recs[rows], (None if store.scores is None else store.scores[rows])
+
+    def combine(self, prompts, k: int = 20) -> np.ndarray:
+        """The hybrid's (n, k) lists for ``prompts`` (ids of the component lists' cases)."""
+        raise NotImplementedError
+
+    def predict(self, prompts, k: int = 20, return_scores: bool = False):
+        recs = self.combine(as_prompts(prompts), k)
+        if not return_scores:
+            return recs
+        ranks = np.arange(1, recs.shape[1] + 1, dtype=np.float32)
+        return recs, np.where(recs >= 0, 1.0 / ranks[None, :], np.nan).astype(np.float32)
+
+    def get_config(self) -> dict:
+        return asdict(self.config)
+
+
+@dataclass
+class EmbeddingEnsembleConfig(HybridConfig):
+    """EmbeddingEnsemble: two LLMSeqSim components (``model_1``, ``model_2``), by rank ``r`` or
+    confidence ``c``."""
+
+    rank: int | None = None  # r of the rank ensemble
+    confidence: float | None = None  # c of the confidence ensemble
+
+
+class EmbeddingEnsemble(Hybrid):
+    """EmbeddingEnsemble (§6.6): two LLMSeqSim variants by rank or confidence."""
+
+    name = "EmbeddingEnsemble"
+    config_class = EmbeddingEnsembleConfig
+    METHODS = {"rank": ("rank",), "confidence": ("confidence",)}
+    GRID = {"rank": {"rank": [0, 1, 2, 3, 4, 5, 10, 20]},
+            "confidence": {"confidence": [round(float(c), 6) for c in np.linspace(0.8, 0.99, 10)]}}
+
+    @classmethod
+    def component_pairs(cls, llmseqsim, sequential=()):
+        return list(itertools.permutations(llmseqsim, 2))  # every ordered pair of distinct variants
+
+    def combine(self, prompts, k: int = 20) -> np.ndarray:
+        c = self.config
+        r1, s1 = self._gather(c.model_1, prompts.session_ids)
+        r2, _ = self._gather(c.model_2, prompts.session_ids)
+        if c.method == "rank":
+            return rank_ensemble(r1, r2, c.rank, k)
+        if s1 is None:
+            raise ValueError(f"component {c.model_1!r} has no stored scores: the confidence ensemble needs them")
+        return confidence_ensemble(r1, s1, r2, c.confidence, k)
+
+
+@dataclass
+class LLMSeqSimSequentialConfig(HybridConfig):
+    """LLMSeqSim&Sequential: LLMSeqSim (``model_1``) or a sequential model (``model_2``) by the
+    popularity of the prompt's last item."""
+
+    quantile: float | None = None  # popularity quantile q of the switch
+    popularity_source: str = "train"  # "train" (sound default) or "dataset" (reference: all sessions, test included)
+
+
+class LLMSeqSimSequential(Hybrid):
+    """LLMSeqSim&Sequential (§6.6): switch on the popularity of the prompt's last item."""
+
+    name = "LLMSeqSim&Sequential"
+    config_class = LLMSeqSimSequentialConfig
+    METHODS = {"popularity": ("quantile",)}
+    GRID = {"popularity": {"quantile": [0.25, 0.5, 0.75]}}
+
+    @classmethod
+    def component_pairs(cls, llmseqsim, sequential=()):
+        if not sequential:
+            raise ValueError("LLMSeqSim&Sequential needs at least one sequential component")
+        return list(itertools.product(llmseqsim, sequential))
+
+    def fit(self, train: pd.DataFrame, items=None) -> "LLMSeqSimSequential":
+        super().fit(train, items)
+        self.popularity_ = self._popularity(train)
+        return self
+
+    def combine(self, prompts, k: int = 20) -> np.ndarray:
+        c, p = self.config, prompts
+        r1, _ = self._gather(c.model_1, p.session_ids)
+        r2, _ = self._gather(c.model_2, p.session_ids)
+        last = p.items[p.indptr[1:] - 1] if len(p) else np.zeros(0, np.int64)
+        recs, self.use_seq_ = popularity_switch(r1, r2, last, self.popularity_, c.quantile, k)
+        return recs
+
+
+@dataclass
+class LLMSeqSimPopularityConfig(HybridConfig):
+    """LLMSeqSim&Popularity: a popularity filter and / or a diversity re-ranker on one LLMSeqSim
+    component's top-100."""
+
+    quantile: float | None = None  # popularity quantile q of the filter
+    diversity_quantile: float | None = None  # q of the pairwise-similarity threshold
+    popularity_source: str = "train"  # "train" (sound default) or "dataset" (reference: all sessions, test included)
+    similarity_pairs: int = 2_000_000  # item pairs sampled for the similarity quantile
+
+
+class LLMSeqSimPopularity(Hybrid):
+    """LLMSeqSim&Popularity (§6.6): popularity filter / diversity re-ranker on LLMSeqSim's top-100."""
+
+    name = "LLMSeqSim&Popularity"
+    config_class = LLMSeqSimPopularityConfig
+    METHODS = {"popularity": ("quantile",), "diversity": ("diversity_quantile",),
+               "popularity+diversity": ("quantile", "diversity_quantile")}
+    GRID = {"popularity": {"quantile": [0.25, 0.5, 0.75]},
+            "diversity": {"diversity_quantile": [0.25, 0.5, 0.75]},
+            "popularity+diversity": {"quantile": [0.25, 0.5, 0.75], "diversity_quantile": [0.25, 0.5, 0.75]}}
+
+    def fit(self, train: pd.DataFrame, items=None) -> "LLMSeqSimPopularity":
+        super().fit(train, items)
+        c = self.config
+        if "quantile" in self.METHODS[c.method]:
+            self.popularity_ = self._popularity(train)
+        if "diversity_quantile" in self.METHODS[c.method]:
             if self.item_vectors is None:
                 raise ValueError(f"{self.name} method {c.method!r} needs item_vectors (raw item embeddings)")
             key = (getattr(self.item_vectors, "fingerprint", None) or short_hash(self.item_vectors.vectors.tobytes()),
@@ -396,68 +509,21 @@ class Hybrid(Recommender):
             self.similarity_threshold_ = _THRESHOLDS[key]
         return self
 
-    def _gather(self, name, session_ids):
-        store = self.lists[name]
-        rows = store.rows(session_ids, name)
-        return store.recs[rows], (None if store.scores is None else store.scores[rows])
-
     def combine(self, prompts, k: int = 20) -> np.ndarray:
-        """The hybrid's (n, k) lists for ``prompts`` (ids of the component lists' cases)."""
-        c, p = self.config, as_prompts(prompts)
-        r1, s1 = self._gather(c.model_1, p.session_ids)
-        if c.method in ("rank", "confidence"):
-            r2, _ = self._gather(c.model_2, p.session_ids)
-            if c.method == "rank":
-                return rank_ensemble(r1, r2, c.rank, k)
-            if s1 is None:
-                raise ValueError(f"component {c.model_1!r} has no stored scores: the confidence ensemble needs them")
-            return confidence_ensemble(r1, s1, r2, c.confidence, k)
-        if self.name == "LLMSeqSim&Sequential":
-            r2, _ = self._gather(c.model_2, p.session_ids)
-            last = p.items[p.indptr[1:] - 1] if len(p) else np.zeros(0, np.int64)
-            recs, self.use_seq_ = popularity_switch(r1, r2, last, self.popularity_, c.quantile, k)
-            return recs
-        recs = r1
-        if c.method in ("popularity", "popularity+diversity"):
+        c = self.config
+        recs, _ = self._gather(c.model_1, prompts.session_ids)
+        if "quantile" in self.METHODS[c.method]:
             # the survivors of the filter, uncut: the reference re-ranks all of them for diversity
             recs = popularity_filter_keep(recs, self.popularity_, c.quantile, k)
-        if c.method in ("diversity", "popularity+diversity"):
+        if "diversity_quantile" in self.METHODS[c.method]:
             recs = diversity_rerank(recs, self.item_vectors.item_ids, self.item_vectors.vectors,
                                     self.similarity_threshold_, k)
         return dedup_truncate(recs, k)
 
-    def predict(self, prompts, k: int = 20, return_scores: bool = False):
-        recs = self.combine(prompts, k)
-        if not return_scores:
-            return recs
-        ranks = np.arange(1, recs.shape[1] + 1, dtype=np.float32)
-        return recs, np.where(recs >= 0, 1.0 / ranks[None, :], np.nan).astype(np.float32)
 
-    def get_config(self) -> dict:
-        return asdict(self.config)
-
-
-class EmbeddingEnsemble(Hybrid):
-    """EmbeddingEnsemble (§6.6): two LLMSeqSim variants by rank or confidence."""
-
-    name = "EmbeddingEnsemble"
-
-
-class LLMSeqSimSequential(Hybrid):
-    """LLMSeqSim&Sequential (§6.6): switch on the popularity of the prompt's last item."""
-
-    name = "LLMSeqSim&Sequential"
-
-
-class LLMSeqSimPopularity(Hybrid):
-    """LLMSeqSim&Popularity (§6.6): popularity filter / diversity re-ranker on LLMSeqSim's top-100."""
-
-    name = "LLMSeqSim&Popularity"
-
-
-HYBRIDS = {cls.name: cls for cls in (EmbeddingEnsemble, LLMSeqSimSequential, LLMSeqSimPopularity)}
-
-__all__ = ["HYBRIDS", "KINDS", "PAPER_GRID", "ComponentLists", "EmbeddingEnsemble", "Hybrid", "HybridConfig",
-           "LLMSeqSimPopularity", "LLMSeqSimSequential", "confidence_ensemble", "dedup_truncate",
-           "diversity_rerank", "popularity_filter", "popularity_filter_keep", "popularity_switch",
-           "popularity_threshold", "rank_ensemble", "session_popularity", "similarity_threshold", "unit_rows"]
+# registered in rec_utils.models.REGISTRY (family "hybrid"), which builds rec_utils.models.HYBRIDS
+__all__ = ["ComponentLists", "EmbeddingEnsemble", "EmbeddingEnsembleConfig", "Hybrid", "HybridConfig",
+           "LLMSeqSimPopularity", "LLMSeqSimPopularityConfig", "LLMSeqSimSequential", "LLMSeqSimSequentialConfig",
+           "confidence_ensemble", "dedup_truncate", "diversity_rerank", "popularity_filter", "popularity_filter_keep",
+           "popularity_of", "popularity_switch", "popularity_threshold", "rank_ensemble", "session_popularity",
+           "similarity_threshold", "unit_rows"]

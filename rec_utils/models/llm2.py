@@ -25,8 +25,9 @@ and of the checkpoint key (the aligned init table is too):
   ``reduction="pca"`` (the RecSys'23 LLM2BERT4Rec and most extended optima, §6.3),
   ``reduced_dim = emb_dim`` (another value is an error: the reduction's target size *is* the
   model's ``emb_dim``, §5.2) and ``normalize=False`` (the reference's LLM2Sequential path uses the
-  raw reducer output, :mod:`rec_utils.text.reduction`). An ``EmbeddingSpec`` instance is taken
-  as it is (its own defaults, e.g. ``normalize=True``).
+  raw reducer output, :mod:`rec_utils.text.reduction`) wherever the spec leaves them to the model
+  (None); a dict and an ``EmbeddingSpec`` with the same fields are the same spec
+  (:meth:`~rec_utils.text.EmbeddingSpec.coerce`). ``reduction="none"``: the raw vectors.
 * ``reduce_on`` — ``"catalogue"`` (default, the reference and §5.2: the reducer is fitted on
   every item with a vector, test-only items included; text only, no interactions) or
   ``"train"`` (fitted on the train items only, like SKNNEmb). Either way the table gets the rows
@@ -111,37 +112,22 @@ BASE_INIT_STD = 0.05 / math.sqrt(3.0)
 RUNTIME_ARGS = ("device", "checkpoint_dir", "num_threads", "progress", "validation", "on_epoch")
 
 
-def _llm2_defaults(given: Mapping, emb_dim: int) -> dict:
-    """The spec fields an LLM2 model sets where ``given`` (spec fields) leaves them open: PCA,
-    raw output, and ``reduced_dim = emb_dim`` when the vectors are reduced."""
-    out = {k: v for k, v in (("reduction", DEFAULT_REDUCTION), ("normalize", False)) if k not in given}
-    if given.get("reduced_dim") is None and given.get("reduction", DEFAULT_REDUCTION) not in (None, "none"):
-        out["reduced_dim"] = int(emb_dim)
-    return out
+#: The embedding fields an LLM2 model decides where the spec leaves them to the model (None):
+#: PCA (to emb_dim) and the raw reducer output (the reference's LLM2Sequential path).
+LLM2_EMBEDDING_DEFAULTS = {"reduction": DEFAULT_REDUCTION, "normalize": False}
 
 
 def llm2_embedding(value, emb_dim: int) -> EmbeddingSpec:
     """The embedding spec of an LLM2 model of size ``emb_dim`` from None, a dict of spec fields
-    (the LLM2 defaults fill what is missing) or an :class:`EmbeddingSpec` (taken as is).
+    or an :class:`EmbeddingSpec` — one form: :meth:`EmbeddingSpec.coerce` with
+    :data:`LLM2_EMBEDDING_DEFAULTS` for the fields left to the model (None), and
+    ``reduced_dim = emb_dim`` when the vectors are reduced and no size is given.
     Raises ValueError when a reduction's ``reduced_dim`` is not ``emb_dim``."""
-    if isinstance(value, EmbeddingSpec):
-        spec = value
-    elif value is None or isinstance(value, Mapping):
-        given = dict(value or {})
-        spec = EmbeddingSpec.coerce({**given, **_llm2_defaults(given, emb_dim)})
-    else:
-        raise TypeError(f"embedding must be an EmbeddingSpec or a dict of its fields, got {type(value).__name__}")
+    spec = EmbeddingSpec.coerce(value, **LLM2_EMBEDDING_DEFAULTS, reduced_dim=int(emb_dim))
     if spec.reduces and spec.reduced_dim != emb_dim:
         raise ValueError(f"the reduction's size is the model's emb_dim ({emb_dim}), got reduced_dim="
                          f"{spec.reduced_dim}; set emb_dim instead (or leave reduced_dim out)")
     return spec
-
-
-def fold_llm2_keys(config: Mapping, owner: str) -> dict:
-    """``config`` with its flat embedding keys moved into an ``embedding`` dict of spec fields
-    (:func:`rec_utils.text.merge_flat_keys`), so that the LLM2 defaults apply to the fields
-    given neither way."""
-    return merge_flat_keys(config, owner)
 
 
 @dataclass
@@ -211,7 +197,7 @@ class LLM2Sequential(UsesItemVectors):
                 raise TypeError(f"{self.name}: the init table comes from config.embedding, {key} is not an "
                                 f"argument; use {self.base.name} for a hand-made table")
         runtime = {k: kwargs.pop(k) for k in RUNTIME_ARGS if k in kwargs}
-        super().__init__(**runtime, **fold_llm2_keys(kwargs, self.name))
+        super().__init__(**runtime, **merge_flat_keys(kwargs, self.name))
         self.embeddings = embeddings
         self._vectors = self._vector_ids = None
         self.emb_dim_used_ = self.config.emb_dim
@@ -353,4 +339,4 @@ def like_for_like(base_config: Mapping, **llm2) -> dict:
 
 __all__ = ["BASE_INIT_STD", "INITS", "INIT_SCALES", "LLM2BERT4Rec", "LLM2BERT4RecConfig", "LLM2Fields",
            "LLM2GRU4Rec", "LLM2GRU4RecConfig", "LLM2SASRec", "LLM2SASRecConfig", "LLM2Sequential", "LLM2_BASES",
-           "REDUCE_ON", "fold_llm2_keys", "like_for_like", "llm2_embedding"]
+           "REDUCE_ON", "like_for_like", "llm2_embedding"]

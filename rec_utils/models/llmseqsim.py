@@ -111,7 +111,7 @@ class LLMSeqSim(UsesItemVectors, Recommender):
         self.index_ = ItemIndex(vecs.item_ids)
         self.vectors_ = np.ascontiguousarray(vecs.vectors, dtype=np.float32)
         self.device_ = resolve_device(self.device)
-        import torch
+        import torch  # heavy: loaded only where tensors are used
 
         E = torch.as_tensor(self.vectors_, device=self.device_)
         self.sq_norm_ = (E * E).sum(1)
@@ -122,12 +122,8 @@ class LLMSeqSim(UsesItemVectors, Recommender):
 
     # ------------------------------------------------------------------ predict
 
-    def session_vectors(self, prompts) -> tuple[np.ndarray, np.ndarray]:
-        """(n, dim) session vectors of the prompts and a mask of prompts with a known item."""
-        p = as_prompts(prompts)
-        return self._session_vectors(p)
-
     def _session_vectors(self, p):
+        """(n, dim) session vectors of the prompts ``p`` and a mask of prompts with a known item."""
         c = self.config
         n = len(p)
         case = np.repeat(np.arange(n), p.lengths)
@@ -164,7 +160,7 @@ class LLMSeqSim(UsesItemVectors, Recommender):
                                for a, b in chunks(len(p), self.config.batch_size)])
 
     def _scores_chunk(self, p):
-        import torch
+        import torch  # heavy: loaded only where tensors are used
 
         c = self.config
         V, has = self._session_vectors(p)

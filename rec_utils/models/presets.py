@@ -85,6 +85,9 @@ PRESETS = {
         "BERT4Rec": paper_optimum(BERT4RecConfig, PAPER_TUNED["BERT4Rec"]),
         "SASRec": paper_optimum(SASRecConfig, PAPER_TUNED["SASRec"]),
         "GRU4Rec": paper_optimum(GRU4RecConfig, PAPER_TUNED["GRU4Rec"]),
+        # not a paper optimum (the paper fine-tuned on every case): notebook 06's CPU-sized
+        # fine-tuning of the local SmolLM2 (256 training cases, 32 validation cases, 1 epoch)
+        "LLMSeqPrompt": {"n_train_cases": 256, "n_val_cases": 32, "epochs": 1, "eval_steps": 8},
     },
     "beauty-extended": {
         "V-SKNN": {"k": 320, "sample_size": 1530, "sampling": "random", "similarity": "dot",
@@ -155,43 +158,3 @@ PRESETS = {
 for _preset in ("beauty", "beauty-loo"):
     for _llm2, _base in LLM2_BASES.items():
         PRESETS[_preset][_llm2] = like_for_like(PRESETS[_preset][_base])
-
-
-# ------------------------------------------------------------------ PRESET="tuned" (Optuna search)
-#: The preset name that reads the configuration an Optuna search wrote
-#: (:func:`rec_utils.tuning.optuna_search.write_best_config`) instead of this table.
-TUNED = "tuned"
-
-
-def tuned_config(model: str, dataset: str, protocol: str | None = None, root=None) -> dict:
-    """The configuration of ``model`` chosen by notebook 10's TPE search on ``dataset``: the
-    ``config`` of ``results/<dataset>/configs/<model>.json`` (``root``: the dataset's results
-    folder instead of ``results/<dataset>``); ``{}`` for a model without a search space
-    (MostPopular has nothing to tune).
-
-    Raises:
-        FileNotFoundError: no tuned config for this model and dataset (the message says how to
-            make one).
-        ValueError: the file was tuned under another protocol than ``protocol``, or is not a
-            tuned-config file (no ``config`` mapping).
-    """
-    import json
-
-    from ..tuning.optuna_search import config_path
-    from ..tuning.spaces import TPE_SPACES
-
-    if model not in TPE_SPACES:  # nothing to tune (MostPopular): its defaults
-        return {}
-    path = config_path(dataset, model, root)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f'PRESET="tuned": no tuned configuration of {model} for dataset {dataset!r} ({path} is missing); '
-            f"run notebooks/10_tuning.ipynb with MODEL={model!r}, DATASET={dataset!r} first "
-            f"(e.g. make run NB=10_tuning PARAMS='-p MODEL {model}')")
-    doc = json.loads(path.read_text())
-    if not isinstance(doc.get("config"), dict):
-        raise ValueError(f"{path}: not a tuned-config file (no 'config' mapping)")
-    if protocol is not None and doc.get("protocol") not in (None, protocol):
-        raise ValueError(f"{path}: {model} was tuned under protocol {doc.get('protocol')!r}, "
-                         f"this run uses {protocol!r}")
-    return dict(doc["config"])

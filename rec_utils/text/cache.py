@@ -19,6 +19,7 @@ import os
 import time
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,20 @@ class EmbeddingCache:
         buf = io.BytesIO()
         np.savez(buf, keys=keys, vectors=vecs)
         atomic_write_bytes(path, buf.getvalue())
+
+
+@dataclass
+class Encoder:
+    """What a provider hands :func:`~rec_utils.text.embed_items`: ``encode`` (a list of texts →
+    (n, dim) float32), the cache's name for the model (``cache_label``) and what identifies its
+    vectors (``identity``: a local model by the hash of its files, an API model by name and
+    options), and ``report(cache)``: the run's extra ``info`` fields (e.g. OpenAI's requests
+    and token ledger), called once after encoding, also when it failed."""
+
+    encode: Callable[[list[str]], np.ndarray]
+    cache_label: str
+    identity: str
+    report: Callable[["EmbeddingCache | None"], dict] = lambda cache: {}
 
 
 def embed_with_cache(texts: np.ndarray, encode: Callable[[list[str]], np.ndarray],

@@ -1,28 +1,47 @@
-"""``embed_items``: item texts → :class:`ItemEmbeddings`, dispatched to a provider and cached."""
+"""``embed_items``: item texts → :class:`ItemEmbeddings`, dispatched to a provider of
+:data:`PROVIDERS` and cached."""
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..utils import resolve_device
 from . import local, openai_backend
-from .cache import EmbeddingCache, default_cache_dir, embed_with_cache, model_key
-from .files import read_embedding_file
+from .cache import EmbeddingCache, Encoder, default_cache_dir, embed_with_cache, model_key
+from .files import read_provider_file
 from .texts import as_text_series
 from .vectors import EmbeddingError, ItemEmbeddings
 
 log = logging.getLogger(__name__)
 
-PROVIDERS = ("sentence-transformers", "openai", "file")
-DEFAULT_PROVIDER = "sentence-transformers"
-DEFAULT_MODELS = {
-    "sentence-transformers": "sentence-transformers/all-MiniLM-L6-v2",
-    "openai": "text-embedding-3-small",
-    "file": "file",
+
+@dataclass(frozen=True)
+class Provider:
+    """An embedding provider: its default model and either an ``encoder`` (texts → vectors
+    through the content-keyed cache; :class:`~rec_utils.text.cache.Encoder`) or a ``reader``
+    (precomputed vectors, no model, no cache). ``encoder(model, cache_root=..., device=...,
+    **options)`` takes the options of :func:`embed_items` it knows (``**_`` for the others);
+    ``reader(ids, missing, path=..., wall_start=...)`` returns the :class:`ItemEmbeddings`."""
+
+    default_model: str
+    encoder: Callable[..., Encoder] | None = None
+    reader: Callable[..., ItemEmbeddings] | None = None
+
+
+#: Every embedding provider by name. A new one: a module beside ``local.py`` with an
+#: ``encoder`` (or ``reader``) function, plus one line here.
+PROVIDERS: dict[str, Provider] = {
+    "sentence-transformers": Provider(local.DEFAULT_MODEL, encoder=local.encoder),
+    "openai": Provider(openai_backend.DEFAULT_MODEL, encoder=openai_backend.encoder),
+    "file": Provider("file", reader=read_provider_file),
 }
+DEFAULT_PROVIDER = "sentence-transformers"
+DEFAULT_MODELS = {name: p.default_model for name, p in PROVIDERS.items()}
 
 
 def embed_items(
@@ -77,8 +96,9 @@ def embed_items(
             API key (only when something must be sent), a bad vector file, NaN/inf output.
     """
     if provider not in PROVIDERS:
-        raise EmbeddingError(f"unknown provider {provider!r}; choose one of {PROVIDERS}")
-    model = model or DEFAULT_MODELS[provider]
+        raise EmbeddingError(f"unknown provider {provider!r}; choose one of {tuple(PROVIDERS)}")
+    chosen = PROVIDERS[provider]
+    model = model or chosen.default_model
     t0 = time.perf_counter()
     texts = as_text_series(items)
     ids, text_arr = texts.index.to_numpy(dtype=np.int64), texts.to_numpy()
@@ -86,46 +106,22 @@ def embed_items(
     if missing.any():
         log.warning("%d of %d items have no text: they get a zero vector (flagged in missing_text)",
                     int(missing.sum()), len(ids))
-    if provider == "file":
-        if path is None:
-            raise EmbeddingError("provider 'file' needs path=... (a product_embeddings_*.csv.gz or .npz)")
-        fids, vecs = read_embedding_file(path, item_ids=ids)
-        zero = ~np.any(vecs != 0, axis=1)
-        return ItemEmbeddings(fids, vecs, missing | zero, "file", str(path), None,
-                              {"n_items": len(ids), "n_missing_text": int(missing.sum()), "n_embedded": 0,
-                               "n_cached": 0, "wall_s": round(time.perf_counter() - t0, 3), "path": str(path)})
+    if chosen.reader is not None:
+        return chosen.reader(ids, missing, path=path, wall_start=t0)
 
     cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     dev = resolve_device(device)
-    usage = None
-    if provider == "sentence-transformers":
-        folder = local.resolve_local_model(model, cache_root)
-        identity = f"sentence-transformers|{local.model_content_hash(folder)}|normalize={normalize}"
-
-        def encode(todo):
-            return local.encode(todo, folder, device=dev, batch_size=batch_size or 64, normalize=normalize,
-                                show_progress=show_progress)
-    else:
-        identity = openai_backend.openai_identity(model, dimensions, base_url)
-        usage = openai_backend.OpenAIUsage()
-
-        def encode(todo):
-            return openai_backend.embed_openai(
-                todo, model, batch_size=batch_size or 1000, api_key=api_key, base_url=base_url,
-                dimensions=dimensions, max_retries=max_retries, retry_base_s=retry_base_s,
-                retry_max_s=retry_max_s, timeout=timeout, show_progress=show_progress, usage=usage)
-    # a local model's cache is named by content alone: the same files under another name or
-    # path share it, changed files get a new one
-    key = model_key("local" if provider == "sentence-transformers" else Path(model).name, identity)
+    enc = chosen.encoder(model, cache_root=cache_root, device=dev, batch_size=batch_size, normalize=normalize,
+                         api_key=api_key, base_url=base_url, dimensions=dimensions, max_retries=max_retries,
+                         retry_base_s=retry_base_s, retry_max_s=retry_max_s, timeout=timeout,
+                         show_progress=show_progress)
+    key = model_key(enc.cache_label, enc.identity)
     cache = EmbeddingCache(cache_root, provider, key) if use_cache else None
     info: dict = {"device": dev, "model_key": key}
     try:
-        vectors, counts = embed_with_cache(text_arr, encode, cache, f"{provider}/{model}")
+        vectors, counts = embed_with_cache(text_arr, enc.encode, cache, f"{provider}/{model}")
     finally:
-        if usage is not None and usage.requests:
-            if cache is not None:
-                info["ledger"] = openai_backend.write_ledger(cache.dir, model, usage, base_url)
-            info.update(requests=usage.requests, retries=usage.retries, prompt_tokens=usage.prompt_tokens)
+        info.update(enc.report(cache))
     info = {**counts, **info, "wall_s": round(time.perf_counter() - t0, 3)}
     if counts["n_embedded"]:
         info["texts_per_s"] = round(counts["n_embedded"] / max(info["wall_s"], 1e-9), 1)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .vectors import EmbeddingError
+from .vectors import EmbeddingError, ItemEmbeddings
 
 #: What a corrupt or truncated file raises while being read (gzip: BadGzipFile is an OSError,
 #: a truncated stream EOFError; npz: BadZipFile; pandas: ParserError / UnicodeDecodeError).
@@ -103,3 +104,17 @@ def read_embedding_file(path: str | Path, item_ids=None, dim: int | None = None)
         keep = np.isin(ids, need)
         ids, vecs = ids[keep], vecs[keep]
     return ids, vecs
+
+
+def read_provider_file(ids: np.ndarray, missing: np.ndarray, *, path: str | Path | None, wall_start: float,
+                       **_) -> ItemEmbeddings:
+    """The ``file`` provider (:data:`rec_utils.text.embed.PROVIDERS`): the precomputed vectors of
+    ``ids`` from ``path`` (:func:`read_embedding_file`); items without text or with an all-zero
+    vector are flagged ``missing_text``. Nothing is embedded or cached."""
+    if path is None:
+        raise EmbeddingError("provider 'file' needs path=... (a product_embeddings_*.csv.gz or .npz)")
+    fids, vecs = read_embedding_file(path, item_ids=ids)
+    zero = ~np.any(vecs != 0, axis=1)
+    return ItemEmbeddings(fids, vecs, missing | zero, "file", str(path), None,
+                          {"n_items": len(ids), "n_missing_text": int(missing.sum()), "n_embedded": 0,
+                           "n_cached": 0, "wall_s": round(time.perf_counter() - wall_start, 3), "path": str(path)})

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from ..utils import short_hash
-from .cache import default_cache_dir
+from .cache import Encoder, default_cache_dir
 from .vectors import EmbeddingError
 
 MINILM_NAMES = ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
+DEFAULT_MODEL = MINILM_NAMES[0]
 MPNET_NAMES = ("sentence-transformers/all-mpnet-base-v2", "all-mpnet-base-v2")
 
 
@@ -77,7 +78,7 @@ def resolve_local_model(model: str, cache_root: Path | None = None) -> str:
         return str(folder)
     if Path(model).is_dir():
         return str(model)
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # heavy: loaded only to resolve a hub model id
 
     for repo in [model] if "/" in model else [model, f"sentence-transformers/{model}"]:
         try:
@@ -121,7 +122,7 @@ def encode(texts: list[str], folder: str, *, device: str, batch_size: int, norma
     ``folder`` (loaded once per content hash and device)."""
     key = (model_content_hash(folder), device)
     if key not in _ST_MODELS:
-        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import SentenceTransformer  # heavy: loaded only when embedding
 
         try:
             _ST_MODELS[key] = SentenceTransformer(folder, device=device)
@@ -130,3 +131,18 @@ def encode(texts: list[str], folder: str, *, device: str, batch_size: int, norma
     vecs = _ST_MODELS[key].encode(texts, batch_size=batch_size, normalize_embeddings=normalize,
                                   convert_to_numpy=True, show_progress_bar=show_progress)
     return np.asarray(vecs, dtype=np.float32)
+
+
+def encoder(model: str, *, cache_root: Path, device: str, batch_size: int | None = None, normalize: bool = True,
+            show_progress: bool = True, **_) -> Encoder:
+    """The ``sentence-transformers`` provider (:data:`rec_utils.text.embed.PROVIDERS`): ``model``
+    resolved to a local folder (never a hub download); its cache is named by the folder's
+    content alone, so the same files under another name or path share it and changed files get
+    a new one. ``batch_size`` texts per forward pass (default 64)."""
+    folder = resolve_local_model(model, cache_root)
+
+    def run(todo):
+        return encode(todo, folder, device=device, batch_size=batch_size or 64, normalize=normalize,
+                      show_progress=show_progress)
+
+    return Encoder(run, "local", f"sentence-transformers|{model_content_hash(folder)}|normalize={normalize}")

@@ -22,13 +22,16 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..utils import atomic_write_text, file_lock
+from .cache import Encoder
 from .vectors import EmbeddingError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "text-embedding-3-small"
 #: USD per 1M input tokens (OpenAI price list, 2024); unknown models are recorded with cost NaN.
 OPENAI_PRICES_PER_1M = {
     "text-embedding-ada-002": 0.10,
@@ -58,7 +61,7 @@ def openai_identity(model: str, dimensions: int | None, base_url: str | None) ->
 
 def _client(api_key: str | None, base_url: str | None, timeout: float):
     try:
-        import openai
+        import openai  # optional: only when the OpenAI backend is chosen
     except ImportError:
         raise EmbeddingError("provider 'openai' needs the openai package (pip install openai)") from None
     key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -74,7 +77,7 @@ def _client(api_key: str | None, base_url: str | None, timeout: float):
 
 def _retryable(exc: Exception) -> tuple[bool, float | None]:
     """Whether an openai error is worth retrying, and the server's Retry-After (s) if given."""
-    import openai
+    import openai  # optional: only when the OpenAI backend is chosen
 
     retry_after = None
     resp = getattr(exc, "response", None)
@@ -97,8 +100,6 @@ def embed_openai(texts: list[str], model: str, *, batch_size: int, api_key: str 
                  show_progress: bool, usage: OpenAIUsage) -> np.ndarray:
     """(len(texts), dim) float32 vectors in text order; ``usage`` counts requests, retries and
     tokens (also when it raises :class:`EmbeddingError`)."""
-    from tqdm.auto import tqdm
-
     client = _client(api_key, base_url, timeout)
     out = []
     starts = range(0, len(texts), batch_size)
@@ -163,3 +164,28 @@ def write_ledger(folder: Path, model: str, usage: OpenAIUsage, base_url: str | N
         w.writerow(row)
         atomic_write_text(path, old + buf.getvalue())
     return row
+
+
+def encoder(model: str, *, batch_size: int | None = None, api_key: str | None = None, base_url: str | None = None,
+            dimensions: int | None = None, max_retries: int = 6, retry_base_s: float = 1.0, retry_max_s: float = 60.0,
+            timeout: float = 60.0, show_progress: bool = True, **_) -> Encoder:
+    """The ``openai`` provider (:data:`rec_utils.text.embed.PROVIDERS`): :func:`embed_openai` in
+    batches of ``batch_size`` (default 1,000, as the reference); the cache is named by the model
+    and keyed by :func:`openai_identity`; the report adds requests, retries, prompt tokens and
+    the cost ledger written next to the cache."""
+    usage = OpenAIUsage()
+
+    def encode(todo):
+        return embed_openai(todo, model, batch_size=batch_size or 1000, api_key=api_key, base_url=base_url,
+                            dimensions=dimensions, max_retries=max_retries, retry_base_s=retry_base_s,
+                            retry_max_s=retry_max_s, timeout=timeout, show_progress=show_progress, usage=usage)
+
+    def report(cache) -> dict:
+        if not usage.requests:
+            return {}
+        info = {"requests": usage.requests, "retries": usage.retries, "prompt_tokens": usage.prompt_tokens}
+        if cache is not None:
+            info["ledger"] = write_ledger(cache.dir, model, usage, base_url)
+        return info
+
+    return Encoder(encode, Path(model).name, openai_identity(model, dimensions, base_url), report)

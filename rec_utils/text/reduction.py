@@ -69,7 +69,7 @@ def autoencoder_widths(input_dim: int, dim: int) -> list[int]:
 
 def kmeans_labels(X: np.ndarray, n_classes: int, seed: int = 0) -> np.ndarray:
     """Pseudo-classes for LDA on datasets without item classes (MiniBatch k-means, seeded)."""
-    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.cluster import MiniBatchKMeans  # heavy: loaded only by this method
 
     km = MiniBatchKMeans(n_clusters=n_classes, random_state=seed, n_init=3, batch_size=2048)
     return km.fit_predict(X)
@@ -113,11 +113,11 @@ class Reducer:
             warnings.warn(f"{m}: dim {d} > input dimension {D}; using {D}", stacklevel=2)
             d = D
         if m == "pca":
-            from sklearn.decomposition import PCA
+            from sklearn.decomposition import PCA  # heavy: loaded only by this method
 
             self.model_ = PCA(n_components=min(d, n), whiten=self.whiten, random_state=self.seed).fit(X)
         elif m == "random":
-            from sklearn.random_projection import GaussianRandomProjection
+            from sklearn.random_projection import GaussianRandomProjection  # heavy: loaded only by this method
 
             self.model_ = GaussianRandomProjection(n_components=d, random_state=self.seed).fit(X)
         elif m == "variance":
@@ -138,7 +138,7 @@ class Reducer:
         elif m == "variance":
             Z = X[:, self.columns_]
         elif m == "autoencoder":
-            import torch
+            import torch  # heavy: loaded only where tensors are used
 
             enc = self.model_
             dev = next(enc.parameters()).device
@@ -155,7 +155,7 @@ class Reducer:
     # ------------------------------------------------------------------ methods
 
     def _fit_lda(self, X, labels, d):
-        from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+        from sklearn.discriminant_analysis import LinearDiscriminantAnalysis  # heavy: loaded only by this method
 
         if labels is None:
             raise ValueError(
@@ -182,8 +182,8 @@ class Reducer:
         return LinearDiscriminantAnalysis(n_components=d).fit(X, labels)
 
     def _fit_autoencoder(self, X, d):
-        import torch
-        from torch import nn
+        import torch  # heavy: loaded only where tensors are used
+        from torch import nn  # heavy: loaded only where tensors are used
 
         dev = resolve_device(self.device)
         g = torch.Generator().manual_seed(self.seed)

@@ -18,11 +18,12 @@ configs keep working and give the same results.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
 
+from ..data import TEXT_CLEANING, Dataset, item_texts
 from .embed import PROVIDERS, embed_items
 from .reduction import Reducer, reduce_embeddings
 from .vectors import ItemEmbeddings
@@ -39,6 +40,13 @@ FLAT_KEYS = {
     "normalize": "normalize",
     "lda_labels": "lda_labels",
 }
+
+
+#: What an EmbeddingSpec field left at None means for a model that has no default of its own
+#: (LLMSeqSim, SKNNEmb, LLMSeqPrompt); LLM2 sets ``reduction="pca"`` (to emb_dim) and
+#: ``normalize=False`` instead (:func:`rec_utils.models.llm2.llm2_embedding`).
+#: ``reduced_dim`` is filled only when the resolved spec reduces and gives no size.
+MODEL_DEFAULTS = {"reduction": None, "normalize": True, "reduced_dim": None}
 
 
 @dataclass
@@ -60,39 +68,62 @@ class EmbeddingSpec:
     # title cleaning before embedding (data.clean_title): "reference" (the authors'), "unescape"
     # (decode HTML entities; helps MiniLM), "none" — the text is what gets embedded and cached
     text_clean: str = "reference"
-    # None | pca | lda | random | autoencoder | variance (§5.2): fewer, less anisotropic dims
+    # pca | lda | random | autoencoder | variance (§5.2): fewer, less anisotropic dims; "none" =
+    # no reduction; None = the model's default (MODEL_DEFAULTS: none, LLM2: pca to emb_dim)
     reduction: str | None = None
     # target size of the reduction (clipped to the input dim / #classes − 1 with a warning)
     reduced_dim: int | None = None
     # pca only: unit-variance components (BERT-whitening; beyond the paper, wins with MiniLM)
     whiten: bool = False
-    # L2-normalise the *reduced* rows (reference DimReducer default); unreduced vectors stay raw
-    normalize: bool = True
+    # L2-normalise the *reduced* rows (reference DimReducer default); unreduced vectors stay raw;
+    # None = the model's default (MODEL_DEFAULTS: True, LLM2: False, the reference's LLM2 path)
+    normalize: bool | None = None
     # LDA classes: an items column (e.g. "class") or "kmeans" pseudo-classes (Beauty has no
     # classes in our data: a documented deviation); only read when reduction == "lda"
     lda_labels: str | None = None
 
     def __post_init__(self):
         if self.provider not in PROVIDERS:
-            raise ValueError(f"provider must be one of {PROVIDERS}, got {self.provider!r}")
-        from ..data import TEXT_CLEANING
-
+            raise ValueError(f"provider must be one of {tuple(PROVIDERS)}, got {self.provider!r}")
         if self.text_clean not in TEXT_CLEANING:
             raise ValueError(f"text_clean must be one of {TEXT_CLEANING}, got {self.text_clean!r}")
-        Reducer(self.reduction, self.reduced_dim)  # validates the method and its dim
+        # validates the method and its dim (a reduction's size may be left to the model: LLM2's emb_dim)
+        Reducer(self.reduction, self.reduced_dim if self.reduced_dim is not None or not self.reduces else 1)
 
     @classmethod
-    def coerce(cls, value) -> "EmbeddingSpec":
-        """An EmbeddingSpec from None (defaults), a mapping of its fields, or itself. Raises
-        ``TypeError`` naming unknown fields."""
+    def coerce(cls, value, **model_defaults) -> "EmbeddingSpec":
+        """The one way a model reads its embedding config: an EmbeddingSpec from None (defaults),
+        a mapping of its fields, or itself, then :meth:`resolved` with the model's defaults —
+        so a dict and an EmbeddingSpec with the same fields give the same spec (and vectors).
+        Raises ``TypeError`` naming unknown fields or another type."""
         if value is None:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        unknown = set(value) - {f.name for f in fields(cls)}
+            value = cls()
+        elif isinstance(value, Mapping):
+            unknown = set(value) - {f.name for f in fields(cls)}
+            if unknown:
+                raise TypeError(f"unknown EmbeddingSpec field(s) {sorted(unknown)}; "
+                                f"known: {[f.name for f in fields(cls)]}")
+            value = cls(**value)
+        elif not isinstance(value, cls):
+            raise TypeError(f"embedding must be an EmbeddingSpec or a dict of its fields, got {type(value).__name__}")
+        return value.resolved(**model_defaults)
+
+    def resolved(self, **model_defaults) -> "EmbeddingSpec":
+        """This spec with the fields it leaves to the model (None: ``reduction``, ``normalize``,
+        and ``reduced_dim`` where it reduces) set from ``model_defaults``, else
+        :data:`MODEL_DEFAULTS` (no reduction, L2-normalised reduced rows). Fields the spec sets
+        are kept."""
+        unknown = set(model_defaults) - set(MODEL_DEFAULTS)
         if unknown:
-            raise TypeError(f"unknown EmbeddingSpec field(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
-        return cls(**value)
+            raise TypeError(f"model defaults only for {sorted(MODEL_DEFAULTS)}, got {sorted(unknown)}")
+        fill = {name: model_defaults.get(name, generic) for name, generic in MODEL_DEFAULTS.items()
+                if getattr(self, name) is None}
+        if fill.get("reduction", self.reduction) in (None, "none"):
+            fill.pop("reduced_dim", None)  # a size only for a reduction
+        fill = {k: v for k, v in fill.items() if v is not None}
+        out = replace(self, **fill) if fill else self
+        Reducer(out.reduction, out.reduced_dim)  # a reduction needs its size now
+        return out
 
     @property
     def reduces(self) -> bool:
@@ -104,8 +135,6 @@ class EmbeddingSpec:
         if items is None:
             raise ValueError("no item texts to embed: fit(train, items=dataset.items), or give the model "
                              "embeddings=embed_items(...)")
-        from ..data import item_texts
-
         return embed_items(item_texts(items, clean=self.text_clean), self.provider, self.model,
                            path=self.path, device=device, show_progress=False)
 
@@ -133,6 +162,7 @@ class EmbeddingSpec:
             ValueError: no items and no embeddings; an ``lda_labels`` column that ``items``
                 lacks; LDA without labels.
         """
+        self = self.resolved()  # a spec used directly, not through a model: the generic defaults
         emb = embeddings if embeddings is not None else self.embed(items, device=device)
         if fit_on is not None:
             emb = emb.subset(fit_on)
@@ -147,8 +177,6 @@ class EmbeddingSpec:
         labels = self.lda_labels
         if labels in (None, "kmeans"):
             return labels
-        from ..data import Dataset
-
         table = items.items if isinstance(items, Dataset) else items
         if not isinstance(table, pd.DataFrame) or labels not in table.columns:
             raise ValueError(f"lda_labels={labels!r}: no such column in items")

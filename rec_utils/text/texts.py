@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..data import Dataset, item_texts
 from .vectors import EmbeddingError
 
 
@@ -25,8 +26,6 @@ def as_text_series(items) -> pd.Series:
     mapping, or a DataFrame with ``item_id`` and ``text`` columns. Missing text becomes "",
     surrounding whitespace is stripped; the result is sorted by id. Raises
     :class:`EmbeddingError` on non-integer or duplicate ids."""
-    from ..data import Dataset, item_texts
-
     if isinstance(items, Dataset):
         s = item_texts(items)
     elif isinstance(items, pd.Series):

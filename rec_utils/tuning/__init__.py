@@ -25,7 +25,8 @@ from .spaces import (LLMSeqSimSpace, agg_fields, parse_red, red_fields, sized_re
                      sknnemb_configs, sknnemb_fields)
 from .staged import full_grid, staged_search
 from .spaces import TPE_SPACES, OrNone, TPESpace, tpe_space
-from .optuna_search import (FoldPercentilePruner, best_trial, config_path, default_storage, study_name,
+from ..paths import config_path  # where write_best_config puts the best config
+from .optuna_search import (FoldPercentilePruner, best_trial, default_storage, study_name,
                             trials_table, tune, write_best_config)
 
 __all__ = [

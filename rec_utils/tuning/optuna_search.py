@@ -8,7 +8,7 @@ the same study and several processes or machines can work on one study::
     folds = [f.sample_test(500) for f in temporal_folds(split, 3)]
     study = tune(lambda cfg: build_model("V-SKNN", **cfg), folds, model="V-SKNN", dataset="beauty",
                  base_config=preset_config("V-SKNN", "beauty"), max_trials=60, seed=0)
-    path = write_best_config(study, "beauty")      # results/beauty/configs/V-SKNN.json
+    path = write_best_config(study)                # results/beauty/configs/V-SKNN.json
 
 What a trial is (§7):
 
@@ -48,11 +48,12 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.pruners import BasePruner
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from ..results import results_dir
+from ..paths import config_path, results_dir
 from ..split import Split
 from ..utils import atomic_write_text, canonical_json, git_commit, short_hash
 from .folds import CellStore, config_key, evaluate_on_folds
@@ -117,7 +118,7 @@ def make_storage(url: str, heartbeat: bool = True, grace_period_s: int = GRACE_S
 
 def public_url(url: str) -> str:
     """``url`` without a password (what is written into config files)."""
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url  # only for a database URL (PostgreSQL storage)
 
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -192,8 +193,6 @@ def suggest(trial: optuna.Trial, space: TPESpace) -> dict:
 
 
 def _suggest(trial, name, dist):
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
     if isinstance(dist, CategoricalDistribution):
         return trial.suggest_categorical(name, list(dist.choices))
     if isinstance(dist, IntDistribution):
@@ -307,10 +306,29 @@ def tune(
     base = dict(base_config or {})
     name = name or study_name(dataset, model, protocol, embedder)
     url = storage or default_storage(dataset, name, results_root)
-    store = make_storage(url, grace_period_s=grace_period_s)
     identity = {"model": model, "dataset": str(dataset), "protocol": protocol, "embedder": embedder,
                 "metric": metric, "fold_fingerprints": [f.fingerprint for f in folds],
                 "base_config": json.loads(canonical_json(base))}
+    study = _open_study(name, url, identity, seed=seed, n_startup_trials=n_startup_trials, worker=worker,
+                        pruner=pruner, grace_period_s=grace_period_s)
+    objective = _objective(make_model, folds, space, base, worker=worker, metric=metric, items=items, k=k)
+    t0 = time.perf_counter()
+    stop = _Stop(patience, max_trials, time_budget_s, t0)
+    if stop.check(study) is None:  # not already done (a resumed, finished study)
+        remaining = None if max_trials is None else max(0, max_trials - n_finished(study))
+        limit = remaining if n_trials is None else (n_trials if remaining is None else min(n_trials, remaining))
+        study.optimize(objective, n_trials=limit, timeout=time_budget_s, catch=(Exception,),
+                       callbacks=[stop], gc_after_trial=False, show_progress_bar=progress)
+    study.set_user_attr(f"last_stop_worker{worker}", stop.reason or "n_trials reached")
+    return study
+
+
+def _open_study(name: str, url: str, identity: dict, *, seed: int, n_startup_trials: int, worker: int,
+                pruner: BasePruner | None, grace_period_s: int) -> optuna.Study:
+    """The study ``name`` in ``url``, created or resumed: ``identity`` (model, dataset, folds,
+    metric, base config, ...) is stored on creation and must match on resume (``ValueError``
+    naming the field otherwise); loaded with this worker's sampler and the fold pruner."""
+    store = make_storage(url, grace_period_s=grace_period_s)
     existing = optuna.create_study(study_name=name, storage=store, direction="maximize", load_if_exists=True)
     stored = existing.user_attrs
     for key, value in identity.items():
@@ -321,9 +339,16 @@ def tune(
         if key not in stored:
             existing.set_user_attr(key, value)
     n_existing = len(existing.get_trials(deepcopy=False))
-    study = optuna.load_study(study_name=name, storage=store,
-                              sampler=make_sampler(seed, n_startup_trials, worker, n_existing),
-                              pruner=pruner or FoldPercentilePruner(0.2))
+    return optuna.load_study(study_name=name, storage=store,
+                             sampler=make_sampler(seed, n_startup_trials, worker, n_existing),
+                             pruner=pruner or FoldPercentilePruner(0.2))
+
+
+def _objective(make_model, folds: Sequence[Split], space: TPESpace, base: dict, *, worker: int, metric: str,
+               items: pd.DataFrame | None, k: int) -> Callable[[optuna.Trial], float]:
+    """The trial objective of :func:`tune`: the trial's config (``base`` + the sampled fields),
+    its mean ``metric`` over the folds, reported fold by fold to the pruner; a failure's reason
+    is recorded on the trial."""
     cells = CellStore(None)  # in memory: a retried config reuses this process's finished folds
 
     def objective(trial: optuna.Trial) -> float:
@@ -356,15 +381,7 @@ def tune(
             raise FloatingPointError(f"objective {metric} is {out['mean']}")
         return out["mean"]
 
-    t0 = time.perf_counter()
-    stop = _Stop(patience, max_trials, time_budget_s, t0)
-    if stop.check(study) is None:  # not already done (a resumed, finished study)
-        remaining = None if max_trials is None else max(0, max_trials - n_finished(study))
-        limit = remaining if n_trials is None else (n_trials if remaining is None else min(n_trials, remaining))
-        study.optimize(objective, n_trials=limit, timeout=time_budget_s, catch=(Exception,),
-                       callbacks=[stop], gc_after_trial=False, show_progress_bar=progress)
-    study.set_user_attr(f"last_stop_worker{worker}", stop.reason or "n_trials reached")
-    return study
+    return objective
 
 
 def _guarded(make_model):
@@ -419,14 +436,8 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
     return max(done, key=lambda t: (t.value, -t.number))
 
 
-def config_path(dataset: str, model: str, root: str | Path | None = None) -> Path:
-    """``results/<dataset>/configs/<model>.json``: where the tuned config of ``model`` lives."""
-    return results_dir(dataset, root) / "configs" / f"{model}.json"
-
-
-def write_best_config(study: optuna.Study, dataset: str, root: str | Path | None = None,
-                      storage: str | None = None) -> Path:
-    """Write the best trial's config to :func:`config_path` atomically; returns the path.
+def write_best_config(study: optuna.Study, root: str | Path | None = None, storage: str | None = None) -> Path:
+    """Write the best trial's config to :func:`rec_utils.paths.config_path` atomically; returns the path.
 
     The file: ``model``, ``dataset``, ``protocol``, ``embedder``, ``study_name``, ``storage``
     (password hidden), ``trial_number``, ``metric``, ``value`` (mean validation metric over the

@@ -26,7 +26,9 @@ import pandas as pd
 from ..data import load_dataset
 from ..models import build_model, model_family, preset_config
 from ..split import Split, make_split, temporal_folds
-from .optuna_search import study_name, tune
+from ..text import EmbeddingSpec
+from ..utils import canonical_json, short_hash
+from .optuna_search import best_trial, n_finished, study_name, tune
 
 
 @dataclass
@@ -90,8 +92,6 @@ def prepare_search(
     base = {**preset_config(model, preset, dataset=ds.name, protocol=protocol), **dict(fixed or {})}
     if text and embedder:
         base["embedding_model"] = embedder
-    from ..text import EmbeddingSpec
-
     embedder = (embedder or base.get("embedding_model") or EmbeddingSpec().model) if text else None
     neural = model_family(model) == "neural"
     runtime = {"device": device, "num_threads": num_threads, "progress": False, "checkpoint_dir": None} if neural else {}
@@ -105,8 +105,6 @@ def prepare_search(
     if fold_sample_sessions or fold_train_sessions:
         auto.append(f"s{fold_sample_sessions}" + (f"t{fold_train_sessions}" if fold_train_sessions else ""))
     if fixed:
-        from ..utils import canonical_json, short_hash
-
         auto.append("fixed" + short_hash(canonical_json(fixed))[:6])
     if preset not in ("beauty", None):
         auto.append(f"preset-{preset}")
@@ -150,7 +148,7 @@ def main(argv=None) -> int:
         fixed = json.loads(a.fixed)
     except json.JSONDecodeError as e:
         p.error(f"--fixed is not JSON: {e}")
-    import torch
+    import torch  # heavy: loaded only where tensors are used
 
     torch.set_num_threads(a.num_threads)
     search = prepare_search(a.dataset, a.model, preset=a.preset, fixed=fixed,
@@ -162,8 +160,6 @@ def main(argv=None) -> int:
     study = run_worker(search, a.model, storage=a.storage, results_root=a.results_root, worker=a.worker,
                        seed=a.seed, n_startup_trials=a.n_startup, max_trials=a.max_trials, n_trials=a.n_trials,
                        patience=a.patience, time_budget_s=a.time_budget_s, progress=False, **extra)
-    from .optuna_search import best_trial, n_finished
-
     try:
         best = best_trial(study)
         best_number, best_value = best.number, best.value

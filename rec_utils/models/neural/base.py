@@ -307,7 +307,7 @@ class SequentialRecommender(Recommender):
             x, = trim(x_all[a:a + batch_size], self.pad_)
             with T.autocast(self.device, precision):
                 s = module.score(x).float()
-            s = T.mask_window(s, x, self.pad_)
+            s = T.mask_window(s, x)
             idx, val = topk_tensor(s, k)  # equal scores: the smaller item index first (base.TIE_RULE)
             out_i.append(idx.cpu().numpy())
             out_s.append(val.cpu().numpy())

@@ -206,7 +206,7 @@ def evaluate_ndcg(module, inputs: torch.Tensor, exclude: torch.Tensor, targets: 
         x, ex = trim(inputs[a:a + batch_size], pad, exclude[a:a + batch_size])
         with autocast(device, precision):
             s = module.score(x).float()
-        s = mask_window(s, ex, pad)
+        s = mask_window(s, ex)
         t = targets[a:a + batch_size]
         n10.append(ndcg_of_scores(s, t, 10))
         n20.append(ndcg_of_scores(s, t, 20))
@@ -215,7 +215,7 @@ def evaluate_ndcg(module, inputs: torch.Tensor, exclude: torch.Tensor, targets: 
     return {"ndcg@10": float(torch.cat(n10).mean()), "ndcg@20": float(torch.cat(n20).mean())}
 
 
-def mask_window(scores: torch.Tensor, window: torch.Tensor, pad: int) -> torch.Tensor:
+def mask_window(scores: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     """(B, n) scores with the items of each row's (B, L) input window set to −inf (pad/mask ids,
     i.e. indices ≥ n, ignored)."""
     n_items = scores.shape[1]
@@ -261,7 +261,6 @@ def fit_module(
     """
     rng = np.random.default_rng(seed)
     opt = make_optimizer(module, settings.learning_rate, settings.weight_decay)
-    params = list(module.parameters())
     stopper = EarlyStopping(patience=settings.patience)
     if validation is not None:
         v_in, v_win, v_tgt = (torch.as_tensor(a, device=device) for a in validation)
@@ -272,39 +271,8 @@ def fit_module(
     t_start = time.perf_counter()
     bar = tqdm(range(settings.epochs), desc=desc, disable=not progress, leave=True)
     for epoch in bar:
-        t0 = time.perf_counter()
-        inputs, targets = epoch_data(rng)
-        lengths = (inputs != pad).sum(1)
-        batches = bucketed_batches(lengths, settings.batch_size, rng, bucket=settings.bucket)
-        x_all = torch.as_tensor(inputs, device=device)
-        y_all = torch.as_tensor(targets, device=device)
-        module.train()
-        tot_loss, tot_n, n_seen = torch.zeros((), device=device), 0, 0
-        out_of_time = False
-        for idx in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
-            if settings.time_budget_s is not None and train_s + time.perf_counter() - t0 >= settings.time_budget_s:
-                out_of_time = True  # the budget is a hard cap: stop mid-epoch, validate, finish
-                break
-            ib = torch.as_tensor(idx, device=device)
-            x, y = trim(x_all[ib], pad, y_all[ib])
-            n_t = int((y != IGNORE).sum())
-            if n_t == 0:
-                continue
-            with autocast(device, settings.precision):
-                loss = module.loss(x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            clip_per_tensor(params, settings.clipnorm)
-            opt.step()
-            tot_loss += loss.detach().float() * n_t
-            tot_n += n_t
-            n_seen += len(idx)
-        epoch_s = time.perf_counter() - t0
-        train_s += epoch_s
-        row = {"epoch": epoch + 1, "loss": float(tot_loss) / max(tot_n, 1), "epoch_s": round(epoch_s, 3),
-               "train_s": round(train_s, 3), "n_sequences": int(n_seen),
-               "n_targets": int(tot_n), "seq_per_s": round(n_seen / max(epoch_s, 1e-9), 1),
-               "complete": not out_of_time}
+        row, train_s = _train_epoch(module, opt, epoch_data, rng, settings, pad=pad, device=device, epoch=epoch,
+                                    train_s=train_s, progress=progress)
         improved = True
         if validation is not None:
             t1 = time.perf_counter()
@@ -318,7 +286,7 @@ def fit_module(
         if improved:
             best_state = state_copy(module)
         bar.set_postfix(loss=f"{row['loss']:.3f}", val=f"{row.get('val_ndcg@20', float('nan')):.4f}",
-                        s=f"{epoch_s:.0f}")
+                        s=f"{row['epoch_s']:.0f}")
         if on_epoch is not None and on_epoch(row, module):
             row["stopped_by_callback"] = True
             stopped_by = "callback"
@@ -326,7 +294,7 @@ def fit_module(
         if stopper.stopped:
             stopped_by = "early_stopping"
             break
-        if out_of_time or (settings.time_budget_s is not None and train_s >= settings.time_budget_s):
+        if not row["complete"] or (settings.time_budget_s is not None and train_s >= settings.time_budget_s):
             stopped_by = "time_budget"
             break
     module.load_state_dict(best_state)
@@ -334,6 +302,48 @@ def fit_module(
     for row in history:
         row["best"] = row["epoch"] == best_epoch
     return TrainResult(history, best_epoch, stopped_by)
+
+
+def _train_epoch(module, opt, epoch_data, rng, settings: TrainSettings, *, pad: int, device: str, epoch: int,
+                 train_s: float, progress: bool) -> tuple[dict, float]:
+    """One epoch of :func:`fit_module`: the epoch's sequences (``epoch_data(rng)``) in length
+    buckets, one optimiser step per batch, stopping mid-epoch when the time budget (counted
+    from ``train_s``, the training seconds before this epoch) runs out. Returns the epoch's
+    history row (``complete`` False when the budget cut it) and the training seconds after it."""
+    t0 = time.perf_counter()
+    inputs, targets = epoch_data(rng)
+    lengths = (inputs != pad).sum(1)
+    batches = bucketed_batches(lengths, settings.batch_size, rng, bucket=settings.bucket)
+    x_all = torch.as_tensor(inputs, device=device)
+    y_all = torch.as_tensor(targets, device=device)
+    params = list(module.parameters())
+    module.train()
+    tot_loss, tot_n, n_seen = torch.zeros((), device=device), 0, 0
+    out_of_time = False
+    for idx in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
+        if settings.time_budget_s is not None and train_s + time.perf_counter() - t0 >= settings.time_budget_s:
+            out_of_time = True  # the budget is a hard cap: stop mid-epoch, validate, finish
+            break
+        ib = torch.as_tensor(idx, device=device)
+        x, y = trim(x_all[ib], pad, y_all[ib])
+        n_t = int((y != IGNORE).sum())
+        if n_t == 0:
+            continue
+        with autocast(device, settings.precision):
+            loss = module.loss(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_per_tensor(params, settings.clipnorm)
+        opt.step()
+        tot_loss += loss.detach().float() * n_t
+        tot_n += n_t
+        n_seen += len(idx)
+    epoch_s = time.perf_counter() - t0
+    train_s += epoch_s
+    return {"epoch": epoch + 1, "loss": float(tot_loss) / max(tot_n, 1), "epoch_s": round(epoch_s, 3),
+            "train_s": round(train_s, 3), "n_sequences": int(n_seen),
+            "n_targets": int(tot_n), "seq_per_s": round(n_seen / max(epoch_s, 1e-9), 1),
+            "complete": not out_of_time}, train_s
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -3,9 +3,9 @@
 ``LLMSeqPrompt(**config).fit(split.train, items).predict(split.test, k=20)`` like every
 :class:`~rec_utils.models.base.Recommender`, so :func:`rec_utils.evaluation.run_seeds` stores,
 keys and resumes its runs. ``fit`` builds the training cases of ``variant`` from the train split
-(:mod:`.cases`), fine-tunes the base model (:mod:`.finetune`, cached by data + config hash) or
-an OpenAI model (:mod:`.openai_ft`); ``predict`` decodes (:mod:`.generate`) and maps the text to
-catalogue items (:mod:`.mapping`). After ``predict``, ``fit_info_`` holds the fine-tuning
+(:mod:`rec_utils.llm.cases`), fine-tunes the base model (:mod:`rec_utils.llm.finetune`, cached by data + config hash) or
+an OpenAI model (:mod:`rec_utils.llm.openai_ft`); ``predict`` decodes (:mod:`rec_utils.llm.generate`) and maps the text to
+catalogue items (:mod:`rec_utils.llm.mapping`). After ``predict``, ``fit_info_`` holds the fine-tuning
 summary, the output shares (unique / duplicate / hallucinated / parse failures / valid names)
 and the generation throughput; ``history_`` the loss curves.
 
@@ -16,7 +16,7 @@ beam is a catalogue name, so nothing is hallucinated and the beam order is the r
 Deviations: the local SmolLM2-135M-Instruct (or any transformers folder) stands in for OpenAI
 ada / gpt-3.5 / PaLM 2; names are matched and embedded with the local MiniLM (``embedding``),
 not ada; the recommendable catalogue is the named items seen in train (``catalogue="train"``;
-the test targets are always among them); see also :mod:`.mapping`.
+the test targets are always among them); see also :mod:`rec_utils.llm.mapping`.
 """
 from __future__ import annotations
 
@@ -28,11 +28,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..models.base import Recommender, as_prompts
+from ..data import item_texts
+from ..llm import cases as C
+from ..llm import generate as G
+from ..llm import openai_ft as O
+from ..llm.finetune import TrainConfig, finetune
+from ..llm.generate import DECODING_REVISION, NameTrie
+from ..llm.local import base_model_id, load_tokenizer
+from ..llm.mapping import Catalogue, OutputStats, map_fuzzy, map_list, map_samples
 from ..text import EmbeddingSpec, ItemEmbeddings, embed_items
-from ..utils import short_hash
-from . import cases as C
-from .mapping import Catalogue, OutputStats, map_fuzzy, map_list, map_samples
+from ..utils import PROJECT_ROOT, resolve_device, short_hash
+from .base import Recommender, as_prompts
+from .llmseqsim import LLMSeqSim
 
 DECODERS = ("sample", "greedy", "beam")
 BACKENDS = ("local", "openai")
@@ -64,7 +71,6 @@ class LLMSeqPromptConfig:
     n_samples: int = 20  # samples per prompt (paper: 20)
     num_beams: int = 20  # beams of the constrained decoder (= list length)
     max_new_tokens: int | None = None  # None: 48 for one name, 24 per list entry; beam: the longest name
-    gen_batch_size: int = 4  # prompts per generate call
     list_length: int = 20  # names per list (genlist / classify / rank), candidates of rank
     n_clusters: int = 200  # classify: k-means classes (paper 200)
     fuzzy_fallback: str = "next"  # classify / rank duplicates: next best (sound) | last (reference)
@@ -93,6 +99,25 @@ class LLMSeqPromptConfig:
             raise ValueError("decoder='beam' needs backend='local' (the logits are not exposed by the API)")
 
 
+#: The config fields a notebook-06 run records in its setting (training and decoding choices; the
+#: other fields keep their defaults and stay out of the setting, so stored runs keep their ids).
+RUN_FIELDS = ("variant", "backend", "model", "n_train_cases", "n_val_cases", "epochs", "lora", "lr", "batch_size",
+              "eval_steps", "patience", "max_steps", "list_length", "n_clusters", "max_case_tokens",
+              "max_prompt_items", "seed", "max_cost_usd", "decoder", "temperature", "top_p", "n_samples", "num_beams")
+
+
+def run_config(config: dict) -> dict:
+    """The :data:`RUN_FIELDS` of ``config`` (a preset's fields with notebook 06's ``CONFIG`` on
+    top), the config defaults filling the rest. Raises ``TypeError`` naming a field
+    :class:`LLMSeqPromptConfig` does not have."""
+    unknown = set(config) - set(LLMSeqPromptConfig.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"LLMSeqPrompt: unknown config field(s) {sorted(unknown)}; "
+                        f"known: {sorted(LLMSeqPromptConfig.__dataclass_fields__)}")
+    defaults = LLMSeqPromptConfig()
+    return {f: config.get(f, getattr(defaults, f)) for f in RUN_FIELDS}
+
+
 class LLMSeqPrompt(Recommender):
     """See the module docstring. Runtime arguments (not part of the config): ``embeddings``
     (raw item vectors), ``embed`` (texts → unit vectors, default: the embedding spec's model),
@@ -111,21 +136,15 @@ class LLMSeqPrompt(Recommender):
     # ------------------------------------------------------------------ inputs
 
     def _names(self, items) -> pd.Series:
-        from ..data import item_texts
-
         if items is None:
             raise ValueError("LLMSeqPrompt needs the item names: fit(train, items=dataset.items)")
         return item_texts(items, clean=self.config.text_clean)
 
     def input_fingerprint(self, items=None) -> dict:
-        from .local import base_model_id
-
         names = self._names(items)
         fp = {"item_names": short_hash(names.index.to_numpy(), "\x00".join(names.astype(str)))}
         if self.config.backend == "local":
-            from .generate import DECODING_REVISION
-
-            fp["base_model"] = base_model_id(self.config.model, self.cache_dir)
+            fp["base_model"] = base_model_id(self.config.model)
             if self.config.decoder == "sample":  # greedy (one row) and beam are unchanged by revision 2
                 fp["decoding"] = DECODING_REVISION
         return fp
@@ -159,8 +178,6 @@ class LLMSeqPrompt(Recommender):
         cs = C.train_cases(train, self.names_, seed=c.case_seed, val_share=c.val_share)
         cs = cs.take(c.n_train_cases, c.n_val_cases)
         if c.variant in ("genlist", "rank"):
-            from ..models.llmseqsim import LLMSeqSim
-
             self.cand_model_ = LLMSeqSim(embeddings=emb, device=self.device, provider=c.embedding.provider,
                                          embedding_model=c.embedding.model, text_clean=c.text_clean,
                                          **c.candidates).fit(train, items)
@@ -227,10 +244,6 @@ class LLMSeqPrompt(Recommender):
         return p, ex["messages"][2]["content"] + tok.eos_token
 
     def _fit_local(self, examples, cs: C.Cases) -> None:
-        from .finetune import TrainConfig, finetune
-        from .generate import NameTrie
-        from .local import base_model_id, load_tokenizer
-
         c = self.config
         self.tok_ = load_tokenizer(c.model, self.cache_dir)
         texts = [self._local_text(e) for e in examples]
@@ -242,10 +255,8 @@ class LLMSeqPrompt(Recommender):
                                        val_examples=len(va), mean_example_tokens=float(np.mean(lens)) if lens else 0)
         tc = TrainConfig(epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, eval_steps=c.eval_steps,
                          patience=c.patience, lora=c.lora, seed=c.seed, max_steps=c.max_steps)
-        self.lm_, info = finetune(c.model, self.tok_, tr, va, tc, base_id=base_model_id(c.model, self.cache_dir),
+        self.lm_, info = finetune(c.model, self.tok_, tr, va, tc, base_id=base_model_id(c.model),
                                   cache=self.cache_dir, progress=self.progress, num_threads=self.num_threads)
-        from ..utils import resolve_device
-
         self.lm_ = self.lm_.to(resolve_device(self.device))
         self.history_ = info.pop("history")
         self.fit_info_["finetune"] = info
@@ -257,9 +268,6 @@ class LLMSeqPrompt(Recommender):
             self.fit_info_["trie"] = {"names": len(uniq), "build_s": round(time.perf_counter() - t0, 3)}
 
     def _fit_openai(self, examples, cs: C.Cases) -> None:
-        from ..utils import PROJECT_ROOT
-        from . import openai_ft as O
-
         c = self.config
         folder = Path(self.cache_dir or PROJECT_ROOT / ".cache" / "llm") / "openai" / short_hash(examples, c.model)
         tr = O.write_jsonl([e for e, v in zip(examples, cs.is_val) if not v], folder / "train.jsonl")
@@ -322,16 +330,12 @@ class LLMSeqPrompt(Recommender):
         c = self.config
         n = c.n_samples if c.variant in ("genitem", "recsys23") and c.decoder == "sample" else 1
         if c.backend == "openai":
-            from . import openai_ft as O
-
             if c.variant == "recsys23":
                 raise ValueError("backend='openai' runs the chat variants; recsys23 used legacy completions")
             outs = O.chat_samples(self.ft_model_, [m["messages"] for m in msgs], n=n,
                                   temperature=c.temperature if c.decoder == "sample" else 0.0, top_p=c.top_p,
                                   max_tokens=self._new_tokens(), api_key=self.api_key, base_url=c.base_url)
             return outs, sum(map(len, outs))
-        from . import generate as G
-
         texts = [m["prompt"] if "prompt" in m else
                  self.tok_.apply_chat_template(m["messages"], tokenize=False, add_generation_prompt=True) for m in msgs]
         if c.decoder == "beam":
@@ -341,6 +345,6 @@ class LLMSeqPrompt(Recommender):
                 names = [[x + C.RECSYS23_END for x in row] for row in names]
             return names, sum(map(len, names))
         outs = G.sample(self.lm_, self.tok_, texts, n=n, temperature=c.temperature if c.decoder == "sample" else 0.0,
-                        top_p=c.top_p, max_new_tokens=self._new_tokens(), batch_size=c.gen_batch_size, seed=c.seed,
+                        top_p=c.top_p, max_new_tokens=self._new_tokens(), seed=c.seed,
                         progress=self.progress)
         return outs, sum(map(len, outs))

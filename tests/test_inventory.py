@@ -1,0 +1,52 @@
+"""results/index.csv (rec_utils.inventory): every file under results/ mapped to its setting; one
+short naming rule for side files (rec_utils.results.artifact_path)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from rec_utils import inventory, results
+from rec_utils.data import load_dataset
+from rec_utils.evaluation import run_seeds
+from rec_utils.models import build_model
+from rec_utils.setting import Setting
+from rec_utils.split import make_split
+
+
+def test_the_committed_index_covers_every_file_and_no_path_is_too_long():
+    assert inventory.check() == [], "run .venv/bin/python -m rec_utils.inventory and commit results/index.csv"
+
+
+def test_side_file_names_are_short_and_map_back_to_their_label():
+    long_label = ",".join(f"option_{i}=value_{i}" for i in range(20))
+    path = results.artifact_path(results.RESULTS_ROOT / "beauty", "06_output_shares", "temporal", long_label)
+    assert len(path.name) == len("06_output_shares__") + 10 + len(".csv")
+    assert results.artifact_path(results.RESULTS_ROOT, "x", "temporal", "").name == "x.csv"  # the standard split
+    assert results.artifact_path(results.RESULTS_ROOT, "x", "loo", "").name != "x.csv"
+
+
+def test_the_index_lists_runs_with_their_status_and_artifacts_with_their_label(tmp_path, tiny_folder):
+    root = tmp_path / "results"
+    split = make_split(load_dataset(tiny_folder), "loo", tie_order="file")
+    setting = Setting.of("MostPopular", split, preset=None)
+    out = root / "tiny"
+    runs = run_seeds(lambda seed: build_model("MostPopular", seed=seed), split, setting, out_dir=out, notebook="nb")
+    results.record(runs, out)
+    orphan = Setting.of("MostPopular", split, preset=None, config={"exclude_prompt_items": True},
+                        overrides={"exclude_prompt_items": True})
+    run_seeds(lambda seed: build_model("MostPopular", exclude_prompt_items=True, seed=seed), split, orphan,
+              out_dir=out, notebook="nb")  # stored, never summarised
+    side = results.artifact_path(out, "bands", "loo", setting.label)
+    pd.DataFrame({"a": [1]}).to_csv(side, index=False)
+    index = inventory.build_index(root).set_index("path")
+    run_rows = index[index["kind"] == "run"]
+    assert sorted(run_rows["status"]) == ["no summary row", "summary"]
+    assert set(run_rows["setting_id"]) == {setting.id, orphan.id}
+    assert (index["kind"] == "run lists").sum() == 2
+    art = index.loc[inventory._shown(side)]
+    assert (art["kind"], art["protocol"], art["label"]) == ("artifact", "loo", setting.label)
+    assert inventory.check(root)[-1].endswith("run python -m rec_utils.inventory")  # no index yet
+    inventory.write_index(root)
+    assert inventory.check(root) == []
+    (out / ("x" * 130 + ".csv")).write_text("a\n")
+    problems = inventory.check(root)
+    assert any("characters (> 120)" in p for p in problems) and any("not in the index" in p for p in problems)
