@@ -115,6 +115,8 @@ def embed_with_cache(texts: np.ndarray, encode: Callable[[list[str]], np.ndarray
     (distinct texts sent to the model). Raises :class:`EmbeddingError` on NaN/inf output or
     when no item has text."""
     missing = texts == ""
+    if missing.all():  # also when the cache holds vectors: never an all-zero matrix
+        raise EmbeddingError(f"all {len(texts)} item texts are empty: nothing to embed (are the titles missing?)")
     hashes = text_hashes(texts)
     need = np.flatnonzero(~missing)
     found = np.zeros(len(texts), bool)
@@ -135,9 +137,7 @@ def embed_with_cache(texts: np.ndarray, encode: Callable[[list[str]], np.ndarray
             raise EmbeddingError(f"{label} returned NaN/inf vectors for {int(bad.sum())} text(s)")
         if cache is not None:
             cache.put(uniq_hash, new)
-    dim = new.shape[1] if new is not None else cached_vecs.shape[1] if cached_vecs is not None else None
-    if dim is None:
-        raise EmbeddingError("no item has text, nothing to embed")
+    dim = new.shape[1] if new is not None else cached_vecs.shape[1]
     vectors = np.zeros((len(texts), dim), np.float32)
     if cached_vecs is not None and found.any():
         vectors[found] = cached_vecs

@@ -11,7 +11,7 @@ from ..utils import resolve_device
 from . import local, openai_backend
 from .cache import EmbeddingCache, default_cache_dir, embed_with_cache, model_key
 from .files import read_embedding_file
-from .texts import as_text_series
+from .texts import as_text_series, warn_too_long
 from .vectors import EmbeddingError, ItemEmbeddings
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,8 @@ def embed_items(
     usage = None
     if provider == "sentence-transformers":
         folder = local.resolve_local_model(model, cache_root)
+        counter, max_len = local.piece_counter(folder)
+        n_too_long = warn_too_long(text_arr[~missing], max_len, counter, model)
         identity = f"sentence-transformers|{local.model_content_hash(folder)}|normalize={normalize}"
 
         def encode(todo):
@@ -119,6 +121,8 @@ def embed_items(
     key = model_key("local" if provider == "sentence-transformers" else Path(model).name, identity)
     cache = EmbeddingCache(cache_root, provider, key) if use_cache else None
     info: dict = {"device": dev, "model_key": key}
+    if provider == "sentence-transformers":
+        info["n_too_long"] = n_too_long
     try:
         vectors, counts = embed_with_cache(text_arr, encode, cache, f"{provider}/{model}")
     finally:

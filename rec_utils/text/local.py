@@ -130,3 +130,33 @@ def encode(texts: list[str], folder: str, *, device: str, batch_size: int, norma
     vecs = _ST_MODELS[key].encode(texts, batch_size=batch_size, normalize_embeddings=normalize,
                                   convert_to_numpy=True, show_progress_bar=show_progress)
     return np.asarray(vecs, dtype=np.float32)
+
+
+_PIECE_COUNTERS: dict = {}  # folder → (counter, max_seq_length)
+
+
+def piece_counter(folder: str | Path):
+    """(counter, max_seq_length) of a sentence-transformers folder: ``counter(texts)`` gives
+    each text's number of word pieces with special tokens and without truncation, from the
+    folder's ``tokenizer.json`` (the ``tokenizers`` library, no model load); ``counter`` is
+    None when the folder has no such file. ``max_seq_length`` comes from
+    ``sentence_bert_config.json`` (256 for all-MiniLM-L6-v2), else 256."""
+    key = str(Path(folder).resolve())
+    if key not in _PIECE_COUNTERS:
+        import json
+
+        cfg = Path(folder) / "sentence_bert_config.json"
+        max_len = int(json.loads(cfg.read_text()).get("max_seq_length") or 256) if cfg.is_file() else 256
+        counter = None
+        tok_file = Path(folder) / "tokenizer.json"
+        if tok_file.is_file():
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(tok_file))
+            tok.no_truncation()
+            tok.no_padding()
+
+            def counter(texts, tok=tok):
+                return [len(e.ids) for e in tok.encode_batch(list(texts))]
+        _PIECE_COUNTERS[key] = (counter, max_len)
+    return _PIECE_COUNTERS[key]
