@@ -557,15 +557,15 @@ def item_texts(dataset: "Dataset | pd.DataFrame", template: str | None = None,
         raise DataValidationError(
             f"item_texts: the items have no 'title' column; found {list(items.columns)}"
         )
+    items = items.copy()
+    items["title"] = clean_title(items["title"].fillna(""), clean)
     if len(items) and _empty_title(items["title"]).all():
         where = (f"{dataset.path / 'items.csv'}: " if isinstance(dataset, Dataset) and dataset.path else "items: ")
         raise DataValidationError(
             f"{where}column 'title' is empty in every one of the {len(items)} rows (item_id "
-            f"{items['item_id'].iloc[0]} ... {items['item_id'].iloc[-1]}): no item has a text to embed "
-            "or name; fill the titles (an importer's title source may be missing)"
+            f"{items['item_id'].iloc[0]} ... {items['item_id'].iloc[-1]}; with clean={clean!r}): no item has "
+            "a text to embed or name; fill the titles (was the metadata file left out of the import?)"
         )
-    items = items.copy()
-    items["title"] = clean_title(items["title"].fillna(""), clean)
     if template is not None:
         text = items.apply(lambda r: template.format(**r.to_dict()), axis=1)
     elif {"category", "tags"} <= set(items.columns):

@@ -130,37 +130,53 @@ class ImportResult:
 # ----------------------------------------------------------------------------- checks
 
 
+def _spellings(raw: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """(distinct spellings in order of appearance, row of each one's first occurrence, code of
+    every row): the id checks work on the few distinct spellings, not on every row."""
+    codes, uniq = pd.factorize(raw.astype(object).to_numpy())
+    first = np.unique(codes, return_index=True)[1]
+    return pd.Series(np.asarray(uniq, dtype=object)), first, codes
+
+
 def _check_keys(raw: RawData) -> None:
     """Refuse spellings of one session or item key that differ only by padding or spaces."""
     inter = raw.interactions
-    s_raw = inter["session"].astype(str)
-    clash = id_spelling_collisions(s_raw, _normal_keys(s_raw))
+    lines = inter["line"].to_numpy()
+    uniq, first, _ = _spellings(inter["session"])
+    clash = id_spelling_collisions(uniq, _normal_keys(uniq))
     if clash:
-        _raise_clash(clash, raw.interactions_file, raw.columns["session"], inter["line"].to_numpy())
-    parts = [(inter["item"].astype(str), raw.interactions_file, raw.columns["item"], inter["line"].to_numpy())]
+        _raise_clash([(first[i], sp) for i, sp in clash], raw.interactions_file, raw.columns["session"], lines)
+    parts = [(inter["item"], raw.interactions_file, raw.columns["item"], lines)]
     if raw.items is not None:
-        parts.append((raw.items["item"].astype(str), raw.items_file, raw.item_key_column,
-                      raw.items["line"].to_numpy()))
-    everything = pd.concat([p[0] for p in parts], ignore_index=True)
+        parts.append((raw.items["item"], raw.items_file, raw.item_key_column, raw.items["line"].to_numpy()))
+    spell = [_spellings(p[0]) for p in parts]
+    everything = pd.concat([u for u, _, _ in spell], ignore_index=True)
+    rows = np.concatenate([f for _, f, _ in spell])
     clash = id_spelling_collisions(everything, _normal_keys(everything))
     if clash:
-        offsets = np.cumsum([0] + [len(p[0]) for p in parts])
+        offsets = np.cumsum([0] + [len(u) for u, _, _ in spell])
+        part = [int(np.searchsorted(offsets, row, side="right") - 1) for row, _ in clash]
+        if len(set(part)) == 1:  # within one file
+            k = part[0]
+            _raise_clash([(rows[row], sp) for row, sp in clash], parts[k][1], parts[k][2], parts[k][3])
         where = []
-        for row, spelling in clash:
-            k = int(np.searchsorted(offsets, row, side="right") - 1)
-            _, path, col, lines = parts[k]
-            where.append(f"{spelling!r} ({path}, column {col!r}, line {lines[row - offsets[k]]})")
+        for (row, spelling), k in zip(clash, part):
+            _, path, col, k_lines = parts[k]
+            where.append(f"{spelling!r} ({path}, column {col!r}, line {k_lines[rows[row]]})")
         raise SourceFormatError(f"{len(clash)} spellings of one item id differ only by padding or spaces: "
-                           + ", ".join(where) + "; fix the files (they are not merged silently)")
+                                + ", ".join(where) + "; fix the files (they are not merged silently)")
 
 
-def _normal_keys(raw: pd.Series) -> np.ndarray:
+def _normal_keys(spellings: pd.Series) -> np.ndarray:
     """The key two spellings would share: stripped, and leading zeros dropped from digits."""
-    s = raw.str.strip()
-    digits = s.str.fullmatch(r"[0-9]+").fillna(False).to_numpy()
-    out = s.to_numpy(dtype=object).copy()
-    out[digits] = [v.lstrip("0") or "0" for v in out[digits]]
-    return out
+    out = np.array([str(v).strip() for v in spellings], dtype=object)
+    return np.array([v.lstrip("0") or "0" if v.isdigit() and v.isascii() else v for v in out], dtype=object)
+
+
+def _stripped(raw: pd.Series) -> np.ndarray:
+    """Every key without surrounding spaces (computed once per distinct spelling)."""
+    uniq, _, codes = _spellings(raw)
+    return np.array([str(v).strip() for v in uniq], dtype=object)[codes]
 
 
 def _raise_clash(clash, path, column, lines):
@@ -272,8 +288,8 @@ def build(raw: RawData, out, *, k_core: int = 0, duplicates: str = "keep", min_r
 
     _check_keys(raw)
     inter = raw.interactions.copy()
-    inter["session"] = inter["session"].astype(str).str.strip()
-    inter["item"] = inter["item"].astype(str).str.strip()
+    inter["session"] = _stripped(inter["session"])
+    inter["item"] = _stripped(inter["item"])
     sort_key, seconds, time_facts = _seconds(raw, timestamp_unit, mixed_units)
     inter["sort_key"], inter["timestamp"] = sort_key, seconds
     steps = [_counts("read", inter)]
@@ -317,7 +333,7 @@ def build(raw: RawData, out, *, k_core: int = 0, duplicates: str = "keep", min_r
     n_meta_dup = 0
     if raw.items is not None:
         meta = raw.items.copy()
-        meta["item"] = meta["item"].astype(str).str.strip()
+        meta["item"] = _stripped(meta["item"])
         n_meta_dup = int(meta["item"].duplicated().sum())
         meta = meta.drop_duplicates("item", keep="first").drop(columns=["line"])
         items = catalogue.merge(meta, on="item", how="left")
@@ -356,8 +372,9 @@ def build(raw: RawData, out, *, k_core: int = 0, duplicates: str = "keep", min_r
     }
     _write_folder(out, tidy, items, None if s_int else s_map, raw.session_key_column, prov, force)
     if n_untitled == len(items):
-        warnings.warn(f"{out}: no item has a title (items file: {raw.items_file}); text-based models cannot use "
-                      "this dataset", DataWarning, stacklevel=2)
+        why = f"none in {raw.items_file}" if raw.items_file else "no metadata file was given"
+        warnings.warn(f"{out}: no item has a title ({why}); text-based models cannot use this dataset",
+                      DataWarning, stacklevel=2)
     return ImportResult(out, prov)
 
 
@@ -368,7 +385,7 @@ def _write_folder(out: Path, tidy, items, s_map, session_key: str, prov: dict, f
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        with gzip.GzipFile(tmp / "interactions.csv.gz", "wb", mtime=0) as gz:
+        with gzip.GzipFile(tmp / "interactions.csv.gz", "wb", compresslevel=6, mtime=0) as gz:  # as gzip -n
             gz.write(tidy.to_csv(index=False).encode("utf-8"))
         items.to_csv(tmp / "items.csv", index=False)
         if s_map is not None:

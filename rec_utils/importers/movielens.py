@@ -35,6 +35,17 @@ def _find(folder: Path, names) -> Path | None:
     return next((folder / n for n in names if (folder / n).is_file()), None)
 
 
+def _kind(ratings: Path) -> str:
+    """Which ratings format a file has: by its name, else by its first line (``::`` for .dat,
+    a tab for u.data, else CSV)."""
+    name = ratings.name.removesuffix(".gz")
+    if name in MOVIES_FOR:
+        return name
+    with open_text(ratings, "latin-1") as f:
+        first = f.readline()
+    return "ratings.dat" if "::" in first else "u.data" if "\t" in first else "ratings.csv"
+
+
 def _read_lines(path: Path, sep: str, n_fields: int, what: str) -> pd.DataFrame:
     """Split a header-less file at ``sep`` into ``n_fields`` text columns (the last keeps any
     further separators) plus ``line``; UTF-8, else Latin-1."""
@@ -75,7 +86,7 @@ def read_movielens(source, movies=None) -> RawData:
     ratings = _find(src, RATINGS_FILES) if src.is_dir() else need_file(src, "MovieLens ratings")
     if ratings is None:
         raise FileNotFoundError(f"{src}: no MovieLens ratings file ({', '.join(RATINGS_FILES)})")
-    base = ratings.name.removesuffix(".gz")
+    base = _kind(ratings)
     if movies is None:
         movies = _find(ratings.parent, (MOVIES_FOR[base], MOVIES_FOR[base] + ".gz"))
     else:
