@@ -107,7 +107,7 @@ def test_amazon_2018_json_and_ratings_csv_give_the_same_interactions(tmp_path):
     rows = _beauty_like()
     recs = [json.dumps({"reviewerID": u, "asin": a, "unixReviewTime": t, "overall": 4.0, "verified": True})
             for u, a, t in rows]
-    csv = _lines(tmp_path / "ratings_Beauty.csv", [f"{u},{a},4.0,{t}" for u, a, t in rows])
+    csv = _lines(tmp_path / "ratings_Beauty.csv.gz", [f"{u},{a},4.0,{t}" for u, a, t in rows], gz=True)
     with pytest.warns(DataWarning, match="no item has a title.*no metadata file was given"):
         r2018 = import_amazon(_lines(tmp_path / "Beauty.json", recs), tmp_path / "a18", show_progress=False)
         rcsv = import_amazon(csv, tmp_path / "acsv", show_progress=False)
@@ -320,6 +320,15 @@ def test_loader_refuses_ids_spelled_two_ways_and_mixed_units(tmp_path):
     folder = write_dataset(tmp_path / "items", [(0, 7, 1)], items=[("007", "a"), ("7", "b")])
     with pytest.raises(DataValidationError, match=r"items\.csv: column 'item_id': .*'007' \(line 2\), '7' \(line 3\)"):
         load_dataset(folder)
+
+
+def test_unparseable_rows_and_ratings_name_file_and_line(tmp_path):
+    ragged = _lines(tmp_path / "ratings.csv", ["userId,movieId,rating,timestamp", "1,2,3,4", "1,2,3,4,5,6"])
+    with pytest.raises(DataValidationError, match=r"ratings\.csv: not a valid delimited file: .*line 3"):
+        import_movielens(ragged, tmp_path / "o")
+    no_rating = _ratings_csv(tmp_path / "r.csv", [(1, 2, 3, 978300760), (1, 3, "", 978300761)])
+    with pytest.raises(DataValidationError, match=r"r\.csv: min_rating: the rating on line 3 is missing"):
+        import_movielens(no_rating, tmp_path / "o", min_rating=3)
 
 
 # ----------------------------------------------------------------------------- end to end, CLI

@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .core import RawData, SourceFormatError, need_file, open_text
+from .core import RawData, SourceFormatError, need_file, open_text, read_csv_checked
 
 #: Review fields per format: session, item, time, rating.
 REVIEW_FIELDS = {
@@ -73,7 +73,8 @@ def _field(rec: dict, name: str, path: Path, no: int):
 
 
 def _ratings_csv(path: Path) -> RawData:
-    df = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    with open_text(path) as f:
+        df = read_csv_checked(path, f, header=None, dtype=str, keep_default_na=False, skip_blank_lines=False)
     if df.shape[1] != 4:
         raise SourceFormatError(f"{path}: an Amazon ratings CSV has 4 columns (user,item,rating,timestamp) and no "
                                 f"header; line 1 has {df.shape[1]}")
@@ -98,9 +99,11 @@ def read_amazon(reviews, meta=None, *, item_key: str = "auto", show_progress: bo
             one of the needed fields (file, line and field named).
     """
     reviews = need_file(reviews, "Amazon reviews")
-    with open(reviews, "rb") as f:
-        head = f.read(2)
-    if head != b"\x1f\x8b" and not head.lstrip()[:1] == b"{":
+    if item_key not in ("auto", "asin", "parent_asin"):
+        raise ValueError(f"item_key must be 'auto', 'asin' or 'parent_asin', got {item_key!r}")
+    with open_text(reviews, "latin-1") as f:
+        first = f.readline().lstrip()
+    if not first.startswith("{"):
         raw = _ratings_csv(reviews)
     else:
         raw = _read_reviews(reviews, item_key, show_progress)
@@ -130,10 +133,8 @@ def _read_reviews(path: Path, item_key: str, show_progress: bool) -> RawData:
         if fields is None:
             fmt = "2023" if "user_id" in rec and "reviewerID" not in rec else "2014/2018"
             s, i, t, r = REVIEW_FIELDS[fmt]
-            if fmt == "2023" and item_key == "asin" or fmt != "2023" and item_key == "parent_asin":
+            if item_key != "auto":
                 i = item_key
-            elif item_key not in ("auto", "asin", "parent_asin"):
-                raise ValueError(f"item_key must be 'auto', 'asin' or 'parent_asin', got {item_key!r}")
             fields = (s, i, t, r)
             label = "2023" if fmt == "2023" else ("2018" if "verified" in rec or "vote" in rec else "2014")
         s, i, t, r = fields

@@ -80,6 +80,19 @@ def file_facts(path: Path) -> dict:
             "md5": md5.hexdigest(), "sha256": sha.hexdigest()}
 
 
+def read_csv_checked(path: Path, source=None, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv`` of ``source`` (default ``path``) with every failure to parse turned into a
+    :class:`~rec_utils.data.DataValidationError` naming ``path`` (and the line pandas names)."""
+    try:
+        return pd.read_csv(path if source is None else source, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise SourceFormatError(f"{path}: the file is empty") from None
+    except pd.errors.ParserError as e:
+        raise SourceFormatError(f"{path}: not a valid delimited file: {str(e).strip()}") from None
+    except UnicodeDecodeError as e:
+        raise SourceFormatError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def need_file(path, what: str) -> Path:
     p = Path(path)
     if not p.is_file():
@@ -182,7 +195,7 @@ def _stripped(raw: pd.Series) -> np.ndarray:
 def _raise_clash(clash, path, column, lines):
     spellings = ", ".join(f"{r!r} (line {lines[i]})" for i, r in clash)
     raise SourceFormatError(f"{path}: column {column!r}: {len(clash)} spellings of one id differ only by padding or "
-                       f"spaces: {spellings}; fix the file (they are not merged silently)")
+                            f"spaces: {spellings}; fix the file (they are not merged silently)")
 
 
 def _numeric_times(raw: RawData) -> np.ndarray:
@@ -215,20 +228,21 @@ def _seconds(raw: RawData, unit: str, mixed_units: str) -> tuple[np.ndarray, np.
                 f"{raw.interactions_file}: column {raw.columns['time']!r}: {msg}. Fix the file, or pass "
                 "mixed_units='normalise' (CLI: --mixed-units normalise) to convert every time by its own "
                 "magnitude")
-        sess = inter["session"].to_numpy()[cls != np.bincount(cls).argmax()]
+        minority = cls != np.bincount(cls).argmax()  # rows outside the most common unit
+        sess = pd.unique(inter["session"].to_numpy()[minority])
         warnings.warn(f"{raw.interactions_file}: {msg}; normalised to seconds row by row (sessions "
-                      f"converted: {', '.join(map(str, pd.unique(sess)[:20]))}"
-                      f"{', ...' if len(pd.unique(sess)) > 20 else ''})", DataWarning, stacklevel=3)
+                      f"converted: {', '.join(map(str, sess[:20]))}{', ...' if len(sess) > 20 else ''})",
+                      DataWarning, stacklevel=3)
         factor = np.array([TIMESTAMP_UNITS[u] for u in units], dtype=np.float64)[cls]
         key = t.astype(np.float64) / factor
-        facts.update(unit="mixed, normalised row by row", rows_converted=int((cls != np.bincount(cls).argmax()).sum()))
+        facts.update(unit="mixed, normalised row by row", rows_converted=int(minority.sum()),
+                     sessions_converted=[str(x) for x in sess])
         return key, np.floor(key).astype(np.int64), facts
     found = present[0]
     if unit != "auto" and unit != found:
-        r = 0
         raise SourceFormatError(
             f"{raw.interactions_file}: column {raw.columns['time']!r}: declared unit {unit!r}, but the times "
-            f"look like {found!r} (line {lines[r]}: {t[r]}); pass the right timestamp_unit or 'auto'")
+            f"look like {found!r} (line {lines[0]}: {t[0]}); pass the right timestamp_unit or 'auto'")
     if raw.source_unit is not None and unit == "auto" and found != raw.source_unit:
         warnings.warn(f"{raw.interactions_file}: the {raw.format} format documents times in "
                       f"{raw.source_unit!r}, these look like {found!r}; read as {found!r}", DataWarning, stacklevel=3)
@@ -297,7 +311,12 @@ def build(raw: RawData, out, *, k_core: int = 0, duplicates: str = "keep", min_r
     if min_rating is not None:
         if "rating" not in inter.columns:
             raise ValueError(f"min_rating: the {raw.format} source has no ratings")
-        inter = inter.loc[inter["rating"].to_numpy() >= min_rating]
+        rating = inter["rating"].to_numpy(dtype=np.float64)
+        if np.isnan(rating).any():
+            pos = int(np.flatnonzero(np.isnan(rating))[0])
+            raise SourceFormatError(f"{raw.interactions_file}: min_rating: the rating on line {inter['line'].iloc[pos]} "
+                                    f"is missing or not a number ({int(np.isnan(rating).sum())} such row(s))")
+        inter = inter.loc[rating >= min_rating]
         steps.append(_counts(f"rating >= {min_rating:g}", inter))
     n_pairs_dup = int(inter.duplicated(["session", "item"]).sum())
     if duplicates == "first":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import RawData, SourceFormatError, need_file, open_text
+from .core import RawData, SourceFormatError, need_file, open_text, read_csv_checked
 
 #: ml-100k's genre flags in ``u.item`` order (its ``u.genre``).
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -93,7 +93,7 @@ def read_movielens(source, movies=None) -> RawData:
         movies = need_file(movies, "MovieLens movies")
     extra = []
     if base == "ratings.csv":
-        df = pd.read_csv(ratings, dtype=str, keep_default_na=False)
+        df = read_csv_checked(ratings, dtype=str, keep_default_na=False)
         cols = {r: _pick(df, ratings, r) for r in ("session", "item", "time", "rating")}
         line = df.index.to_numpy() + 2
         fmt = "movielens ratings.csv (ml-latest / ml-20m / ml-25m)"
@@ -119,7 +119,7 @@ def read_movielens(source, movies=None) -> RawData:
 def _read_movies(path: Path, extra: list) -> pd.DataFrame:
     name = path.name.removesuffix(".gz")
     if name.endswith(".csv"):
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        df = read_csv_checked(path, dtype=str, keep_default_na=False)
         key = _pick(df, path, "item")
         if "title" not in df.columns:
             raise SourceFormatError(f"{path}: no 'title' column; found {list(df.columns)}")

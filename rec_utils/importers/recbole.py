@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .core import RawData, SourceFormatError, need_file
+from .core import RawData, SourceFormatError, need_file, read_csv_checked
 
 TITLE_FIELDS = ("title", "movie_title", "name", "item_name", "product_name", "app_name")
 TYPES = ("token", "token_seq", "float", "float_seq")
@@ -22,8 +22,8 @@ TYPES = ("token", "token_seq", "float", "float_seq")
 
 def read_atomic(path: Path) -> tuple[pd.DataFrame, dict]:
     """(text columns named by field, field → type, plus ``line``) of an atomic file."""
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE,
-                     skip_blank_lines=False, encoding="utf-8")
+    df = read_csv_checked(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE,
+                          skip_blank_lines=False, encoding="utf-8")
     types = {}
     for col in df.columns:
         name, _, typ = str(col).partition(":")
