@@ -315,7 +315,11 @@ def read_interactions(path: str | Path, duplicates: str = "drop") -> tuple[pd.Da
     path = Path(path)
     if duplicates not in ("drop", "keep", "error"):
         raise ValueError(f"duplicates must be 'drop', 'keep' or 'error', got {duplicates!r}")
-    df = _read_csv(path, dtype=object)  # text: two spellings of one id must stay apart
+    # ids as text: two spellings of one id must stay apart (timestamps parse as numbers)
+    id_text = {"session_id": object, "item_id": object}
+    df = _read_csv(path, dtype=id_text)
+    if [str(c).strip() for c in df.columns] != list(df.columns):  # a header with spaces
+        df = _read_csv(path, dtype=object)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in INTERACTION_COLUMNS if c not in df.columns]
     if missing:

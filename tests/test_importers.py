@@ -309,6 +309,9 @@ def test_loader_refuses_ids_spelled_two_ways_and_mixed_units(tmp_path):
     with pytest.raises(DataValidationError, match=r"interactions\.csv\.gz: column 'item_id': 2 spellings of one id "
                                                   r"differ only by padding or spaces: '007' \(line 2\), '7' \(line 3\)"):
         load_dataset(folder)
+    folder = write_dataset(tmp_path / "hdr", [(0, "007", 1), (0, "7", 2)], header="session_id, item_id, timestamp")
+    with pytest.raises(DataValidationError, match=r"column 'item_id': .*'007' \(line 2\), '7' \(line 3\)"):
+        load_dataset(folder)  # a header with spaces too
     folder = write_dataset(tmp_path / "sp", [(0, 1, 1), (" 0", 2, 2)])
     with pytest.raises(DataValidationError, match=r"column 'session_id': .*'0' \(line 2\), ' 0' \(line 3\)"):
         load_dataset(folder)
