@@ -9,7 +9,10 @@ Every dataset lives in one tidy form (see ``data/README.md``)::
 path to a folder in that form works too. Bad input raises :class:`DataValidationError`
 whose message names the file, the column and the (1-based, header = line 1) line; a file that
 cannot be read as CSV at all (not gzip although named ``.gz``, truncated, not UTF-8, not CSV)
-raises it too, naming the file and what is wrong.
+raises it too, naming the file and what is wrong. Two spellings of one id that differ only by
+padding or spaces (``"007"`` and ``"7"``) and timestamps in mixed units (seconds next to
+milliseconds, told apart by magnitude) are refused, never merged or mixed silently; other
+formats become this form through :mod:`rec_utils.importers`.
 
 The catalogue (paper §3, §4: NUM_ITEMS) is the set of distinct items that occur in the
 dataset's interactions, :attr:`Dataset.catalog`. Items listed in ``items.csv`` without any

@@ -30,6 +30,12 @@ import ast
 import json
 from pathlib import Path
 
+try:  # a faster JSON parser when installed (same results); the standard library otherwise
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _json_loads = json.loads
+
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -52,14 +58,13 @@ def _records(path: Path, show_progress: bool):
                 continue
             literal = False
             try:
-                rec = json.loads(text)
-            except json.JSONDecodeError as e:
+                rec = _json_loads(text)
+            except ValueError as e:  # json's and orjson's decode errors are ValueErrors
                 try:
                     rec, literal = ast.literal_eval(text), True
                 except (ValueError, SyntaxError, MemoryError, RecursionError):
                     raise SourceFormatError(
-                        f"{path}: line {no} is neither JSON ({e.msg} at column {e.colno}) nor a Python "
-                        f"literal: {text[:120]!r}") from None
+                        f"{path}: line {no} is neither JSON ({e}) nor a Python literal: {text[:120]!r}") from None
             if not isinstance(rec, dict):
                 raise SourceFormatError(f"{path}: line {no} is a {type(rec).__name__}, not a record: {text[:120]!r}")
             yield no, rec, literal
@@ -139,16 +144,23 @@ def _read_reviews(path: Path, item_key: str, show_progress: bool) -> RawData:
             label = "2023" if fmt == "2023" else ("2018" if "verified" in rec or "vote" in rec else "2014")
         s, i, t, r = fields
         n_literal += literal
-        sessions.append(str(_field(rec, s, path, no)))
-        items.append(str(_field(rec, i, path, no)))
-        times.append(_field(rec, t, path, no))
+        sessions.append(rec.get(s))
+        items.append(rec.get(i))
+        times.append(rec.get(t))
         ratings.append(rec.get(r))
         lines.append(no)
     if fields is None:
         raise SourceFormatError(f"{path}: no records")
+    s, i, t, _ = fields
     inter = pd.DataFrame({"session": sessions, "item": items, "time": times,
                           "rating": pd.to_numeric(pd.Series(ratings, dtype=object), errors="coerce"), "line": lines})
-    s, i, t, _ = fields
+    for col, name in (("session", s), ("item", i), ("time", t)):  # checked once, not per line
+        empty = inter[col].isna().to_numpy() | (inter[col].astype(str).str.strip() == "").to_numpy()
+        if empty.any():
+            pos = int(np.flatnonzero(empty)[0])
+            raise SourceFormatError(f"{path}: line {lines[pos]}: field {name!r} is missing or empty "
+                                    f"({int(empty.sum())} record(s))")
+    inter["session"], inter["item"] = inter["session"].astype(str), inter["item"].astype(str)
     raw = RawData(f"amazon {label}", inter, path, {"session": s, "item": i, "time": t}, item_key_column=i,
                   session_key_column=s if s != "reviewerID" else "reviewer_id",
                   source_unit="ms" if label == "2023" else "s")
