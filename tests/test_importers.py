@@ -329,6 +329,9 @@ def test_unparseable_rows_and_ratings_name_file_and_line(tmp_path):
     ragged = _lines(tmp_path / "ratings.csv", ["userId,movieId,rating,timestamp", "1,2,3,4", "1,2,3,4,5,6"])
     with pytest.raises(DataValidationError, match=r"ratings\.csv: not a valid delimited file: .*line 3"):
         import_movielens(ragged, tmp_path / "o")
+    blank = _lines(tmp_path / "b.csv", ["userId,movieId,rating,timestamp", "1,2,3,978300760", "", "1,3,3,x"])
+    with pytest.raises(DataValidationError, match=r"b\.csv: column 'timestamp': line 4 has 'x', not a number"):
+        import_movielens(blank, tmp_path / "o")  # the blank line is counted
     no_rating = _ratings_csv(tmp_path / "r.csv", [(1, 2, 3, 978300760), (1, 3, "", 978300761)])
     with pytest.raises(DataValidationError, match=r"r\.csv: min_rating: the rating on line 3 is missing"):
         import_movielens(no_rating, tmp_path / "o", min_rating=3)

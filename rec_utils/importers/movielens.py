@@ -67,6 +67,15 @@ def _read_lines(path: Path, sep: str, n_fields: int, what: str) -> pd.DataFrame:
     return df
 
 
+def _csv_with_lines(path: Path) -> pd.DataFrame:
+    """A CSV with a header as text columns plus ``line`` (its line in the file; blank lines are
+    skipped but counted, so messages point at the right line)."""
+    df = read_csv_checked(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    df["line"] = df.index.to_numpy() + 2
+    data = [c for c in df.columns if c != "line"]
+    return df.loc[(df[data] != "").any(axis=1)].reset_index(drop=True)
+
+
 def _pick(df: pd.DataFrame, path: Path, role: str) -> str:
     for name in _ALIASES[role]:
         if name in df.columns:
@@ -93,9 +102,9 @@ def read_movielens(source, movies=None) -> RawData:
         movies = need_file(movies, "MovieLens movies")
     extra = []
     if base == "ratings.csv":
-        df = read_csv_checked(ratings, dtype=str, keep_default_na=False)
+        df = _csv_with_lines(ratings)
         cols = {r: _pick(df, ratings, r) for r in ("session", "item", "time", "rating")}
-        line = df.index.to_numpy() + 2
+        line = df["line"].to_numpy()
         fmt = "movielens ratings.csv (ml-latest / ml-20m / ml-25m)"
     else:
         sep = "::" if base == "ratings.dat" else "\t"
@@ -119,13 +128,12 @@ def read_movielens(source, movies=None) -> RawData:
 def _read_movies(path: Path, extra: list) -> pd.DataFrame:
     name = path.name.removesuffix(".gz")
     if name.endswith(".csv"):
-        df = read_csv_checked(path, dtype=str, keep_default_na=False)
+        df = _csv_with_lines(path)
         key = _pick(df, path, "item")
         if "title" not in df.columns:
             raise SourceFormatError(f"{path}: no 'title' column; found {list(df.columns)}")
-        out = pd.DataFrame({"item": df[key], "title": df["title"],
-                            "genres": df["genres"] if "genres" in df.columns else "", "line": df.index + 2})
-        return out
+        return pd.DataFrame({"item": df[key], "title": df["title"],
+                             "genres": df["genres"] if "genres" in df.columns else "", "line": df["line"]})
     if name == "movies.dat":
         df = _read_lines(path, "::", 3, "a movie")
         return pd.DataFrame({"item": df[0], "title": df[1], "genres": df[2], "line": df["line"]})
