@@ -9,7 +9,10 @@ Every dataset lives in one tidy form (see ``data/README.md``)::
 path to a folder in that form works too. Bad input raises :class:`DataValidationError`
 whose message names the file, the column and the (1-based, header = line 1) line; a file that
 cannot be read as CSV at all (not gzip although named ``.gz``, truncated, not UTF-8, not CSV)
-raises it too, naming the file and what is wrong.
+raises it too, naming the file and what is wrong. Two spellings of one id that differ only by
+padding or spaces (``"007"`` and ``"7"``) and timestamps in mixed units (seconds next to
+milliseconds, told apart by magnitude) are refused, never merged or mixed silently; other
+formats become this form through :mod:`rec_utils.importers`.
 
 The catalogue (paper §3, §4: NUM_ITEMS) is the set of distinct items that occur in the
 dataset's interactions, :attr:`Dataset.catalog`. Items listed in ``items.csv`` without any
@@ -189,7 +192,9 @@ def _line(index_pos: int) -> int:
     return int(index_pos) + 2
 
 
-def _integer_column(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
+def _integer_column(df: pd.DataFrame, col: str, path: Path, ids: bool = True) -> np.ndarray:
+    """The column as int64; ``ids``: also refuse two spellings of one id (see
+    :func:`id_spelling_collisions`), which a numeric parse would merge silently."""
     s = df[col]
     if s.isna().any():
         pos = int(np.flatnonzero(s.isna().to_numpy())[0])
@@ -199,21 +204,97 @@ def _integer_column(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
     if pd.api.types.is_integer_dtype(s):
         values = s.to_numpy(dtype=np.int64)
     else:
-        num = pd.to_numeric(s, errors="coerce")
-        bad = num.isna() | (num.notna() & (num != np.round(num)))
-        if bad.any():
-            pos = int(np.flatnonzero(bad.to_numpy())[0])
+        # parse each distinct spelling once (files repeat ids and times a lot)
+        codes, spellings = pd.factorize(s, sort=False)
+        num_u = pd.to_numeric(pd.Series(spellings), errors="coerce")
+        bad_u = (num_u.isna() | (num_u.notna() & (num_u != np.round(num_u)))).to_numpy()
+        if bad_u.any():
+            bad = bad_u[codes]
+            pos = int(np.flatnonzero(bad)[0])
             raise DataValidationError(
                 f"{path}: column {col!r} must hold integers; line {_line(pos)} has {s.iloc[pos]!r} "
                 f"({int(bad.sum())} bad value(s))"
             )
-        values = num.to_numpy().astype(np.int64)
+        num_u = num_u.to_numpy().astype(np.int64)
+        values = num_u[codes]
+        if ids and len(np.unique(num_u)) < len(num_u):
+            clash = id_spelling_collisions(s, values)
+            raise DataValidationError(f"{path}: column {col!r}: {_describe_clash(clash, _line)}")
     if col != "timestamp" and (values < 0).any():
         pos = int(np.flatnonzero(values < 0)[0])
         raise DataValidationError(
             f"{path}: column {col!r} must be non-negative; line {_line(pos)} has {values[pos]}"
         )
     return values
+
+
+def id_spelling_collisions(raw: pd.Series, keys) -> list[tuple[int, str]] | None:
+    """Two or more different spellings of one id, or None.
+
+    ``raw``: the ids as read (str); ``keys``: what each becomes (the parsed integer, or the
+    stripped text). Spellings that differ only by padding or surrounding spaces (``" 42"`` and
+    ``"42"``, ``"007"`` and ``"7"``) name the same key; merging them silently is never right,
+    so readers refuse them. Returns the first clashing key's spellings as (0-based row of
+    its first occurrence, spelling), in row order.
+    """
+    frame = pd.DataFrame({"raw": raw.to_numpy(dtype=object), "key": np.asarray(keys)})
+    first = frame.drop_duplicates("raw")
+    dup = first["key"].duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return None
+    key = first["key"].to_numpy()[dup][0]
+    hit = first.loc[first["key"].to_numpy() == key]
+    return [(int(i), str(r)) for i, r in zip(hit.index, hit["raw"])]
+
+
+def _describe_clash(clash: list[tuple[int, str]], line_of) -> str:
+    spellings = ", ".join(f"{r!r} (line {line_of(i)})" for i, r in clash)
+    return (f"{len(clash)} spellings of one id differ only by padding or spaces: {spellings}; "
+            "fix the file (they are not merged silently)")
+
+
+#: Timestamp units, seconds per unit; :func:`timestamp_unit_classes` tells them apart by size.
+TIMESTAMP_UNITS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+#: Upper bounds (exclusive) of |t| per unit: seconds below 1e11 (before the year 5138),
+#: milliseconds below 1e14, microseconds below 1e17, nanoseconds above. A millisecond time
+#: before 1973-03-03 (< 1e11) reads as seconds, so dates that old cannot be told apart.
+_UNIT_BOUNDS = np.array([1e11, 1e14, 1e17])
+
+
+def timestamp_unit_classes(timestamps) -> np.ndarray:
+    """(n,) index into ``tuple(TIMESTAMP_UNITS)`` (0 s, 1 ms, 2 us, 3 ns) of every Unix time,
+    judged by its magnitude (see ``_UNIT_BOUNDS``)."""
+    t = np.abs(np.asarray(timestamps, dtype=np.float64))
+    return np.searchsorted(_UNIT_BOUNDS, t, side="right")
+
+
+def mixed_timestamp_units(timestamps, sessions, line_of=_line) -> str | None:
+    """None when every timestamp has the same unit (by magnitude), else a message naming the
+    units, how many sessions use each (sessions that mix units themselves are counted apart)
+    and, per unit, the first sessions with a (line, value) example. ``line_of`` maps a 0-based
+    row to the line the message shows."""
+    cls = timestamp_unit_classes(timestamps)
+    present = np.unique(cls)
+    if len(present) < 2:
+        return None
+    units = tuple(TIMESTAMP_UNITS)
+    frame = pd.DataFrame({"s": np.asarray(sessions), "c": cls})
+    per_session = frame.groupby("s", sort=False)["c"].agg(["min", "max"])
+    within = per_session.index[(per_session["min"] != per_session["max"]).to_numpy()]
+    parts = []
+    for c in present:
+        rows = np.flatnonzero(cls == c)
+        sess = pd.unique(frame["s"].to_numpy()[rows])
+        names = ", ".join(map(str, sess[:5])) + (", ..." if len(sess) > 5 else "")
+        r = int(rows[0])
+        parts.append(f"{len(sess)} session(s) with times in {_UNIT_NAMES[units[c]]} ({names}; e.g. session "
+                     f"{frame['s'].iloc[r]} line {line_of(r)}: {np.asarray(timestamps)[r]})")
+    msg = "timestamps in mixed units: " + "; ".join(parts)
+    if len(within):
+        msg += (f"; {len(within)} session(s) mix units inside themselves ("
+                + ", ".join(map(str, within[:5])) + (", ..." if len(within) > 5 else "") + ")")
+    return msg
 
 
 def read_interactions(path: str | Path, duplicates: str = "drop") -> tuple[pd.DataFrame, int]:
@@ -230,12 +311,19 @@ def read_interactions(path: str | Path, duplicates: str = "drop") -> tuple[pd.Da
     Raises:
         DataValidationError: the file is not gzip although named ``.gz``, is truncated or
             corrupt, is not UTF-8, is not CSV, or lacks a column / has a bad value (file,
-            column and line in the message).
+            column and line in the message), spells one id in two ways that differ only by
+            padding or spaces (``"007"`` and ``"7"``: both lines and values named), or holds
+            timestamps in mixed units (seconds and milliseconds, by magnitude: the units,
+            sessions, lines and values named).
     """
     path = Path(path)
     if duplicates not in ("drop", "keep", "error"):
         raise ValueError(f"duplicates must be 'drop', 'keep' or 'error', got {duplicates!r}")
-    df = _read_csv(path)
+    # ids as text: two spellings of one id must stay apart (timestamps parse as numbers)
+    id_text = {"session_id": object, "item_id": object}
+    df = _read_csv(path, dtype=id_text)
+    if [str(c).strip() for c in df.columns] != list(df.columns):  # a header with spaces
+        df = _read_csv(path, dtype=object)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in INTERACTION_COLUMNS if c not in df.columns]
     if missing:
@@ -245,7 +333,13 @@ def read_interactions(path: str | Path, duplicates: str = "drop") -> tuple[pd.Da
         )
     if df.empty:
         raise DataValidationError(f"{path}: the file has a header but no rows")
-    out = pd.DataFrame({c: _integer_column(df, c, path) for c in INTERACTION_COLUMNS})
+    out = pd.DataFrame({c: _integer_column(df, c, path, ids=c != "timestamp") for c in INTERACTION_COLUMNS})
+    mixed = mixed_timestamp_units(out["timestamp"].to_numpy(), out["session_id"].to_numpy())
+    if mixed:
+        raise DataValidationError(
+            f"{path}: column 'timestamp': {mixed}; the tidy form holds Unix seconds "
+            "(python -m rec_utils.importers converts, see its --mixed-units)"
+        )
     dup_mask = out.duplicated(keep="first").to_numpy()
     n_dup = int(dup_mask.sum())
     if n_dup and duplicates == "error":
@@ -262,7 +356,8 @@ def read_items(path: str | Path) -> pd.DataFrame:
 
     Raises:
         DataValidationError: the file is unreadable (see :func:`read_interactions`), lacks the
-            ``item_id`` or ``title`` column, or has a bad or duplicate id (file, column, line).
+            ``item_id`` or ``title`` column, or has a bad or duplicate id (file, column, line;
+            ``"007"`` next to ``"7"`` is a duplicate, both lines named).
     """
     path = Path(path)
     items = _read_csv(path, keep_default_na=False, dtype=str)
@@ -367,14 +462,32 @@ def order_interactions(
     return interactions.iloc[order].reset_index(drop=True)
 
 
-def p_core_filter(interactions: pd.DataFrame, p: int = 5, max_iter: int = 100) -> pd.DataFrame:
-    """Iteratively drop sessions and items with fewer than ``p`` interactions until stable."""
+def p_core_filter(interactions: pd.DataFrame, p: int = 5, max_iter: int = 100,
+                  steps: list | None = None) -> pd.DataFrame:
+    """Iteratively drop sessions and items with fewer than ``p`` interactions until stable.
+
+    The paper's k-core (spec §2.1, the reference's ``create_sessions.ipynb``): each round
+    drops sessions with fewer than ``p`` interactions, then items with fewer than ``p``, and
+    repeats until nothing changes (Beauty: 10 rounds). Duplicate (session, item) rows count
+    as separate interactions, as in the reference for Beauty.
+
+    Args:
+        steps: when given, one dict per round is appended: ``round``, and ``sessions``,
+            ``items``, ``interactions`` left after its session and after its item filter.
+    """
     df = interactions
-    for _ in range(max_iter):
+
+    def counts(frame, prefix):
+        return {f"{prefix}_sessions": int(frame["session_id"].nunique()),
+                f"{prefix}_items": int(frame["item_id"].nunique()), f"{prefix}_interactions": len(frame)}
+
+    for r in range(max_iter):
         s_len = df.groupby("session_id")["item_id"].transform("size")
         df = df.loc[s_len >= p]
         i_cnt = df.groupby("item_id")["session_id"].transform("size")
         df2 = df.loc[i_cnt >= p]
+        if steps is not None:
+            steps.append({"round": r + 1, **counts(df, "after_sessions"), **counts(df2, "after_items")})
         if len(df2) == len(df) and (df2.groupby("session_id").size() >= p).all():
             return df2.reset_index(drop=True)
         df = df2
@@ -437,7 +550,8 @@ def item_texts(dataset: "Dataset | pd.DataFrame", template: str | None = None,
 
     Raises:
         FileNotFoundError: the dataset has no items.
-        DataValidationError: the items have no ``title`` column.
+        DataValidationError: the items have no ``title`` column, or every title is empty or
+            blank (the file and the column named; nothing could be embedded).
     """
     if isinstance(dataset, pd.DataFrame):
         items = dataset
@@ -451,6 +565,13 @@ def item_texts(dataset: "Dataset | pd.DataFrame", template: str | None = None,
         )
     items = items.copy()
     items["title"] = clean_title(items["title"].fillna(""), clean)
+    if len(items) and _empty_title(items["title"]).all():
+        where = (f"{dataset.path / 'items.csv'}: " if isinstance(dataset, Dataset) and dataset.path else "items: ")
+        raise DataValidationError(
+            f"{where}column 'title' is empty in every one of the {len(items)} rows (item_id "
+            f"{items['item_id'].iloc[0]} ... {items['item_id'].iloc[-1]}; with clean={clean!r}): no item has "
+            "a text to embed or name; fill the titles (was the metadata file left out of the import?)"
+        )
     if template is not None:
         text = items.apply(lambda r: template.format(**r.to_dict()), axis=1)
     elif {"category", "tags"} <= set(items.columns):
@@ -479,12 +600,16 @@ __all__ = [
     "Dataset",
     "KNOWN_DATASETS",
     "clean_title",
+    "id_spelling_collisions",
     "item_texts",
     "load_dataset",
+    "mixed_timestamp_units",
     "order_interactions",
     "p_core_filter",
     "read_interactions",
     "read_items",
     "resolve_dataset_path",
     "session_lengths",
+    "TIMESTAMP_UNITS",
+    "timestamp_unit_classes",
 ]

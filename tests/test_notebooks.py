@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rec_utils.data import load_dataset, p_core_filter
 from rec_utils.metrics import METRIC_COLUMNS
 from rec_utils.results import artifact_path, read_summary
 from rec_utils.study import execute, expand_runs, load_plan
@@ -66,6 +67,12 @@ def test_00_data_tables():
     ties = pd.read_csv(out / "tie_statistics.csv", index_col=0)
     assert ties.loc["beauty", "interactions_in_ties"] == pytest.approx(0.575, abs=0.001)
     assert (out / "figures" / "test_prompt_lengths.png").stat().st_size > 1000
+    # section 5: MovieLens latest-small imported from its raw files with the 5-core loop
+    steps = pd.read_csv(out / "import_steps.csv")
+    ml = load_dataset("ml-latest-small")
+    core = p_core_filter(ml.interactions, p=5)
+    assert steps.iloc[0, 1:].tolist() == [ml.n_sessions, ml.n_items, len(ml.interactions)]
+    assert steps.iloc[-1].tolist() == ["written", core["session_id"].nunique(), core["item_id"].nunique(), len(core)]
 
 
 def test_01_baselines_rows():

@@ -114,12 +114,15 @@ class Encoder:
     (n, dim) float32), the cache's name for the model (``cache_label``) and what identifies its
     vectors (``identity``: a local model by the hash of its files, an API model by name and
     options), and ``report(cache)``: the run's extra ``info`` fields (e.g. OpenAI's requests
-    and token ledger), called once after encoding, also when it failed."""
+    and token ledger), called once after encoding, also when it failed; ``check_texts(texts)``: the
+    info fields of a look at every non-empty text before encoding (a local model warns about texts
+    longer than it reads, ``n_too_long``)."""
 
     encode: Callable[[list[str]], np.ndarray]
     cache_label: str
     identity: str
     report: Callable[["EmbeddingCache | None"], dict] = lambda cache: {}
+    check_texts: Callable[[np.ndarray], dict] = lambda texts: {}
 
 
 def embed_with_cache(texts: np.ndarray, encode: Callable[[list[str]], np.ndarray],
@@ -130,6 +133,8 @@ def embed_with_cache(texts: np.ndarray, encode: Callable[[list[str]], np.ndarray
     (distinct texts sent to the model). Raises :class:`EmbeddingError` on NaN/inf output or
     when no item has text."""
     missing = texts == ""
+    if missing.all():  # also when the cache holds vectors: never an all-zero matrix
+        raise EmbeddingError(f"all {len(texts)} item texts are empty: nothing to embed (are the titles missing?)")
     hashes = text_hashes(texts)
     need = np.flatnonzero(~missing)
     found = np.zeros(len(texts), bool)
@@ -150,9 +155,7 @@ def embed_with_cache(texts: np.ndarray, encode: Callable[[list[str]], np.ndarray
             raise EmbeddingError(f"{label} returned NaN/inf vectors for {int(bad.sum())} text(s)")
         if cache is not None:
             cache.put(uniq_hash, new)
-    dim = new.shape[1] if new is not None else cached_vecs.shape[1] if cached_vecs is not None else None
-    if dim is None:
-        raise EmbeddingError("no item has text, nothing to embed")
+    dim = new.shape[1] if new is not None else cached_vecs.shape[1]
     vectors = np.zeros((len(texts), dim), np.float32)
     if cached_vecs is not None and found.any():
         vectors[found] = cached_vecs

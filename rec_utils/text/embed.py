@@ -117,7 +117,7 @@ def embed_items(
                          show_progress=show_progress)
     key = model_key(enc.cache_label, enc.identity)
     cache = EmbeddingCache(cache_root, provider, key) if use_cache else None
-    info: dict = {"device": dev, "model_key": key}
+    info: dict = {"device": dev, "model_key": key, **enc.check_texts(text_arr[~missing])}
     try:
         vectors, counts = embed_with_cache(text_arr, enc.encode, cache, f"{provider}/{model}")
     finally:

@@ -17,6 +17,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..utils import short_hash
 from .cache import Encoder, default_cache_dir
+from .texts import warn_too_long
 from .vectors import EmbeddingError
 
 MINILM_NAMES = ("sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2")
@@ -145,4 +147,37 @@ def encoder(model: str, *, cache_root: Path, device: str, batch_size: int | None
         return encode(todo, folder, device=device, batch_size=batch_size or 64, normalize=normalize,
                       show_progress=show_progress)
 
-    return Encoder(run, "local", f"sentence-transformers|{model_content_hash(folder)}|normalize={normalize}")
+    def check_texts(texts):  # warns when texts are longer than the model reads
+        counter, max_len = piece_counter(folder)
+        return {"n_too_long": warn_too_long(texts, max_len, counter, model)}
+
+    return Encoder(run, "local", f"sentence-transformers|{model_content_hash(folder)}|normalize={normalize}",
+                   check_texts=check_texts)
+
+
+_PIECE_COUNTERS: dict = {}  # folder → (counter, max_seq_length)
+
+
+def piece_counter(folder: str | Path):
+    """(counter, max_seq_length) of a sentence-transformers folder: ``counter(texts)`` gives
+    each text's number of word pieces with special tokens and without truncation, from the
+    folder's ``tokenizer.json`` (the ``tokenizers`` library, no model load); ``counter`` is
+    None when the folder has no such file. ``max_seq_length`` comes from
+    ``sentence_bert_config.json`` (256 for all-MiniLM-L6-v2), else 256."""
+    key = str(Path(folder).resolve())
+    if key not in _PIECE_COUNTERS:
+        cfg = Path(folder) / "sentence_bert_config.json"
+        max_len = int(json.loads(cfg.read_text()).get("max_seq_length") or 256) if cfg.is_file() else 256
+        counter = None
+        tok_file = Path(folder) / "tokenizer.json"
+        if tok_file.is_file():
+            from tokenizers import Tokenizer  # optional: only to count word pieces, a local folder's file
+
+            tok = Tokenizer.from_file(str(tok_file))
+            tok.no_truncation()
+            tok.no_padding()
+
+            def counter(texts, tok=tok):
+                return [len(e.ids) for e in tok.encode_batch(list(texts))]
+        _PIECE_COUNTERS[key] = (counter, max_len)
+    return _PIECE_COUNTERS[key]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -50,3 +51,50 @@ def as_text_series(items) -> pd.Series:
         raise EmbeddingError(f"duplicate item ids in the item texts, e.g. {uniq[counts > 1][:10].tolist()}")
     vals = s.fillna("").astype(str).str.strip().to_numpy(dtype=object)
     return pd.Series(vals, index=idx, name="text").sort_index()
+
+
+class TextTruncationWarning(UserWarning):
+    """Some item texts are longer than the embedding model reads: their ends are cut off."""
+
+
+def count_too_long(texts, max_pieces: int, tokenizer=None) -> tuple[int, bool]:
+    """How many texts have more than ``max_pieces`` word pieces, special tokens included (the
+    model's ``max_seq_length``: 256 for all-MiniLM-L6-v2, which drops the rest).
+
+    With ``tokenizer`` (a callable text list → list of piece counts, e.g. from
+    :func:`rec_utils.text.local.piece_counter`) the count is exact. Without one it is a cheap,
+    documented bound: a text with more than ``max_pieces - 2`` whitespace-separated words is
+    certainly too long (every word gives at least one piece, plus [CLS] and [SEP]), so the
+    count is a lower bound. Either way only texts with more than ``max_pieces - 2`` non-space
+    characters are looked at (a piece covers at least one character, so shorter ones fit).
+
+    Returns:
+        (count, exact): ``exact`` is False for the bound.
+    """
+    s = pd.Series(np.asarray(texts, dtype=object), dtype=object).fillna("").astype(str)
+    room = max_pieces - 2
+    chars = s.str.len() - s.str.count(r"\s")
+    candidates = s[chars > room].tolist()
+    if not candidates:
+        return 0, tokenizer is not None
+    if tokenizer is None:
+        words = pd.Series(candidates).str.split().str.len()
+        return int((words > room).sum()), False
+    return int((np.asarray(tokenizer(candidates)) > max_pieces).sum()), True
+
+
+def warn_too_long(texts, max_pieces: int, tokenizer=None, model: str = "the model") -> int:
+    """:func:`count_too_long` and, when any, one :class:`TextTruncationWarning` with the count,
+    the limit and the longest text's start. Returns the count."""
+    n, exact = count_too_long(texts, max_pieces, tokenizer)
+    if n:
+        s = pd.Series(np.asarray(texts, dtype=object), dtype=object).fillna("").astype(str)
+        longest = s.iloc[int(s.str.len().to_numpy().argmax())]
+        how = "" if exact else "at least (a word-count bound; no tokenizer) "
+        warnings.warn(
+            f"{how}{n} of {len(s)} item texts are longer than {model} reads ({max_pieces} word pieces): "
+            f"their ends are cut off before embedding; the longest starts {longest[:80]!r} "
+            f"({len(longest)} characters). Shorten the texts (e.g. title only) if that matters",
+            TextTruncationWarning, stacklevel=3,
+        )
+    return n
