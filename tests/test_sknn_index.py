@@ -119,10 +119,10 @@ def test_build_model_chooses_the_index_and_rejects_what_it_cannot_do():
 
 
 @pytest.mark.parametrize("cls", [SKNN, IndexedSKNN])
-def test_equal_similarities_go_to_the_earlier_train_session(cls):
-    # three train sessions equally similar to the prompt [0]; k=1 keeps the earliest (session 0)
-    train = pd.DataFrame({"session_id": [0, 0, 1, 1, 2, 2], "item_id": [0, 3, 0, 2, 0, 1],
-                          "timestamp": [0, 1, 0, 1, 0, 1]})
+def test_equal_similarities_go_to_the_more_recent_train_session(cls):
+    # three train sessions equally similar to the prompt [0]; k=1 keeps the most recent, session 1
+    train = pd.DataFrame({"session_id": [0, 0, 1, 1, 2, 2], "item_id": [0, 1, 0, 3, 0, 2],
+                          "timestamp": [0, 1, 50, 51, 10, 11]})
     extra = {"index_cap": 3} if cls is IndexedSKNN else {}
     recs = cls(k=1, sample_size=3, sampling="recent", similarity="dot", **extra).fit(train).predict([[0]], k=1)
     assert recs.tolist() == [[3]]

@@ -21,9 +21,10 @@ is the same distribution as ``rng.choice(replace=False)``.
 
 Deviations: ``idf_weighting`` multiplies the item score by idf(item) = 1 + ln(N / df(item)) —
 that is what the reference does (the paper's text says it weights the session similarity).
-Ties between equal similarities go to the earlier train session (``neighbour_ties="session"``;
-the reference's argpartition order is arbitrary; before this field the order was the one of
-scipy's sparse product, which is not the session order, so runs stored without it are rerun). Ties between equal item scores follow the toolkit's one rule
+Ties between equal similarities at the k-th neighbour go to the more recent train session
+(``neighbour_ties="recent"``, the order recent sampling uses; the reference's argpartition order
+is arbitrary; before this field the order was scipy's sparse product's, no rule, so runs stored
+without the field are rerun). Ties between equal item scores follow the toolkit's one rule
 (:func:`~rec_utils.models.base.topk_from_scores`): higher score first, then the smaller item id,
 also at the k-th place; the reference's argpartition order among equal scores is arbitrary, so
 recomputations there (and here before this rule) gave identical scores but another order of
@@ -61,7 +62,7 @@ class SKNNConfig:
     seed: int = 0  # random sampling seed
     chunk_size: int = 1000  # prompts per batched step (memory vs speed)
     tie_break: str = "id"  # equal item scores: the smaller item id first (base.TIE_RULE; the only rule)
-    neighbour_ties: str = "session"  # equal similarities at the k-th neighbour: the earlier train session first
+    neighbour_ties: str = "recent"  # equal similarities at the k-th neighbour: the more recent train session first
     #: None: the faithful model (every session sharing an item is a candidate). An int m: the
     #: VMIS-kNN index (Kersbergen et al. 2022) keeps only the m most recent sessions per item
     #: (:mod:`rec_utils.models.sknn_index`); equal to the faithful model where the cap does not bind.
@@ -122,8 +123,8 @@ class SKNN(Recommender):
                              "or rec_utils.models.sknn_index.IndexedSKNN")
         if c.tie_break != "id":
             raise ValueError(f"tie_break must be 'id' (the smaller item id first), got {c.tie_break!r}")
-        if c.neighbour_ties != "session":
-            raise ValueError(f"neighbour_ties must be 'session' (the earlier train session first), got {c.neighbour_ties!r}")
+        if c.neighbour_ties != "recent":
+            raise ValueError(f"neighbour_ties must be 'recent' (the more recent train session first), got {c.neighbour_ties!r}")
         decay_weights(c.decay, np.ones(1), np.ones(1))  # validates the decay name
         self.name = (
             "V-SKNN" if c.decay else "SF-SKNN" if c.sequential_filter
@@ -230,8 +231,8 @@ class SKNN(Recommender):
         sampled = _segment_topk(rows, sample_key, c.sample_size)
         rows, sess, dot, sample_key = rows[sampled], sess[sampled], dot[sampled], sample_key[sampled]
         sim = self._pair_similarity(rows, sess, dot, P_w, case, col, w, length)
-        # 5: k nearest (ties: the earlier train session first)
-        nn = _segment_topk(rows, sim, c.k, tie=sess)
+        # 5: k nearest (ties: the more recent train session first)
+        nn = _segment_topk(rows, sim, c.k, tie=-self.recency_[sess])
         rows, sess, sim = rows[nn], sess[nn], sim[nn]
         weight = sim
         if c.sequential_weighting:

@@ -11,7 +11,7 @@ whole catalogue.
 
 Everything else is the paper's model (§6.5, :class:`~rec_utils.models.sknn.SKNN`): the same
 prompt preparation, decay, similarities, idf weighting, the k nearest with equal similarities
-to the earlier train session, item scores Σ sim [× idf], prompt items excluded, and the toolkit's
+to the more recent train session, item scores Σ sim [× idf], prompt items excluded, and the toolkit's
 tie rule on item scores (:data:`~rec_utils.models.base.TIE_RULE`), computed with the same
 sparse products in the same order, so where the cap does not bind the lists and scores are
 **identical** (tests/test_sknn_index.py):
@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .sknn import SKNN, _segment_topk
+from .base import topk_from_scores
+from .sknn import SKNN
 
 
 def _row_positions(indptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,22 +49,33 @@ def _row_positions(indptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.arange(indptr[-1]) - indptr[:-1][rows]
 
 
+def _first_per_row(indptr: np.ndarray, take: np.ndarray) -> np.ndarray:
+    """Indices (into a CSR matrix's data) of the first ``take[i]`` entries of every row i."""
+    offset = np.concatenate([[0], np.cumsum(take)[:-1]])
+    return np.arange(int(take.sum())) + np.repeat(indptr[:-1] - offset, take)
+
+
+def _padded(rows: np.ndarray, vals: np.ndarray, n: int, fill: float) -> tuple[np.ndarray, np.ndarray]:
+    """Entries grouped by (sorted) row as a dense (n, widest row) matrix, ``fill`` elsewhere, and
+    each entry's position in its row (entries keep their order within a row)."""
+    counts = np.bincount(rows, minlength=n)
+    pos = np.arange(len(rows)) - np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    mat = np.full((n, int(counts.max(initial=0))), fill, dtype=np.float64)
+    mat[rows, pos] = vals
+    return mat, pos
+
+
 def sparse_topk(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int, k: int):
     """Top-k per row of sparse scores by the toolkit's tie rule (higher score first, then the
     smaller column), ``(idx, val)`` as :func:`~rec_utils.models.base.topk_from_scores`: (n, k)
-    int64 columns padded with −1 and float32 scores padded with NaN. Entries with a
-    non-finite score are dropped; absent entries never appear."""
-    keep = np.isfinite(vals)
-    rows, cols, vals = rows[keep], cols[keep], vals[keep]
-    order = np.lexsort((cols, -vals, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    first = np.searchsorted(rows, np.arange(n))
-    rank = np.arange(len(rows)) - first[rows]
-    take = rank < k
-    idx = np.full((n, k), -1, np.int64)
-    val = np.full((n, k), np.nan, np.float32)
-    idx[rows[take], rank[take]] = cols[take]
-    val[rows[take], rank[take]] = vals[take]
+    int64 columns padded with −1 and float32 scores padded with NaN. ``rows`` must be sorted and
+    ``cols`` ascending within a row (a CSR matrix with sorted indices); entries with a non-finite
+    score never appear, nor do absent ones. Cost: one dense top-k over (n, widest row)."""
+    mat, pos = _padded(rows, vals, n, -np.inf)
+    col_at = np.full(mat.shape, -1, np.int64)
+    col_at[rows, pos] = cols
+    at, val = topk_from_scores(mat, k)  # ties: the smaller position = the smaller column
+    idx = np.where(at >= 0, np.take_along_axis(col_at, np.maximum(at, 0), axis=1), -1) if at.size else at
     return idx, val
 
 
@@ -111,26 +123,38 @@ class IndexedSKNN(SKNN):
         case, col, pos, w, length = self._prepare_prompts(p)
         P_w = sp.csr_matrix((w.astype(np.float32), (case, col)), shape=(n, n_items))
         D = P_w @ self.J_  # overlap with the capped candidates; columns = recency rank
-        D.sort_indices()  # per row: newest candidate first
-        rows, rank = _row_positions(D.indptr)
-        if c.sampling == "recent":
-            sampled = rank < c.sample_size
-        else:
-            sampled = _segment_topk(rows, rng.random(len(rows)), c.sample_size)
-        rows = rows[sampled]
-        sess = self.by_rank_[D.indices[sampled]]
-        dot = D.data[sampled].astype(np.float64)
+        D.sort_indices()  # per row: the newest candidate first
+        counts = np.diff(D.indptr)
+        if c.sampling == "recent" or counts.max(initial=0) <= c.sample_size:
+            sel = _first_per_row(D.indptr, np.minimum(counts, c.sample_size))
+        else:  # uniform without replacement: the sample_size largest of one uniform key per candidate
+            rows_all, pos_all = _row_positions(D.indptr)
+            keys = np.full((n, int(counts.max())), -1.0)
+            keys[rows_all, pos_all] = rng.random(len(rows_all))
+            part = np.sort(np.argpartition(-keys, c.sample_size - 1, axis=1)[:, :c.sample_size], axis=1)
+            ok = part < counts[:, None]
+            sel = (D.indptr[:-1, None] + part)[ok]  # row by row, newest first
+        rows = np.repeat(np.arange(n), np.diff(np.searchsorted(sel, D.indptr)))
+        sess = self.by_rank_[D.indices[sel]]
+        dot = D.data[sel].astype(np.float64)
         sim = self._pair_similarity(rows, sess, dot, P_w, case, col, w, length)
-        nn = _segment_topk(rows, sim, c.k, tie=sess)  # equal similarities: the earlier session
-        rows, sess, sim = rows[nn], sess[nn], sim[nn]
-        W = sp.csr_matrix((sim, (rows, sess)), shape=(n, self.T_.shape[0]))
+        # the k nearest per row; equal similarities: the more recent session (the earlier position)
+        sim_mat, at = _padded(rows, sim, n, -np.inf)
+        nn_at, _ = topk_from_scores(sim_mat, c.k)
+        first = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))[:-1]])
+        nn = (first[:, None] + nn_at)[nn_at >= 0]
+        W = sp.csr_matrix((sim[nn], (rows[nn], sess[nn])), shape=(n, self.T_.shape[0]))
         S = W @ self.T_  # sparse item scores: only the neighbours' items
+        S.sort_indices()
         s_rows, _ = _row_positions(S.indptr)
         s_cols, vals = S.indices.astype(np.int64), S.data.astype(np.float64)
-        keep = vals > 0
+        drop = vals <= 0
         if c.filter_prompt_items:
-            keep &= ~np.isin(s_rows * (n_items + 1) + s_cols, case.astype(np.int64) * (n_items + 1) + col)
-        s_rows, s_cols, vals = s_rows[keep], s_cols[keep], vals[keep]
+            prompt_keys = np.sort(case.astype(np.int64) * (n_items + 1) + col)
+            keys = s_rows * (n_items + 1) + s_cols
+            hit = np.minimum(np.searchsorted(prompt_keys, keys), max(len(prompt_keys) - 1, 0))
+            drop |= (prompt_keys[hit] == keys) if len(prompt_keys) else False
+        vals[drop] = -np.inf
         if c.idf_weighting:
             vals = vals * self.idf_[s_cols]
         return sparse_topk(s_rows, s_cols, vals, n, k)
