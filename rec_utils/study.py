@@ -29,6 +29,16 @@ Each notebook's own output (its prints and progress bars) is streamed as it runs
 runner prints how long its last run took (the marker's ``wall_s``, also when the parameters
 changed since). Kernels talk to the runner over IPC sockets, not unencrypted TCP.
 
+Parallel runs (``--workers N``, ``make study WORKERS=2``): the runs of a plan are independent
+except that a notebook reads what lower-numbered notebooks stored (03's embedding cache for 04,
+02's base runs for 05, everything for 11). Each run therefore waits for every **earlier run of
+the plan with a smaller notebook number** (:func:`waves`); runs of one wave go to ``N`` joblib
+worker processes (loky), each executing its notebook in its own kernel. Nothing else changes: a
+notebook stores every (model, setting, seed) run under a content key with atomic writes and
+updates ``summary.csv`` under a file lock (:mod:`rec_utils.results`), so two workers that reach
+the same run write one file and every summary row aggregates every stored seed. With workers the
+notebooks' own output is not streamed (it would interleave); one line per finished run is.
+
 One notebook outside a plan, into a scratch folder: :mod:`rec_utils.adhoc` (``make run``).
 """
 from __future__ import annotations
@@ -202,17 +212,17 @@ def _kernel_manager_class():
 
 
 def papermill_run(input_path: Path, output_path: Path, parameters: dict, kernel_name: str | None = None,
-                  *, prepare_only: bool = False, log_output: bool = False) -> float:
+                  *, prepare_only: bool = False, log_output: bool = False, quiet: bool = False) -> float:
     """Execute (or only parameterise) one notebook with papermill from ``notebooks/``; returns
     the wall time. ``log_output`` streams the notebook's own stdout and stderr (prints, tqdm
-    bars) to ours as it runs; without it a bar over the cells shows progress."""
+    bars) to ours as it runs; without it a bar over the cells shows progress (none when ``quiet``)."""
     import papermill as pm
 
     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     pm.execute_notebook(
         str(input_path), str(output_path), parameters=parameters, kernel_name=kernel_name,
-        prepare_only=prepare_only, progress_bar=not (prepare_only or log_output), cwd=str(NOTEBOOK_DIR),
+        prepare_only=prepare_only, progress_bar=not (prepare_only or log_output or quiet), cwd=str(NOTEBOOK_DIR),
         stdout_file=sys.stdout if log_output else None, stderr_file=sys.stderr if log_output else None,
         **({} if prepare_only else {"kernel_manager_class": _kernel_manager_class()}),
     )
@@ -220,16 +230,66 @@ def papermill_run(input_path: Path, output_path: Path, parameters: dict, kernel_
 
 
 def execute(run: dict, kernel_name: str | None, prepare_only: bool = False,
-            log_output: bool = False) -> float:
+            log_output: bool = False, quiet: bool = False) -> float:
     wall = papermill_run(run["input"], run["output"], run["parameters"], kernel_name,
-                         prepare_only=prepare_only, log_output=log_output)
+                         prepare_only=prepare_only, log_output=log_output, quiet=quiet)
     if not prepare_only:
-        atomic_write_text(run["marker"], json.dumps({
-            "params_id": run["params_id"], "parameters": run["parameters"],
-            "git_commit": git_commit(), "wall_s": round(wall, 1),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }, indent=1))
+        _write_marker(run, wall)
     return wall
+
+
+def stage(run: dict) -> int:
+    """A run's notebook number (``04_llmseqsim`` → 4): the order of the study's steps."""
+    m = re.match(r"(\d+)", Path(run["input"]).stem)
+    return int(m.group(1)) if m else 0
+
+
+def waves(runs: list[dict]) -> list[list[dict]]:
+    """The runs grouped into waves that may run in parallel, in order: a run waits for every
+    earlier run (in plan order) of a smaller notebook number, so it comes one wave after the
+    latest of those. Runs of one notebook number never wait for each other."""
+    level = []
+    for i, r in enumerate(runs):
+        deps = [level[j] for j in range(i) if stage(runs[j]) < stage(r)]
+        level.append(1 + max(deps) if deps else 0)
+    return [[r for r, lv in zip(runs, level) if lv == w] for w in range(max(level, default=-1) + 1)]
+
+
+def _execute_quiet(run: dict, kernel: str | None) -> tuple[float | None, str | None]:
+    """``execute`` in a worker process: ``(wall, None)`` or ``(None, failure message)``."""
+    try:
+        return execute(run, kernel, quiet=True), None
+    except Exception as e:  # the parent reports it and goes on, as the sequential runner does
+        return None, failure_message(e, run["output"])
+
+
+def _write_marker(run: dict, wall: float) -> None:
+    atomic_write_text(run["marker"], json.dumps({
+        "params_id": run["params_id"], "parameters": run["parameters"],
+        "git_commit": git_commit(), "wall_s": round(wall, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }, indent=1))
+
+
+def run_parallel(todo: list[dict], kernel: str | None, workers: int) -> list[tuple[str, str]]:
+    """Execute ``todo`` wave by wave (:func:`waves`) on ``workers`` loky processes; returns the
+    ``(name, message)`` of the failed runs. A failed run does not stop the waves after it (the
+    notebooks that read its results then say what is missing, as in a sequential study)."""
+    from joblib import Parallel, delayed
+
+    failures = []
+    groups = waves(todo)
+    with Parallel(n_jobs=workers, backend="loky") as pool:
+        for w, group in enumerate(groups, 1):
+            print(f"wave {w}/{len(groups)}: {len(group)} run(s) on {min(workers, len(group))} worker(s): "
+                  f"{[r['name'] for r in group]}", flush=True)
+            for r, (wall, err) in zip(group, pool(delayed(_execute_quiet)(r, kernel) for r in group)):
+                if err is None:
+                    print(f"   {r['name']} done in {duration(wall)} -> {r['output']}", flush=True)
+                else:
+                    failures.append((r["name"], err))
+                    print(f"   {r['name']} FAILED: {err}", flush=True)
+    return failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=True,
                     help="stream each notebook's own output (prints, progress bars) as it runs (default); "
                          "--no-log-output shows a bar over its cells instead")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="runs executed at once in worker processes (joblib/loky), in dependency waves (default 1)")
     args = ap.parse_args(argv)
+    if args.workers < 1:
+        ap.error(f"--workers must be >= 1, got {args.workers}")
 
     plan = load_plan(args.plan)
     root = Path(args.out).resolve() if args.out else PROJECT_ROOT / "results"
@@ -268,7 +332,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no earlier run of the {len(todo)} to estimate from")
     failures = []
     t_study = time.perf_counter()
-    for i, r in enumerate(todo, 1):
+    if args.workers > 1:
+        failures = run_parallel(todo, kernel, args.workers)
+        todo_seq = []
+    else:
+        todo_seq = todo
+    for i, r in enumerate(todo_seq, 1):
         print(f"[{i}/{len(todo)}] {r['name']} ({r['parameters'].get('DATASET')}): {estimate(r)}", flush=True)
         try:
             wall = execute(r, kernel, log_output=args.log_output)
