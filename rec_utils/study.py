@@ -39,6 +39,13 @@ updates ``summary.csv`` under a file lock (:mod:`rec_utils.results`), so two wor
 the same run write one file and every summary row aggregates every stored seed. With workers the
 notebooks' own output is not streamed (it would interleave); one line per finished run is.
 
+Any dataset (``--dataset <folder>``, ``make study DATASET=<folder>``): the plan's ``DATASET``
+becomes the folder (results in ``results/<folder name>/``); a plan with ``sized_by_data: true``
+(``plans/generic.yaml``, the default plan when DATASET is given) gets its parameters from the
+data (:func:`sized_parameters`: seeds, test samples, the SKNN index on large data, the neural
+models' maximum length from the session-length distribution, the tie-order spread only with
+ties); a run's own parameters in the plan still win.
+
 One notebook outside a plan, into a scratch folder: :mod:`rec_utils.adhoc` (``make run``).
 """
 from __future__ import annotations
@@ -46,6 +53,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import math
 import os
 import re
 import sys
@@ -238,6 +246,110 @@ def execute(run: dict, kernel_name: str | None, prepare_only: bool = False,
     return wall
 
 
+#: Above this many interactions the SKNN family runs on the VMIS-kNN index (cap = sample size,
+#: exact for recent sampling) and only SKNN / V-SKNN (S-/SF-SKNN need the faithful model).
+INDEX_ABOVE = 500_000
+#: Above this many test sessions the test set is sampled (seeded) to this many.
+MAX_TEST_SESSIONS = 5_000
+#: BERT4Rec (the slowest on a CPU) only up to this many interactions.
+BERT4REC_UP_TO = 200_000
+#: The neural models' maximum length: this percentile of the session lengths, within the bounds.
+MAX_LEN_PERCENTILE, MAX_LEN_BOUNDS = 95, (5, 200)
+
+
+def dataset_profile(dataset) -> dict:
+    """What :func:`sized_parameters` reads of a dataset (name or folder): its name, counts,
+    whether sessions hold same-timestamp interactions, whether it has item text, and the
+    session-length percentile of the neural models' maximum length."""
+    import numpy as np
+
+    from .data import load_dataset, session_lengths
+    from .split import has_timestamp_ties
+
+    ds = load_dataset(dataset)
+    lengths = session_lengths(ds.interactions).to_numpy()
+    return {"name": ds.name, "interactions": int(len(ds.interactions)), "sessions": int(len(lengths)),
+            "items": int(ds.n_items), "has_ties": bool(has_timestamp_ties(ds.interactions)),
+            "has_text": ds.items is not None,
+            "length_percentile": float(np.percentile(lengths, MAX_LEN_PERCENTILE)) if len(lengths) else 0.0}
+
+
+def max_len_rule(profile: dict) -> int:
+    """The neural models' ``max_len`` for a dataset: the 95th percentile of its session lengths
+    (so 95 % of the sessions fit whole), rounded up, within [5, 200] (attention cost grows with
+    its square). Beauty's preset (paper: 20) is what the rule gives where sessions are as short."""
+    import math
+
+    lo, hi = MAX_LEN_BOUNDS
+    return int(min(hi, max(lo, math.ceil(profile["length_percentile"]))))
+
+
+def sized_parameters(notebook: str, profile: dict) -> dict:
+    """Parameters of one notebook of the generic plan for a dataset (see the module docstring).
+
+    Rules: every randomised baseline gets 3 seeds, neural and hybrid runs one; a test set of
+    more than :data:`MAX_TEST_SESSIONS` sessions is sampled to that many (the same sample in every
+    notebook, 11 included); above :data:`INDEX_ABOVE` interactions SKNN / V-SKNN run on the
+    VMIS-kNN index (``index_cap`` = their sample size: exact for recent sampling) and S-/SF-SKNN
+    are left out; neural models get ``max_len`` = :func:`max_len_rule` where it differs from
+    the preset's 20 (a labelled override); the tie-order spread only with ties; notebooks that
+    need item text are left out without ``items.csv`` (the caller drops them)."""
+    n_test = math.ceil(0.2 * profile["sessions"])
+    sample = MAX_TEST_SESSIONS if n_test > MAX_TEST_SESSIONS else 0
+    spread = {} if profile["has_ties"] else {"SPREAD_TIE_SEEDS": []}
+    L = max_len_rule(profile)
+    ml = {"max_len": L} if L != 20 else {}
+    big = profile["interactions"] > INDEX_ABOVE
+    if notebook == "00_data":
+        return {"STAT_DATASETS": [profile["path"]], **spread}
+    if notebook == "01_baselines":
+        p = {"SEEDS": [0, 1, 2], "SAMPLE_SESSIONS": sample, **spread}
+        if big:
+            p.update(MODELS=["MostPopular", "SKNN", "V-SKNN"],
+                     CONFIG_OVERRIDES={"SKNN": {"index_cap": 1020}, "V-SKNN": {"index_cap": 1090}})
+        return p
+    if notebook == "02_sequential":
+        models = ["GRU4Rec", "SASRec"] + (["BERT4Rec"] if profile["interactions"] <= BERT4REC_UP_TO else [])
+        return {"MODELS": models, "SEEDS": [0], "SAMPLE_SESSIONS": sample,
+                "CONFIG": {m: ml for m in models} if ml else {}}
+    if notebook == "04_llmseqsim":
+        return {"SAMPLE_SESSIONS": sample, **spread}
+    if notebook == "05_llm2sequential":
+        models = ["LLM2SASRec", "LLM2GRU4Rec"]
+        return {"MODELS": models, "SEEDS": [0], "SAMPLE_SESSIONS": sample,
+                "CONFIG": {m: ml for m in models} if ml else {}}
+    if notebook == "07_hybrids":
+        return {"SEEDS": [0], "SAMPLE_SESSIONS": sample,
+                "CONFIG": {"LLM2SASRec": ml} if ml else {}}
+    if notebook == "11_results":
+        return {"DATASETS": [profile["name"]], "SAMPLE_SESSIONS": sample}
+    return {}
+
+
+TEXT_NOTEBOOKS = ("03_embeddings", "04_llmseqsim", "05_llm2sequential", "06_llmseqprompt", "07_hybrids")
+
+
+def for_dataset(plan: dict, dataset: str) -> dict:
+    """``plan`` run on ``dataset`` (a name under data/ or a folder): DATASET replaced in the
+    defaults and every run; with ``sized_by_data`` the runs get :func:`sized_parameters` under
+    their own parameters, and the notebooks that need item text are dropped when the data has
+    none (said on stdout)."""
+    plan = {**plan, "defaults": {**(plan.get("defaults") or {}), "DATASET": str(dataset)}}
+    runs = [{**r, "parameters": {**(r.get("parameters") or {}), "DATASET": str(dataset)}} for r in plan["runs"]]
+    if plan.get("sized_by_data"):
+        profile = {**dataset_profile(dataset), "path": str(dataset)}
+        print(f"sizing the plan by {profile['name']}: {profile['interactions']:,} interactions, {profile['sessions']:,} "
+              f"sessions, {profile['items']:,} items, ties within sessions: {profile['has_ties']}, "
+              f"item text: {profile['has_text']}, neural max_len {max_len_rule(profile)} "
+              f"(p{MAX_LEN_PERCENTILE} session length {profile['length_percentile']:.0f})", flush=True)
+        if not profile["has_text"]:
+            dropped = [r["notebook"] for r in runs if r["notebook"] in TEXT_NOTEBOOKS]
+            runs = [r for r in runs if r["notebook"] not in TEXT_NOTEBOOKS]
+            print(f"no items.csv: the text-based notebooks {dropped} are left out", flush=True)
+        runs = [{**r, "parameters": {**sized_parameters(r["notebook"], profile), **r["parameters"]}} for r in runs]
+    return {**plan, "runs": runs}
+
+
 def stage(run: dict) -> int:
     """A run's notebook number (``04_llmseqsim`` → 4): the order of the study's steps."""
     m = re.match(r"(\d+)", Path(run["input"]).stem)
@@ -304,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=True,
                     help="stream each notebook's own output (prints, progress bars) as it runs (default); "
                          "--no-log-output shows a bar over its cells instead")
+    ap.add_argument("--dataset", default=None,
+                    help="run the plan on this dataset (a name under data/ or a folder in the tidy form)")
     ap.add_argument("--workers", type=int, default=1,
                     help="runs executed at once in worker processes (joblib/loky), in dependency waves (default 1)")
     args = ap.parse_args(argv)
@@ -311,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--workers must be >= 1, got {args.workers}")
 
     plan = load_plan(args.plan)
+    if args.dataset:
+        plan = for_dataset(plan, args.dataset)
+    elif plan.get("sized_by_data"):
+        ap.error(f"{plan['_path']} is sized by the data: give --dataset <folder> (make study DATASET=<folder>)")
     root = Path(args.out).resolve() if args.out else PROJECT_ROOT / "results"
     runs = expand_runs(plan, root)
     if args.only:
