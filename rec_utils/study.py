@@ -330,10 +330,12 @@ TEXT_NOTEBOOKS = ("03_embeddings", "04_llmseqsim", "05_llm2sequential", "06_llms
 
 
 def for_dataset(plan: dict, dataset: str) -> dict:
-    """``plan`` run on ``dataset`` (a name under data/ or a folder): DATASET replaced in the
+    """``plan`` run on ``dataset`` (a name under data/ or a folder, made absolute): DATASET replaced in the
     defaults and every run; with ``sized_by_data`` the runs get :func:`sized_parameters` under
     their own parameters, and the notebooks that need item text are dropped when the data has
     none (said on stdout)."""
+    if Path(dataset).is_dir():  # a folder: absolute, since notebooks run from notebooks/
+        dataset = Path(dataset).resolve()
     plan = {**plan, "defaults": {**(plan.get("defaults") or {}), "DATASET": str(dataset)}}
     runs = [{**r, "parameters": {**(r.get("parameters") or {}), "DATASET": str(dataset)}} for r in plan["runs"]]
     if plan.get("sized_by_data"):

@@ -21,10 +21,12 @@ def params(plan, notebook):
     return next(r["parameters"] for r in plan["runs"] if r["notebook"] == notebook)
 
 
-def test_generic_plan_is_sized_by_the_data(tmp_path):
+def test_generic_plan_is_sized_by_the_data(tmp_path, monkeypatch):
     data = folder(tmp_path, length=30)
     plan = study.for_dataset(study.load_plan("generic"), str(data))
     assert all(r["parameters"]["DATASET"] == str(data) for r in plan["runs"])
+    monkeypatch.chdir(tmp_path)  # a relative folder is made absolute (notebooks run from notebooks/)
+    assert study.for_dataset(study.load_plan("generic"), "shop")["defaults"]["DATASET"] == str(data.resolve())
     assert params(plan, "01_baselines")["SPREAD_TIE_SEEDS"] == []  # no ties in the data
     assert "MODELS" not in params(plan, "01_baselines")  # small data: every SKNN variant, faithful
     # every session has 30 items: the neural models see them whole (p95 = 30), labelled overrides
