@@ -31,6 +31,7 @@ def test_generic_plan_is_sized_by_the_data(tmp_path, monkeypatch):
     assert "MODELS" not in params(plan, "01_baselines")  # small data: every SKNN variant, faithful
     # every session has 30 items: the neural models see them whole (p95 = 30), labelled overrides
     assert params(plan, "02_sequential")["CONFIG"]["SASRec"] == {"max_len": 30}
+    assert "BERT4Rec" in params(plan, "02_sequential")["MODELS"]  # 40 train sessions: within a CPU's reach
     assert params(plan, "05_llm2sequential")["CONFIG"]["LLM2SASRec"] == {"max_len": 30}
     assert params(plan, "11_results")["DATASETS"] == ["shop"]
     assert params(plan, "06_llmseqprompt")["EVAL_SESSIONS"] == 40  # the plan's own value wins
