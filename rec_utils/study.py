@@ -280,9 +280,8 @@ def dataset_profile(dataset) -> dict:
 def max_len_rule(profile: dict) -> int:
     """The neural models' ``max_len`` for a dataset: the 95th percentile of its session lengths
     (so 95 % of the sessions fit whole), rounded up, within [5, 200] (attention cost grows with
-    its square). Beauty's preset (paper: 20) is what the rule gives where sessions are as short."""
-    import math
-
+    its square). On Beauty the rule gives 21 (the paper's N: 20); on ml-latest-small, whose
+    sessions are users' whole histories, the bound 200."""
     lo, hi = MAX_LEN_BOUNDS
     return int(min(hi, max(lo, math.ceil(profile["length_percentile"]))))
 
@@ -310,8 +309,11 @@ def sized_parameters(notebook: str, profile: dict) -> dict:
     if notebook == "01_baselines":
         p = {"SEEDS": [0, 1, 2], "SAMPLE_SESSIONS": sample, **spread}
         if big:
-            p.update(MODELS=["MostPopular", "SKNN", "V-SKNN"],
-                     CONFIG_OVERRIDES={"SKNN": {"index_cap": 1020}, "V-SKNN": {"index_cap": 1090}})
+            from .models import preset_config
+
+            knn = ("SKNN", "V-SKNN")
+            p.update(MODELS=["MostPopular", *knn],
+                     CONFIG_OVERRIDES={m: {"index_cap": preset_config(m, "beauty")["sample_size"]} for m in knn})
         return p
     if notebook == "02_sequential":
         models = ["GRU4Rec", "SASRec"] + (["BERT4Rec"] if n_train <= BERT4REC_MAX_TRAIN_SESSIONS else [])
