@@ -34,7 +34,7 @@ def test_generic_plan_is_sized_by_the_data(tmp_path, monkeypatch):
     assert "BERT4Rec" in params(plan, "02_sequential")["MODELS"]  # 40 train sessions: within a CPU's reach
     assert params(plan, "05_llm2sequential")["CONFIG"]["LLM2SASRec"] == {"max_len": 30}
     assert params(plan, "11_results")["DATASETS"] == ["shop"]
-    assert params(plan, "06_llmseqprompt")["EVAL_SESSIONS"] == 40  # the plan's own value wins
+    assert params(plan, "06_llmseqprompt")["EVAL_SESSIONS"] == 10  # the plan's own value wins
     runs = study.expand_runs(plan, tmp_path / "results")
     assert {r["output"].parent.parent for r in runs} == {tmp_path / "results" / "shop"}
 
