@@ -74,15 +74,16 @@ def master_table(out_dir: str | Path, dataset: str = "beauty") -> pd.DataFrame:
 
 def flag_below_most_popular(table: pd.DataFrame, metric: str = "ndcg@20") -> pd.DataFrame:
     """``table`` (master-table rows: model, label, protocol, split, metrics) with a column
-    ``below MostPopular``: True where a model's ``metric`` is at or below the standard
-    MostPopular row's on the same protocol and split (the configuration, e.g. Beauty's
+    ``below MostPopular``: True where a model's ``metric`` is at or below MostPopular's on
+    the same protocol and split (the same test sessions) (the configuration, e.g. Beauty's
     presets on another dataset, did not transfer); False where it is above; NaN where there is
     no MostPopular row to compare with, and for MostPopular itself. A diagnostic of the test
     rows, never a model choice: the remedy is a search on the validation folds (notebook 10)."""
     t = table.copy()
     if t.empty:
         return t.assign(**{"below MostPopular": []})
-    ref = t[(t["model"] == "MostPopular") & (t["label"] == "")].groupby(["protocol", "split"])[metric].max()
+    # MostPopular has no hyper-parameters: any of its rows on the same split is the reference
+    ref = t[t["model"] == "MostPopular"].groupby(["protocol", "split"])[metric].max()
     keys = list(zip(t["protocol"], t["split"]))
     base = np.array([ref.get(k, np.nan) for k in keys], dtype=float)
     flag = pd.Series(t[metric].to_numpy(dtype=float) <= base, index=t.index, dtype=object)
