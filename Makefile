@@ -2,7 +2,9 @@
 # with plain venv + pip; `make study` and `make test` create it when it is missing.
 PYTHON ?= python3
 VENV ?= .venv
-PLAN ?= default
+DATASET ?=
+PLAN ?= $(if $(DATASET),generic,default)
+WORKERS ?=
 STUDY_ARGS ?=
 LAB_ARGS ?=
 BIN := $(VENV)/bin
@@ -19,7 +21,9 @@ help:
 	@echo "make test                        install if needed, check the import layers, run pytest + nbval on the notebooks (tiny parameters)"
 	@echo "make test-fast                   the import layers + pytest without the notebook runs"
 	@echo "make study [PLAN=default|paper]  run a plan's notebooks (papermill) into results/, streaming their output"
-	@echo "                                 (STUDY_ARGS='--only 01 --no-log-output --force' passes options)"
+	@echo "make study DATASET=<folder>      every approach on any dataset folder (plans/generic.yaml, sized by the data)"
+	@echo "                                 (STUDY_ARGS='--only 01 --no-log-output --force' passes options;"
+	@echo "                                 WORKERS=2 runs independent notebooks at once, joblib/loky)"
 	@echo "make run NB=01_baselines PARAMS='-p SAMPLE_SESSIONS 500'"
 	@echo "                                 one notebook with other parameters into results/scratch/<UTC time>/"
 	@echo "make lab [LAB_ARGS='--port 8899']  Jupyter Lab on 127.0.0.1 with the project's kernel"
@@ -50,7 +54,7 @@ kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install --user --name rec_utils --display-name "Python (rec_utils)"
 
 study: $(STAMP)
-	$(BIN)/python -m rec_utils.study plans/$(PLAN).yaml $(STUDY_ARGS)
+	$(BIN)/python -m rec_utils.study plans/$(PLAN).yaml$(if $(DATASET), --dataset $(DATASET))$(if $(WORKERS), --workers $(WORKERS)) $(STUDY_ARGS)
 
 # One notebook, ad hoc: results and the executed notebook in results/scratch/<UTC time>/ (ignored
 # by git); runs the study already stored are copied from results/<dataset>/, never written there.

@@ -5,6 +5,8 @@ from the result files (``summary.csv``, the stored runs and their top-20 lists),
 * :func:`master_table` — per dataset every model × protocol × label (mean rows): the 12
   metrics as mean ± sd over seeds, the paper's value and the relative difference where the
   paper has one (§9.1, §9.2, §9.4), and the best-of-n-on-test NDCG@20 as a labelled extra.
+* :func:`flag_below_most_popular` / :func:`tuning_advice` — rows that score no better than
+  MostPopular on the same split (a configuration that did not transfer), and what to do.
 * :func:`representative_runs` — one setting per model (the latest mean row of the requested
   label, default the standard setting ``""``) with its stored runs.
 * :func:`hit_rate_by_length` — §8.2: per model and test-prompt length, the mean HitRate@20.
@@ -66,8 +68,42 @@ def master_table(out_dir: str | Path, dataset: str = "beauty") -> pd.DataFrame:
         key = (r["model"], r["protocol"], r["variant"])
         row["ndcg@20 best-of-n"] = best.loc[[key], "ndcg@20"].iloc[0] if key in best.index else np.nan
         rows.append(row)
-    t = pd.DataFrame(rows)
+    t = flag_below_most_popular(pd.DataFrame(rows))
     return t.sort_values(["protocol", "ndcg@20"], ascending=[False, False], kind="stable").reset_index(drop=True)
+
+
+def flag_below_most_popular(table: pd.DataFrame, metric: str = "ndcg@20") -> pd.DataFrame:
+    """``table`` (master-table rows: model, label, protocol, split, metrics) with a column
+    ``below MostPopular``: True where a model's ``metric`` is at or below MostPopular's on
+    the same protocol and split (the same test sessions) (the configuration, e.g. Beauty's
+    presets on another dataset, did not transfer); False where it is above; NaN where there is
+    no MostPopular row to compare with, and for MostPopular itself. A diagnostic of the test
+    rows, never a model choice: the remedy is a search on the validation folds (notebook 10)."""
+    t = table.copy()
+    if t.empty:
+        return t.assign(**{"below MostPopular": []})
+    # MostPopular has no hyper-parameters: any of its rows on the same split is the reference
+    ref = t[t["model"] == "MostPopular"].groupby(["protocol", "split"])[metric].max()
+    keys = list(zip(t["protocol"], t["split"]))
+    base = np.array([ref.get(k, np.nan) for k in keys], dtype=float)
+    flag = pd.Series(t[metric].to_numpy(dtype=float) <= base, index=t.index, dtype=object)
+    flag[np.isnan(base) | (t["model"] == "MostPopular").to_numpy()] = np.nan
+    t["below MostPopular"] = flag
+    return t
+
+
+def tuning_advice(table: pd.DataFrame, dataset: str, metric: str = "ndcg@20") -> str | None:
+    """One paragraph naming the rows flagged by :func:`flag_below_most_popular` and the remedy,
+    or None when none is flagged."""
+    if "below MostPopular" not in table.columns:
+        table = flag_below_most_popular(table, metric)
+    bad = table[table["below MostPopular"] == True]  # noqa: E712 (object column with NaN)
+    if bad.empty:
+        return None
+    names = ", ".join(f"{r.model}{f' ({r.label})' if r.label else ''} {getattr(r, 'protocol')}" for r in bad.itertuples())
+    return (f"{dataset}: {len(bad)} row(s) score {metric} at or below MostPopular on the same split: {names}. "
+            "Their configurations (the Beauty presets) do not transfer to this data: tune them on its validation "
+            f'folds (notebook 10_tuning with MODEL=<model>), then rerun with PRESET="tuned".')
 
 
 def representative_runs(out_dir: str | Path, protocol: str = "temporal", label: str = "",

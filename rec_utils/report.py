@@ -213,6 +213,35 @@ def table_benchmarks() -> pd.DataFrame | str:
     return fp
 
 
+def table_benchmarks_sknn_scale() -> pd.DataFrame | str:
+    """V-SKNN predict time per session and peak memory by data size, faithful against indexed."""
+    path = RESULTS_ROOT / "benchmarks" / "sknn_scale.csv"
+    if not path.is_file():
+        return "_Run `python scripts/benchmark_sknn_scale.py`._"
+    b = pd.read_csv(path)
+    t = b.assign(**{"interactions": b["interactions"].map("{:,}".format)})[
+        ["interactions", "model", "n_predicted", "fit_s", "predict_ms_per_session", "peak_rss_mb"]
+        + (["hit_rate@20_common"] if "hit_rate@20_common" in b else ["hit_rate@20"])].round(3)
+    t = t.rename(columns={"n_predicted": "sessions predicted", "fit_s": "fit s", "peak_rss_mb": "peak MB",
+                          "predict_ms_per_session": "predict ms/session"})
+    t.attrs["note"] = (f"{b['device'].iloc[0]} ({b['cpu_count'].iloc[0]} cores), 1-minute load average "
+                       f"{b['load_avg_1m_start'].min():.1f}-{b['load_avg_1m_end'].max():.1f} during the runs "
+                       f"(a shared machine), commit {b['git_commit'].iloc[0]}.")
+    return t
+
+
+def table_study_workers() -> pd.DataFrame | str:
+    """Wall time of one plan with 1 and with several workers (rec_utils.study --workers)."""
+    path = RESULTS_ROOT / "benchmarks" / "study_workers.csv"
+    if not path.is_file():
+        return "_Run `python scripts/benchmark_study_workers.py --dataset <folder>`._"
+    b = pd.read_csv(path)
+    t = b[["plan", "dataset", "runs", "workers", "wall_s", "load_avg_1m_start", "load_avg_1m_end"]].rename(
+        columns={"wall_s": "wall s", "load_avg_1m_start": "load before", "load_avg_1m_end": "load after"})
+    t.attrs["note"] = f"{b['device'].iloc[0]} ({b['cpu_count'].iloc[0]} cores, shared), commit {b['git_commit'].iloc[0]}."
+    return t
+
+
 def table_benchmarks_neural() -> pd.DataFrame | str:
     """Seconds per epoch (estimated from timed steps) and prediction time, per model, variant and device."""
     frames = [pd.read_csv(p) for p in sorted((RESULTS_ROOT / "benchmarks").glob("neural_*.csv"))]
@@ -349,6 +378,8 @@ BLOCKS = {
     "beauty-neural-sensitivity": lambda: table_neural_sensitivity("beauty"),
     "benchmarks-baselines": table_benchmarks,
     "benchmarks-neural": table_benchmarks_neural,
+    "benchmarks-sknn-scale": table_benchmarks_sknn_scale,
+    "benchmarks-study-workers": table_study_workers,
     "benchmarks-llm": table_benchmarks_llm,
     "beauty-llmseqprompt": lambda: table_llmseqprompt("beauty"),
     "benchmarks-llmseqprompt": table_benchmarks_llmseqprompt,

@@ -237,6 +237,46 @@ def sessions_to_prompts(
     )
 
 
+def timestamp_ties(interactions: pd.DataFrame) -> dict:
+    """How much the order of same-timestamp interactions can matter for a split.
+
+    Only ties **within a session** change anything (the order of a session's items, hence its
+    prompt and target; sessions are ordered by time with a stable sort on session id whatever
+    the tie order), so without them every ``tie_order``/``tie_seed`` gives the same sequences
+    and the tie-order spread (notebooks 00, 01, 04) would repeat one computation.
+
+    Args:
+        interactions: columns ``session_id`` and ``timestamp`` (any row order).
+
+    Returns:
+        ``{"tied_interactions": rows sharing (session, timestamp) with another row,
+        "sessions_with_ties": sessions holding such rows}``, both 0 when there are no ties.
+    """
+    missing = [c for c in ("session_id", "timestamp") if c not in interactions.columns]
+    if missing:
+        raise ValueError(f"timestamp_ties needs columns {missing} (has {list(interactions.columns)})")
+    dup = interactions.duplicated(["session_id", "timestamp"], keep=False).to_numpy()
+    return {"tied_interactions": int(dup.sum()),
+            "sessions_with_ties": int(interactions.loc[dup, "session_id"].nunique())}
+
+
+def has_timestamp_ties(interactions: pd.DataFrame) -> bool:
+    """True when two interactions of one session share a timestamp (:func:`timestamp_ties`)."""
+    return timestamp_ties(interactions)["tied_interactions"] > 0
+
+
+def tie_spread_seeds(interactions: pd.DataFrame, seeds) -> list[int]:
+    """The tie seeds of a tie-order spread: ``seeds`` when two interactions of a session share
+    a timestamp, else ``[]`` with a printed reason (every tie order gives the same sequences, so
+    the spread would rerun one computation per seed)."""
+    seeds = [int(s) for s in seeds]
+    if seeds and not has_timestamp_ties(interactions):
+        print(f"no two interactions of a session share a timestamp: the tie-order spread over {len(seeds)} "
+              "seed(s) and the file order would repeat one split, so it is skipped")
+        return []
+    return seeds
+
+
 def session_times(interactions: pd.DataFrame) -> pd.Series:
     """Time of every session = timestamp of its last interaction, sorted by time (stable)."""
     t = interactions.groupby("session_id", sort=True)["timestamp"].max()

@@ -29,6 +29,23 @@ Each notebook's own output (its prints and progress bars) is streamed as it runs
 runner prints how long its last run took (the marker's ``wall_s``, also when the parameters
 changed since). Kernels talk to the runner over IPC sockets, not unencrypted TCP.
 
+Parallel runs (``--workers N``, ``make study WORKERS=2``): the runs of a plan are independent
+except that a notebook reads what lower-numbered notebooks stored (03's embedding cache for 04,
+02's base runs for 05, everything for 11). Each run therefore waits for every **earlier run of
+the plan with a smaller notebook number** (:func:`waves`); runs of one wave go to ``N`` joblib
+worker processes (loky), each executing its notebook in its own kernel. Nothing else changes: a
+notebook stores every (model, setting, seed) run under a content key with atomic writes and
+updates ``summary.csv`` under a file lock (:mod:`rec_utils.results`), so two workers that reach
+the same run write one file and every summary row aggregates every stored seed. With workers the
+notebooks' own output is not streamed (it would interleave); one line per finished run is.
+
+Any dataset (``--dataset <folder>``, ``make study DATASET=<folder>``): the plan's ``DATASET``
+becomes the folder (results in ``results/<folder name>/``); a plan with ``sized_by_data: true``
+(``plans/generic.yaml``, the default plan when DATASET is given) gets its parameters from the
+data (:func:`sized_parameters`: seeds, test samples, the SKNN index on large data, the neural
+models' maximum length from the session-length distribution, the tie-order spread only with
+ties); a run's own parameters in the plan still win.
+
 One notebook outside a plan, into a scratch folder: :mod:`rec_utils.adhoc` (``make run``).
 """
 from __future__ import annotations
@@ -36,6 +53,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import math
 import os
 import re
 import sys
@@ -43,9 +61,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
-from .data import resolve_dataset_path
+from .data import load_dataset, resolve_dataset_path, session_lengths
+from .split import has_timestamp_ties
 from .utils import PROJECT_ROOT, atomic_write_text, git_commit, short_hash
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -200,17 +220,17 @@ def _kernel_manager_class():
 
 
 def papermill_run(input_path: Path, output_path: Path, parameters: dict, kernel_name: str | None = None,
-                  *, prepare_only: bool = False, log_output: bool = False) -> float:
+                  *, prepare_only: bool = False, log_output: bool = False, quiet: bool = False) -> float:
     """Execute (or only parameterise) one notebook with papermill from ``notebooks/``; returns
     the wall time. ``log_output`` streams the notebook's own stdout and stderr (prints, tqdm
-    bars) to ours as it runs; without it a bar over the cells shows progress."""
+    bars) to ours as it runs; without it a bar over the cells shows progress (none when ``quiet``)."""
     import papermill as pm  # heavy: only when running notebooks
 
     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     pm.execute_notebook(
         str(input_path), str(output_path), parameters=parameters, kernel_name=kernel_name,
-        prepare_only=prepare_only, progress_bar=not (prepare_only or log_output), cwd=str(NOTEBOOK_DIR),
+        prepare_only=prepare_only, progress_bar=not (prepare_only or log_output or quiet), cwd=str(NOTEBOOK_DIR),
         stdout_file=sys.stdout if log_output else None, stderr_file=sys.stderr if log_output else None,
         **({} if prepare_only else {"kernel_manager_class": _kernel_manager_class()}),
     )
@@ -218,16 +238,174 @@ def papermill_run(input_path: Path, output_path: Path, parameters: dict, kernel_
 
 
 def execute(run: dict, kernel_name: str | None, prepare_only: bool = False,
-            log_output: bool = False) -> float:
+            log_output: bool = False, quiet: bool = False) -> float:
     wall = papermill_run(run["input"], run["output"], run["parameters"], kernel_name,
-                         prepare_only=prepare_only, log_output=log_output)
+                         prepare_only=prepare_only, log_output=log_output, quiet=quiet)
     if not prepare_only:
-        atomic_write_text(run["marker"], json.dumps({
-            "params_id": run["params_id"], "parameters": run["parameters"],
-            "git_commit": git_commit(), "wall_s": round(wall, 1),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }, indent=1))
+        _write_marker(run, wall)
     return wall
+
+
+#: Above this many interactions the SKNN family runs on the VMIS-kNN index (cap = sample size,
+#: exact for recent sampling) and only SKNN / V-SKNN (S-/SF-SKNN need the faithful model).
+INDEX_ABOVE = 500_000
+#: Above this many test sessions the test set is sampled (seeded) to this many.
+MAX_TEST_SESSIONS = 5_000
+#: BERT4Rec only up to this many train sessions: with its 10 randomly masked copies per session an
+#: epoch is 11 sequences per session (ml-latest-small: 488 sessions, minutes in all on 2 cores; a
+#: synthetic shop of 2,400 train sessions: ~9 min per epoch on a busy 2-core box). Beyond it BERT4Rec
+#: is left to a GPU (`make run NB=02_sequential` there, or the paper plan).
+BERT4REC_MAX_TRAIN_SESSIONS = 1_000
+#: The neural models' maximum length: this percentile of the session lengths, within the bounds.
+MAX_LEN_PERCENTILE, MAX_LEN_BOUNDS = 95, (5, 200)
+
+
+def dataset_profile(dataset) -> dict:
+    """What :func:`sized_parameters` reads of a dataset (name or folder): its name, counts,
+    whether sessions hold same-timestamp interactions, whether it has item text, and the
+    session-length percentile of the neural models' maximum length."""
+    ds = load_dataset(dataset)
+    lengths = session_lengths(ds.interactions).to_numpy()
+    return {"name": ds.name, "interactions": int(len(ds.interactions)), "sessions": int(len(lengths)),
+            "items": int(ds.n_items), "has_ties": bool(has_timestamp_ties(ds.interactions)),
+            "has_text": ds.items is not None,
+            "length_percentile": float(np.percentile(lengths, MAX_LEN_PERCENTILE)) if len(lengths) else 0.0}
+
+
+def max_len_rule(profile: dict) -> int:
+    """The neural models' ``max_len`` for a dataset: the 95th percentile of its session lengths
+    (so 95 % of the sessions fit whole), rounded up, within [5, 200] (attention cost grows with
+    its square). On Beauty the rule gives 21 (the paper's N: 20); on ml-latest-small, whose
+    sessions are users' whole histories, the bound 200."""
+    lo, hi = MAX_LEN_BOUNDS
+    return int(min(hi, max(lo, math.ceil(profile["length_percentile"]))))
+
+
+def sized_parameters(notebook: str, profile: dict) -> dict:
+    """Parameters of one notebook of the generic plan for a dataset (see the module docstring).
+
+    Rules: every randomised baseline gets 3 seeds, neural and hybrid runs one; a test set of
+    more than :data:`MAX_TEST_SESSIONS` sessions is sampled to that many (the same sample in every
+    notebook, 11 included); above :data:`INDEX_ABOVE` interactions SKNN / V-SKNN run on the
+    VMIS-kNN index (``index_cap`` = their sample size: exact for recent sampling) and S-/SF-SKNN
+    are left out; neural models get ``max_len`` = :func:`max_len_rule` where it differs from
+    the preset's 20 (a labelled override); BERT4Rec only up to :data:`BERT4REC_MAX_TRAIN_SESSIONS`
+    train sessions; the tie-order spread only with ties; notebooks that
+    need item text are left out without ``items.csv`` (the caller drops them)."""
+    n_test = math.ceil(0.2 * profile["sessions"])
+    n_train = profile["sessions"] - n_test
+    sample = MAX_TEST_SESSIONS if n_test > MAX_TEST_SESSIONS else 0
+    spread = {} if profile["has_ties"] else {"SPREAD_TIE_SEEDS": []}
+    L = max_len_rule(profile)
+    ml = {"max_len": L} if L != 20 else {}
+    big = profile["interactions"] > INDEX_ABOVE
+    if notebook == "00_data":
+        return {"STAT_DATASETS": [profile["path"]], **spread}
+    if notebook == "01_baselines":
+        p = {"SEEDS": [0, 1, 2], "SAMPLE_SESSIONS": sample, **spread}
+        if big:
+            from .models import preset_config  # heavy (torch): only for a plan sized for big data
+
+            knn = ("SKNN", "V-SKNN")
+            p.update(MODELS=["MostPopular", *knn],
+                     CONFIG_OVERRIDES={m: {"index_cap": preset_config(m, "beauty")["sample_size"]} for m in knn})
+        return p
+    if notebook == "02_sequential":
+        models = ["GRU4Rec", "SASRec"] + (["BERT4Rec"] if n_train <= BERT4REC_MAX_TRAIN_SESSIONS else [])
+        return {"MODELS": models, "SEEDS": [0], "SAMPLE_SESSIONS": sample,
+                "CONFIG": {m: ml for m in models} if ml else {}}
+    if notebook == "04_llmseqsim":
+        return {"SAMPLE_SESSIONS": sample, **spread}
+    if notebook == "05_llm2sequential":
+        models = ["LLM2SASRec", "LLM2GRU4Rec"]
+        return {"MODELS": models, "SEEDS": [0], "SAMPLE_SESSIONS": sample,
+                "CONFIG": {m: ml for m in models} if ml else {}}
+    if notebook == "07_hybrids":
+        return {"SEEDS": [0], "SAMPLE_SESSIONS": sample,
+                "CONFIG": {"LLM2SASRec": ml} if ml else {}}
+    if notebook == "11_results":
+        return {"DATASETS": [profile["name"]], "SAMPLE_SESSIONS": sample}
+    return {}
+
+
+TEXT_NOTEBOOKS = ("03_embeddings", "04_llmseqsim", "05_llm2sequential", "06_llmseqprompt", "07_hybrids")
+
+
+def for_dataset(plan: dict, dataset: str) -> dict:
+    """``plan`` run on ``dataset`` (a name under data/ or a folder, made absolute): DATASET replaced in the
+    defaults and every run; with ``sized_by_data`` the runs get :func:`sized_parameters` under
+    their own parameters, and the notebooks that need item text are dropped when the data has
+    none (said on stdout)."""
+    if Path(dataset).is_dir():  # a folder: absolute, since notebooks run from notebooks/
+        dataset = Path(dataset).resolve()
+    plan = {**plan, "defaults": {**(plan.get("defaults") or {}), "DATASET": str(dataset)}}
+    runs = [{**r, "parameters": {**(r.get("parameters") or {}), "DATASET": str(dataset)}} for r in plan["runs"]]
+    if plan.get("sized_by_data"):
+        profile = {**dataset_profile(dataset), "path": str(dataset)}
+        print(f"sizing the plan by {profile['name']}: {profile['interactions']:,} interactions, {profile['sessions']:,} "
+              f"sessions, {profile['items']:,} items, ties within sessions: {profile['has_ties']}, "
+              f"item text: {profile['has_text']}, neural max_len {max_len_rule(profile)} "
+              f"(p{MAX_LEN_PERCENTILE} session length {profile['length_percentile']:.0f})", flush=True)
+        if not profile["has_text"]:
+            dropped = [r["notebook"] for r in runs if r["notebook"] in TEXT_NOTEBOOKS]
+            runs = [r for r in runs if r["notebook"] not in TEXT_NOTEBOOKS]
+            print(f"no items.csv: the text-based notebooks {dropped} are left out", flush=True)
+        runs = [{**r, "parameters": {**sized_parameters(r["notebook"], profile), **r["parameters"]}} for r in runs]
+    return {**plan, "runs": runs}
+
+
+def stage(run: dict) -> int:
+    """A run's notebook number (``04_llmseqsim`` → 4): the order of the study's steps."""
+    m = re.match(r"(\d+)", Path(run["input"]).stem)
+    return int(m.group(1)) if m else 0
+
+
+def waves(runs: list[dict]) -> list[list[dict]]:
+    """The runs grouped into waves that may run in parallel, in order: a run waits for every
+    earlier run (in plan order) of a smaller notebook number, so it comes one wave after the
+    latest of those. Runs of one notebook number never wait for each other."""
+    level = []
+    for i, r in enumerate(runs):
+        deps = [level[j] for j in range(i) if stage(runs[j]) < stage(r)]
+        level.append(1 + max(deps) if deps else 0)
+    return [[r for r, lv in zip(runs, level) if lv == w] for w in range(max(level, default=-1) + 1)]
+
+
+def _execute_quiet(run: dict, kernel: str | None) -> tuple[float | None, str | None]:
+    """``execute`` in a worker process: ``(wall, None)`` or ``(None, failure message)``."""
+    try:
+        return execute(run, kernel, quiet=True), None
+    except Exception as e:  # the parent reports it and goes on, as the sequential runner does
+        return None, failure_message(e, run["output"])
+
+
+def _write_marker(run: dict, wall: float) -> None:
+    atomic_write_text(run["marker"], json.dumps({
+        "params_id": run["params_id"], "parameters": run["parameters"],
+        "git_commit": git_commit(), "wall_s": round(wall, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }, indent=1))
+
+
+def run_parallel(todo: list[dict], kernel: str | None, workers: int) -> list[tuple[str, str]]:
+    """Execute ``todo`` wave by wave (:func:`waves`) on ``workers`` loky processes; returns the
+    ``(name, message)`` of the failed runs. A failed run does not stop the waves after it (the
+    notebooks that read its results then say what is missing, as in a sequential study)."""
+    from joblib import Parallel, delayed  # only with --workers > 1
+
+    failures = []
+    groups = waves(todo)
+    with Parallel(n_jobs=workers, backend="loky") as pool:
+        for w, group in enumerate(groups, 1):
+            print(f"wave {w}/{len(groups)}: {len(group)} run(s) on {min(workers, len(group))} worker(s): "
+                  f"{[r['name'] for r in group]}", flush=True)
+            for r, (wall, err) in zip(group, pool(delayed(_execute_quiet)(r, kernel) for r in group)):
+                if err is None:
+                    print(f"   {r['name']} done in {duration(wall)} -> {r['output']}", flush=True)
+                else:
+                    failures.append((r["name"], err))
+                    print(f"   {r['name']} FAILED: {err}", flush=True)
+    return failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,9 +420,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-output", action=argparse.BooleanOptionalAction, default=True,
                     help="stream each notebook's own output (prints, progress bars) as it runs (default); "
                          "--no-log-output shows a bar over its cells instead")
+    ap.add_argument("--dataset", default=None,
+                    help="run the plan on this dataset (a name under data/ or a folder in the tidy form)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="runs executed at once in worker processes (joblib/loky), in dependency waves (default 1)")
     args = ap.parse_args(argv)
+    if args.workers < 1:
+        ap.error(f"--workers must be >= 1, got {args.workers}")
 
     plan = load_plan(args.plan)
+    if args.dataset:
+        plan = for_dataset(plan, args.dataset)
+    elif plan.get("sized_by_data"):
+        ap.error(f"{plan['_path']} is sized by the data: give --dataset <folder> (make study DATASET=<folder>)")
     root = Path(args.out).resolve() if args.out else PROJECT_ROOT / "results"
     runs = expand_runs(plan, root)
     if args.only:
@@ -266,7 +454,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no earlier run of the {len(todo)} to estimate from")
     failures = []
     t_study = time.perf_counter()
-    for i, r in enumerate(todo, 1):
+    if args.workers > 1:
+        failures = run_parallel(todo, kernel, args.workers)
+        todo_seq = []
+    else:
+        todo_seq = todo
+    for i, r in enumerate(todo_seq, 1):
         print(f"[{i}/{len(todo)}] {r['name']} ({r['parameters'].get('DATASET')}): {estimate(r)}", flush=True)
         try:
             wall = execute(r, kernel, log_output=args.log_output)

@@ -27,7 +27,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rec_utils.study import expand_runs, load_plan  # noqa: E402
+from rec_utils.study import expand_runs, for_dataset, load_plan  # noqa: E402
 from rec_utils.utils import atomic_write_text  # noqa: E402
 
 OUT = ROOT / "results" / "benchmarks" / "plan_times.csv"
@@ -39,12 +39,14 @@ def main(argv=None) -> int:
     ap.add_argument("--study-dir", required=True, type=Path, help="the clone the plan ran in")
     ap.add_argument("--wall-s", required=True, type=float, help="measured wall clock of `make study` (s)")
     ap.add_argument("--note", default="", help="conditions of the measurement (load, what else ran)")
+    ap.add_argument("--dataset", default=None, help="the plan's --dataset (make study DATASET=<folder>)")
     a = ap.parse_args(argv)
     study = a.study_dir.resolve()
     plan_file = study / "plans" / f"{a.plan}.yaml"
     if not plan_file.is_file():
         ap.error(f"no plan {plan_file}")
-    runs = expand_runs(load_plan(plan_file), study / "results")
+    plan = load_plan(plan_file)
+    runs = expand_runs(for_dataset(plan, a.dataset) if a.dataset else plan, study / "results")
     rows, commit = [], ""
     for r in runs:
         marker = Path(r["marker"])
@@ -54,12 +56,15 @@ def main(argv=None) -> int:
         commit = m.get("git_commit", commit)
         rows.append({"plan": a.plan, "run": r["name"], "wall_s": float(m["wall_s"]), "finished": m["finished"],
                      "git_commit": m.get("git_commit", "")})
-    rows.append({"plan": a.plan, "run": "TOTAL (make study, wall clock)", "wall_s": a.wall_s,
+    name = f"{a.plan} ({Path(a.dataset).name})" if a.dataset else a.plan
+    for r in rows:
+        r["plan"] = name
+    rows.append({"plan": name, "run": "TOTAL (make study, wall clock)", "wall_s": a.wall_s,
                  "finished": max(x["finished"] for x in rows), "git_commit": commit})
     new = pd.DataFrame(rows).assign(machine=f"{platform.machine()} x{os.cpu_count()}", note=a.note)
     if OUT.is_file():
         old = pd.read_csv(OUT, dtype=str).fillna("")
-        old = old[~((old["plan"] == a.plan) & (old["git_commit"] == commit))]
+        old = old[~((old["plan"] == name) & (old["git_commit"] == commit))]
         new = pd.concat([old, new.astype(str)], ignore_index=True)
     atomic_write_text(OUT, new.to_csv(index=False))
     print(f"{len(rows)} rows -> {OUT}")

@@ -167,3 +167,6 @@ def test_make_run_and_study_pass_their_options_through():
     assert "-m rec_utils.adhoc 01_baselines -p SAMPLE_SESSIONS 500 -p MODELS V-SKNN,SKNN" in run
     study = _dry_run("study", "PLAN=paper", "STUDY_ARGS=--only 01 --no-log-output")
     assert "-m rec_utils.study plans/paper.yaml --only 01 --no-log-output" in study
+    assert "--workers" not in study
+    assert "plans/default.yaml --workers 2" in _dry_run("study", "WORKERS=2")
+    assert "plans/generic.yaml --dataset /data/ml-100k " in _dry_run("study", "DATASET=/data/ml-100k")

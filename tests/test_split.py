@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rec_utils.data import load_dataset
@@ -109,3 +110,24 @@ def test_beauty_loo_counts_every_session(beauty):
 def test_bad_protocol(beauty):
     with pytest.raises(ValueError, match="protocol"):
         make_split(beauty, "random")
+
+
+def test_timestamp_ties_counts_only_ties_within_a_session():
+    from rec_utils.split import has_timestamp_ties, timestamp_ties
+
+    df = pd.DataFrame({"session_id": [0, 0, 0, 1, 1, 2], "timestamp": [5, 5, 6, 5, 7, 5]})
+    assert timestamp_ties(df) == {"tied_interactions": 2, "sessions_with_ties": 1}
+    assert has_timestamp_ties(df)
+    # the same times across sessions are no tie: every tie order gives the same sequences
+    assert not has_timestamp_ties(df.drop(index=1))
+    with pytest.raises(ValueError, match="timestamp"):
+        timestamp_ties(df.drop(columns="timestamp"))
+
+
+def test_tie_spread_runs_only_when_the_data_has_ties(capsys):
+    from rec_utils.split import tie_spread_seeds
+
+    tied = pd.DataFrame({"session_id": [0, 0, 1], "timestamp": [1, 1, 2]})
+    assert tie_spread_seeds(tied, [0, 1, 2]) == [0, 1, 2]
+    assert tie_spread_seeds(tied.drop(index=1), [0, 1, 2]) == []
+    assert "skipped" in capsys.readouterr().out

@@ -21,8 +21,10 @@ is the same distribution as ``rng.choice(replace=False)``.
 
 Deviations: ``idf_weighting`` multiplies the item score by idf(item) = 1 + ln(N / df(item)) —
 that is what the reference does (the paper's text says it weights the session similarity).
-Ties between equal similarities go to the earlier train session (the reference's argpartition
-order is arbitrary). Ties between equal item scores follow the toolkit's one rule
+Ties between equal similarities at the k-th neighbour go to the more recent train session
+(``neighbour_ties="recent"``, the order recent sampling uses; the reference's argpartition order
+is arbitrary; before this field the order was scipy's sparse product's, no rule, so runs stored
+without the field are rerun). Ties between equal item scores follow the toolkit's one rule
 (:func:`~rec_utils.models.base.topk_from_scores`): higher score first, then the smaller item id,
 also at the k-th place; the reference's argpartition order among equal scores is arbitrary, so
 recomputations there (and here before this rule) gave identical scores but another order of
@@ -60,6 +62,11 @@ class SKNNConfig:
     seed: int = 0  # random sampling seed
     chunk_size: int = 1000  # prompts per batched step (memory vs speed)
     tie_break: str = "id"  # equal item scores: the smaller item id first (base.TIE_RULE; the only rule)
+    neighbour_ties: str = "recent"  # equal similarities at the k-th neighbour: the more recent train session first
+    #: None: the faithful model (every session sharing an item is a candidate). An int m: the
+    #: VMIS-kNN index (Kersbergen et al. 2022) keeps only the m most recent sessions per item
+    #: (:mod:`rec_utils.models.sknn_index`); equal to the faithful model where the cap does not bind.
+    index_cap: int | None = None
 
 
 #: Paper names → the settings that define each variant (§6.5).
@@ -71,12 +78,12 @@ VARIANTS = {
 }
 
 
-def _segment_topk(rows: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
+def _segment_topk(rows: np.ndarray, keys: np.ndarray, k: int, tie: np.ndarray | None = None) -> np.ndarray:
     """Boolean mask of the ``k`` entries with the largest key within each row id
-    (``rows`` need not be sorted; ties keep the earlier entry)."""
+    (``rows`` need not be sorted; equal keys: the smaller ``tie`` first, then the earlier entry)."""
     if len(rows) == 0:
         return np.zeros(0, dtype=bool)
-    order = np.lexsort((np.arange(len(rows)), -keys, rows))
+    order = np.lexsort((np.arange(len(rows)), *(() if tie is None else (tie,)), -keys, rows))
     r_sorted = rows[order]
     first = np.flatnonzero(np.concatenate([[True], r_sorted[1:] != r_sorted[:-1]]))
     run_len = np.diff(np.concatenate([first, [len(rows)]]))
@@ -94,10 +101,13 @@ class SKNN(Recommender):
     """
 
     config_class = SKNNConfig
-    rerun_if_missing = ("tie_break",)  # lists stored before the tie rule ordered ties arbitrarily
+    #: lists stored before the tie rules ordered equal item scores, and equal neighbours, otherwise
+    rerun_if_missing = ("tie_break", "neighbour_ties")
     #: True when similarities can be ≤ 0 (embeddings): candidates then come from a binary
     #: neighbour matrix instead of "score > 0".
     signed_similarity = False
+    #: True for the implementation over the capped item → recent-sessions index (``index_cap``).
+    indexed = False
 
     def __init__(self, **config):
         self.config = self.config_class(**config)
@@ -108,8 +118,13 @@ class SKNN(Recommender):
             raise ValueError(f"sampling must be 'random' or 'recent', got {c.sampling!r}")
         if c.similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be 'cosine' or 'dot', got {c.similarity!r}")
+        if c.index_cap is not None and not self.indexed:
+            raise ValueError("index_cap is the indexed implementation: build it with SKNN.variant(name, index_cap=...) "
+                             "or rec_utils.models.sknn_index.IndexedSKNN")
         if c.tie_break != "id":
             raise ValueError(f"tie_break must be 'id' (the smaller item id first), got {c.tie_break!r}")
+        if c.neighbour_ties != "recent":
+            raise ValueError(f"neighbour_ties must be 'recent' (the more recent train session first), got {c.neighbour_ties!r}")
         decay_weights(c.decay, np.ones(1), np.ones(1))  # validates the decay name
         self.name = (
             "V-SKNN" if c.decay else "SF-SKNN" if c.sequential_filter
@@ -118,25 +133,21 @@ class SKNN(Recommender):
 
     @classmethod
     def variant(cls, name: str, **config) -> "SKNN":
-        """Build a paper variant by name, e.g. ``SKNN.variant("V-SKNN", k=70)``."""
+        """Build a paper variant by name, e.g. ``SKNN.variant("V-SKNN", k=70)``; with an
+        ``index_cap`` the indexed implementation (:class:`~rec_utils.models.sknn_index.IndexedSKNN`)."""
         if name not in VARIANTS:
             raise ValueError(f"unknown SKNN variant {name!r}; choose from {list(VARIANTS)}")
+        if cls is SKNN and config.get("index_cap") is not None:
+            from .sknn_index import IndexedSKNN
+
+            cls = IndexedSKNN
         return cls(**{**VARIANTS[name], **config})
 
     # ------------------------------------------------------------------ fit
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame | None = None) -> "SKNN":
-        self.index_ = ItemIndex(train["item_id"].to_numpy())
-        self.T_, sess_ids = session_item_matrix(train, self.index_)  # sessions × items, binary
+        self._fit_sessions(train)
         self.TT_ = self.T_.T.tocsr()  # items × sessions
-        n_sessions = self.T_.shape[0]
-        df = np.asarray(self.T_.sum(axis=0)).ravel()
-        self.idf_ = 1.0 + np.log(n_sessions / np.maximum(df, 1))
-        self.session_norm_ = np.sqrt(np.asarray(self.T_.sum(axis=1)).ravel())
-        times = train.groupby("session_id")["timestamp"].max().reindex(sess_ids).to_numpy()
-        # recency key: rank of session time (later = larger), stable on session order
-        self.recency_ = np.empty(n_sessions, dtype=np.float64)
-        self.recency_[np.argsort(times, kind="stable")] = np.arange(n_sessions)
         if self.config.sequential_filter:
             idx = self.index_.to_index(train["item_id"].to_numpy())
             s = train["session_id"].to_numpy()
@@ -149,6 +160,20 @@ class SKNN(Recommender):
             self.successors_.sum_duplicates()
             self.successors_.data[:] = 1.0
         return self
+
+    def _fit_sessions(self, train: pd.DataFrame) -> None:
+        """The item index, the binary sessions × items matrix ``T_``, idf, session norms and
+        the recency rank of every train session (later = larger; equal times: session order)."""
+        self.index_ = ItemIndex(train["item_id"].to_numpy())
+        self.T_, sess_ids = session_item_matrix(train, self.index_)  # sessions × items, binary
+        n_sessions = self.T_.shape[0]
+        df = np.asarray(self.T_.sum(axis=0)).ravel()
+        self.idf_ = 1.0 + np.log(n_sessions / np.maximum(df, 1))
+        self.session_norm_ = np.sqrt(np.asarray(self.T_.sum(axis=1)).ravel())
+        times = train.groupby("session_id")["timestamp"].max().reindex(sess_ids).to_numpy()
+        # recency key: rank of session time (later = larger), stable on session order
+        self.recency_ = np.empty(n_sessions, dtype=np.float64)
+        self.recency_[np.argsort(times, kind="stable")] = np.arange(n_sessions)
 
     # ------------------------------------------------------------------ predict
 
@@ -206,8 +231,8 @@ class SKNN(Recommender):
         sampled = _segment_topk(rows, sample_key, c.sample_size)
         rows, sess, dot, sample_key = rows[sampled], sess[sampled], dot[sampled], sample_key[sampled]
         sim = self._pair_similarity(rows, sess, dot, P_w, case, col, w, length)
-        # 5: k nearest (ties: the earlier train session first)
-        nn = _segment_topk(rows, sim, c.k)
+        # 5: k nearest (ties: the more recent train session first)
+        nn = _segment_topk(rows, sim, c.k, tie=-self.recency_[sess])
         rows, sess, sim = rows[nn], sess[nn], sim[nn]
         weight = sim
         if c.sequential_weighting:
