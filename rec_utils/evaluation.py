@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .metrics import evaluate
 from .models.base import Recommender
+from .provenance import code_fingerprint
 from .results import load_run, run_path, save_run
 from .setting import Setting
 from .split import Split
@@ -130,6 +131,7 @@ def run_seeds(
             "split_fingerprint": fp,
             "split_info": split.info,
             "git_commit": git_commit(),
+            "code_fingerprint": code_fingerprint(),
             "fit_s": out["fit_s"],
             "predict_s": out["predict_s"],
             "wall_s": out["wall_s"],

@@ -1,0 +1,317 @@
+"""Does LLM initialisation help? The paired comparison of an LLM2 model with its base that cannot
+be unfair by accident (paper §6.3, §9.2; issue 22).
+
+One entry trains, for a model, protocol and dataset, the **base** (``init="random"``: the LLM2
+model with its table left at the base's own random initialisation, which is exactly the base
+model) and each **LLM init arm** (``"llm"``, ``"permuted"``) on the same split, in one process
+(same device, thread count and code), each with its own configuration (a preset, or its own TPE
+optimum of a search of the same size: :func:`tune_arm`) and the same stopping rule, seed by seed,
+and stores the runs under the content-keyed run store (:mod:`rec_utils.results`), so an
+interrupted batch resumes and a later session continues it::
+
+    arms = {init: arm_setting("LLM2SASRec", init, split, num_threads=1) for init in ("random", "llm")}
+    runs = run_arms(arms, split, out_dir=OUT, seeds=range(5), items=dataset.items, num_threads=1)
+    rows = compare_arms(runs["llm"], runs["random"], split, out_dir=OUT)   # refuses an unlike pair
+    table = pair_rows(...)                                                   # the headline table
+
+**What pairs** (:func:`pairing_problems`; any problem refuses the pair with its reason, or marks
+it when ``on_unlike="mark"``; never silent):
+
+* the same split (fingerprint), dataset, protocol, tie order and samples;
+* the same **device** string (``cpu:<model> x<cores>`` or ``cuda:<GPU>``) for every run of both
+  arms, and on a CPU the same recorded torch **thread count** (CPU-trained numbers differ across
+  thread counts; a run without the record cannot be checked and is refused);
+* the same **code**: every run of both arms has the same code fingerprint
+  (:func:`rec_utils.provenance.run_code_fingerprint`: the hash of the training path's files,
+  recorded with the run, or derived from a clean ``git_commit``). Runs of different commits pair
+  when those commits hold the same training code; a ``-dirty`` or ``unknown`` commit without a
+  recorded fingerprint pairs with nothing (its code is not known);
+* the same **training settings**: the runs' resolved configs may differ only in the fields under
+  test — the init (``init``, ``permutation_seed``), the embedding (its spec) — and, when both arms
+  were selected by searches of the **same budget** (equal ``selected_by``), in the searched
+  hyper-parameters (``tuned_fields``). The stopping rule (``epochs``, ``patience``, ``val_frac``,
+  ``val_max_sessions``, ``time_budget_s``), ``max_len`` and ``precision`` (requested and used)
+  never differ;
+* no **failed run**: a neural run whose best validation epoch is its first and that stopped by
+  early stopping (:func:`failed_run`) is a collapsed control, not a baseline.
+
+Statistics: :func:`rec_utils.significance.compare_runs` (per-session paired differences, sign-flip
+p-value, CI that agrees with it, bootstrap CI beside it, seed-level view, Holm within the table).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .provenance import run_code_fingerprint
+from .setting import Setting
+
+#: init of each arm; "random" is the base.
+BASE_INIT = "random"
+ARM_INITS = ("random", "llm", "permuted")
+#: Config fields that are what the comparison tests (may differ between arms).
+TESTED_FIELDS = frozenset({"init", "permutation_seed", "embedding", "provider", "embedding_model", "reduction",
+                           "reduced_dim", "lda_labels", "normalize", "whiten", "text_clean", "path",
+                           "init_scale", "reduce_on", "pad_dims"})
+#: Fields that are never tuned and must be equal (stopping rule, input length, precision).
+FIXED_FIELDS = ("epochs", "patience", "val_frac", "val_max_sessions", "time_budget_s", "max_len", "precision")
+#: Setting fields that must be equal (what the runs were evaluated on).
+SPLIT_FIELDS = ("dataset", "protocol", "tie_order", "tie_seed", "test_sample", "test_sample_seed", "train_sample",
+                "train_sample_seed")
+
+
+class PairingRefused(ValueError):
+    """Two arms that do not pair (device, code, threads, settings or a failed run differ); the
+    message lists every reason."""
+
+
+# ----------------------------------------------------------------------------------- settings
+def arm_setting(model: str, init: str, split, *, preset: str | None = "beauty", config: Mapping | None = None,
+                overrides: Mapping | None = None, num_threads: int | None = None,
+                selected_by: str | None = None) -> Setting:
+    """The setting of one arm of ``model`` (an LLM2 model) with ``init`` on ``split``.
+
+    Args:
+        init: ``"random"`` (the base), ``"llm"`` or ``"permuted"``.
+        preset, overrides: the preset's config with ``overrides`` on top (``preset="beauty"``: the
+            like-for-like configuration, the base model's optimum + PCA to its emb_dim).
+        config: a full config instead (a tuned arm's, :func:`tune_arm`); ``selected_by`` names the
+            search (equal for two arms tuned with the same budget).
+        num_threads: torch CPU threads, part of the setting (so the pair's runs never reuse runs
+            stored at another thread count, and the label says it); None: not set.
+
+    Raises ValueError for an unknown init.
+    """
+    if init not in ARM_INITS:
+        raise ValueError(f"init must be one of {ARM_INITS}, got {init!r}")
+    over = dict(overrides or {})
+    if init != "llm":
+        over["init"] = init
+    if num_threads is not None:
+        over["num_threads"] = int(num_threads)
+    if config is not None:
+        full = {**dict(config), **over}
+        full.pop("seed", None)
+        return Setting.of(model, split, config=full, overrides=over, selected_by=selected_by)
+    return Setting.of(model, split, preset=preset, overrides=over, selected_by=selected_by)
+
+
+def make_model_factory(setting: Setting, *, device: str = "cpu", validation=None, checkpoint_dir=None,
+                       progress: bool = False):
+    """``seed → unfitted model`` of ``setting`` (its ``num_threads`` travels in the config)."""
+    from .models import build_model
+
+    def make(seed: int):
+        return build_model(setting.model, **{**setting.config, "seed": int(seed)}, device=device,
+                           checkpoint_dir=checkpoint_dir, progress=progress, validation=validation)
+
+    return make
+
+
+def run_arms(arms: Mapping[str, Setting], split, *, out_dir: str | Path, seeds: Iterable[int], items=None,
+             device: str = "cpu", validation=None, notebook: str = "05_llm2sequential",
+             reuse_from: str | Path | None = None, checkpoint_dir=None, progress: bool = False,
+             on_run=None) -> dict[str, list[dict]]:
+    """Train and evaluate every arm seed by seed (seed outer, arm inner: an interrupted batch
+    leaves complete pairs), storing each run (:func:`rec_utils.evaluation.run_seeds`: a stored
+    run of the same setting, split and seed is loaded, not retrained). ``on_run(arm, record)`` is
+    called after each run. Returns arm → run records sorted by seed."""
+    from .evaluation import run_seeds
+
+    out = {a: [] for a in arms}
+    for seed in seeds:
+        for arm, setting in arms.items():
+            make = make_model_factory(setting, device=device, validation=validation,
+                                      checkpoint_dir=checkpoint_dir, progress=progress)
+            run = run_seeds(make, split, setting, out_dir=out_dir, seeds=[int(seed)], items=items,
+                            notebook=notebook, device=device, reuse_from=reuse_from)[0]
+            out[arm].append(run)
+            if on_run is not None:
+                on_run(arm, run)
+    return out
+
+
+# ----------------------------------------------------------------------------------- equal tuning
+def tuned_config_path(root: str | Path, model: str, init: str, tag: str) -> Path:
+    """``<root>/configs/<model>__init-<init>__<tag>.json``: the stored, named optimum of one arm's search."""
+    return Path(root) / "configs" / f"{model}__init-{init}__{tag}.json"
+
+
+def budget_label(tag: str, n_trials: int) -> str:
+    """``selected_by`` of an arm tuned by :func:`tune_arm`: the same for every arm of one budget."""
+    return f"TPE {tag}: {int(n_trials)} trials on the validation folds"
+
+
+def tune_arm(model: str, init: str, *, tag: str, n_trials: int, n_startup: int, dataset: str = "beauty",
+             preset: str = "beauty", fixed: Mapping | None = None, fold_sample_sessions: int = 0,
+             fold_train_sessions: int = 0, seed: int = 0, device: str = "cpu", num_threads: int | None = 1,
+             root: str | Path | None = None, space_model: str | None = None, progress: bool = False) -> dict:
+    """The TPE search of one arm (paper §7, :func:`rec_utils.tuning.tune`: objective the mean
+    validation NDCG@20 over the 3 temporal folds, pruning per fold), resumable (SQLite study under
+    ``<root>/tuning/``), and its optimum stored under :func:`tuned_config_path`.
+
+    Equal tuning: every arm of a comparison calls this with the same ``tag``, ``n_trials``,
+    ``n_startup``, folds (samples), ``fixed`` fields and the same **space** — the base model's
+    §7 space (``space_model``, default the base of ``model``: learning rate, weight decay,
+    clipnorm, batch size, emb_dim, dropout and the model's own fields); the LLM arm's reduction is
+    fixed by ``fixed``/the preset (PCA to emb_dim), so both searches have the same size. Trials
+    start from the preset's like-for-like config + ``fixed`` + ``init`` (+ ``pad_dims``: emb_dim
+    may exceed the embedder's size).
+
+    Returns the stored document (``config``, ``value``, ``trial_number``, ``n_trials``,
+    ``study_name``, ``selected_by``, ``wall_s`` of the search, ...).
+    """
+    import time as _time
+
+    from .models.llm2 import LLM2_BASES
+    from .results import results_dir
+    from .tuning.optuna_search import best_trial, n_finished, trials_table
+    from .tuning.spaces import tpe_space
+    from .tuning.worker import prepare_search, run_worker
+    from .utils import atomic_write_text, git_commit
+
+    if init not in ARM_INITS:
+        raise ValueError(f"init must be one of {ARM_INITS}, got {init!r}")
+    root = results_dir(dataset, root)
+    fixed_all = {**dict(fixed or {}), "init": init, "pad_dims": True}
+    search = prepare_search(dataset, model, preset=preset, fixed=fixed_all, fold_sample_sessions=fold_sample_sessions,
+                            fold_train_sessions=fold_train_sessions, device=device, num_threads=num_threads,
+                            tag=f"init-{init}__{tag}")
+    space = tpe_space(space_model or LLM2_BASES.get(model, model))
+    t0 = _time.perf_counter()
+    study = run_worker(search, model, space=space, results_root=root, seed=seed, n_startup_trials=n_startup,
+                       max_trials=n_trials, patience=None, progress=progress)
+    wall = _time.perf_counter() - t0
+    done = n_finished(study)
+    best = best_trial(study)
+    trials = trials_table(study)
+    doc = {"model": model, "init": init, "tag": tag, "study_name": study.study_name, "n_trials": done,
+           "budget_trials": int(n_trials), "n_startup": int(n_startup), "space": space_model or LLM2_BASES.get(model, model),
+           "fold_sample_sessions": fold_sample_sessions, "fold_train_sessions": fold_train_sessions,
+           "fixed": fixed_all, "trial_number": best.number, "value": best.value,
+           "fold_values": best.user_attrs.get("fold_values"), "params": best.params,
+           "config": best.user_attrs["config"], "selected_by": budget_label(tag, n_trials),
+           "search_wall_s_this_call": round(wall, 1),
+           "trial_wall_s_total": float(trials["duration_s"].fillna(0).sum()) if "duration_s" in trials else None,
+           "git_commit": git_commit(), "written_utc": _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime())}
+    path = tuned_config_path(root, model, init, tag)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
+    (root / "tuning").mkdir(parents=True, exist_ok=True)
+    trials.to_csv(root / "tuning" / f"{study.study_name}__trials.csv", index=False)
+    return doc
+
+
+def tuned_arm_setting(model: str, init: str, split, *, tag: str, root: str | Path, num_threads: int | None = None,
+                      overrides: Mapping | None = None) -> Setting:
+    """The arm's setting from its stored optimum (:func:`tune_arm`): the tuned config,
+    ``selected_by`` = the budget (so two arms pair only when tuned with the same budget).
+
+    Raises FileNotFoundError when the arm has not been tuned with ``tag``; ValueError when its
+    study holds fewer finished trials than the budget (an unfinished search is not an optimum)."""
+    path = tuned_config_path(root, model, init, tag)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {model} init={init} has no TPE optimum tagged {tag!r}; run tune_arm first")
+    doc = json.loads(path.read_text())
+    if int(doc["n_trials"]) < int(doc["budget_trials"]):
+        raise ValueError(f"{path}: the search holds {doc['n_trials']} of its {doc['budget_trials']} trials; resume it")
+    config = {k: v for k, v in doc["config"].items() if k != "init"}
+    return arm_setting(model, init, split, config=config, overrides=overrides, num_threads=num_threads,
+                       selected_by=doc["selected_by"])
+
+
+# ----------------------------------------------------------------------------------- pairing
+def failed_run(record: dict) -> str | None:
+    """Why a neural run is a failed run (None when it is not): it stopped by early stopping with
+    its best validation epoch the first one (the model never improved on its first epoch: a
+    collapsed control, e.g. the 1-copy BERT4Rec base at MostPopular level)."""
+    info = record.get("fit_info") or {}
+    if info.get("stopped_by") == "early_stopping" and info.get("best_epoch") == 1:
+        return (f"{record.get('model')} seed {record.get('seed')} stopped at its first epoch "
+                f"(best epoch 1 of {info.get('epochs_run')}): a failed run, not a baseline")
+    return None
+
+
+def _values(runs, get) -> list:
+    return sorted({json.dumps(get(r), sort_keys=True, default=str) for r in runs})
+
+
+def _is_neural(runs) -> bool:
+    return any(r.get("history") for r in runs)
+
+
+def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fields: Iterable[str] = (),
+                     check_failed: bool = True) -> list[str]:
+    """Every reason why the runs of arm A and arm B do not pair (empty list: they pair). See the
+    module docstring for the rules; ``tuned_fields``: the hyper-parameters both arms' searches
+    chose (may differ when both arms have the same ``selected_by``)."""
+    runs_a, runs_b = list(runs_a), list(runs_b)
+    if not runs_a or not runs_b:
+        return ["an arm has no run"]
+    both = runs_a + runs_b
+    problems = []
+    for f in ("split_fingerprint",):
+        vals = _values(both, lambda r: r.get(f))
+        if len(vals) > 1:
+            problems.append(f"different {f}: {', '.join(vals)}")
+    for f in SPLIT_FIELDS:
+        vals = _values(both, lambda r: (r.get("setting") or {}).get(f))
+        if len(vals) > 1:
+            problems.append(f"different {f}: {', '.join(vals)}")
+    devices = _values(both, lambda r: r.get("device"))
+    if len(devices) > 1:
+        problems.append("different devices: " + " vs ".join(d.strip('"') for d in devices))
+    if _is_neural(both) and all(str(r.get("device", "")).startswith("cpu") for r in both):
+        threads = _values(both, lambda r: r.get("cpu_threads"))
+        if "null" in threads:
+            problems.append("CPU thread count not recorded for some runs (numbers depend on it)")
+        elif len(threads) > 1:
+            problems.append(f"different CPU thread counts: {', '.join(threads)}")
+    fps = {}
+    for r in both:
+        fps.setdefault(run_code_fingerprint(r), set()).add(str(r.get("git_commit")))
+    if None in fps:
+        problems.append(f"code unknown for runs of commit(s) {', '.join(sorted(fps[None]))} (dirty or unknown, "
+                        "no recorded code fingerprint)")
+    known = {k: v for k, v in fps.items() if k is not None}
+    if len(known) > 1:
+        problems.append("different training code: " + "; ".join(f"{k} (commit {', '.join(sorted(v))})"
+                                                                 for k, v in sorted(known.items())))
+    # configs
+    sel = _values(both, lambda r: (r.get("setting") or {}).get("selected_by"))
+    exempt = set(TESTED_FIELDS)
+    if len(sel) == 1 and sel[0] != "null":
+        exempt |= set(tuned_fields)
+    elif len(sel) > 1:
+        problems.append("arms selected differently (tuning budgets differ): " + " vs ".join(sel))
+    exempt -= set(FIXED_FIELDS)
+    configs = [r.get("resolved_config") or r.get("config") or {} for r in both]
+    keys = set().union(*configs) - {"seed"}
+    for k in sorted(keys):
+        vals = {json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}
+        if len(vals) > 1 and k not in exempt:
+            problems.append(f"training setting {k} differs: {', '.join(sorted(vals))}")
+    used = _values(both, lambda r: (r.get("fit_info") or {}).get("precision_used"))
+    if len(used) > 1:
+        problems.append(f"different precision used: {', '.join(used)}")
+    if check_failed:
+        problems += [p for r in both if (p := failed_run(r))]
+    return problems
+
+
+def check_pair(runs_a, runs_b, **kwargs) -> None:
+    """Raise :class:`PairingRefused` listing :func:`pairing_problems` when there are any."""
+    problems = pairing_problems(runs_a, runs_b, **kwargs)
+    if problems:
+        a, b = runs_a[0] if runs_a else {}, runs_b[0] if runs_b else {}
+        raise PairingRefused(f"{a.get('model')} ({a.get('variant') or 'standard'}) vs {b.get('model')} "
+                             f"({b.get('variant') or 'standard'}) do not pair: " + "; ".join(problems))
+
+
+__all__ = ["ARM_INITS", "BASE_INIT", "FIXED_FIELDS", "PairingRefused", "SPLIT_FIELDS", "TESTED_FIELDS", "arm_setting",
+           "budget_label", "check_pair", "failed_run", "make_model_factory", "pairing_problems", "run_arms",
+           "tune_arm", "tuned_arm_setting", "tuned_config_path"]
