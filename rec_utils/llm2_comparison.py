@@ -101,13 +101,14 @@ def arm_setting(model: str, init: str, split, *, preset: str | None = "beauty", 
 
 
 def make_model_factory(setting: Setting, *, device: str = "cpu", validation=None, checkpoint_dir=None,
-                       progress: bool = False):
-    """``seed → unfitted model`` of ``setting`` (its ``num_threads`` travels in the config)."""
+                       progress: bool = False, **runtime):
+    """``seed → unfitted model`` of ``setting`` (its ``num_threads`` travels in the config);
+    ``runtime``: further runtime arguments (e.g. precomputed ``embeddings``)."""
     from .models import build_model
 
     def make(seed: int):
         return build_model(setting.model, **{**setting.config, "seed": int(seed)}, device=device,
-                           checkpoint_dir=checkpoint_dir, progress=progress, validation=validation)
+                           checkpoint_dir=checkpoint_dir, progress=progress, validation=validation, **runtime)
 
     return make
 
@@ -115,18 +116,19 @@ def make_model_factory(setting: Setting, *, device: str = "cpu", validation=None
 def run_arms(arms: Mapping[str, Setting], split, *, out_dir: str | Path, seeds: Iterable[int], items=None,
              device: str = "cpu", validation=None, notebook: str = "05_llm2sequential",
              reuse_from: str | Path | None = None, checkpoint_dir=None, progress: bool = False,
-             on_run=None) -> dict[str, list[dict]]:
+             on_run=None, **runtime) -> dict[str, list[dict]]:
     """Train and evaluate every arm seed by seed (seed outer, arm inner: an interrupted batch
     leaves complete pairs), storing each run (:func:`rec_utils.evaluation.run_seeds`: a stored
     run of the same setting, split and seed is loaded, not retrained). ``on_run(arm, record)`` is
-    called after each run. Returns arm → run records sorted by seed."""
+    called after each run; ``runtime``: passed to every model (e.g. ``embeddings``). Returns
+    arm → run records sorted by seed."""
     from .evaluation import run_seeds
 
     out = {a: [] for a in arms}
     for seed in seeds:
         for arm, setting in arms.items():
             make = make_model_factory(setting, device=device, validation=validation,
-                                      checkpoint_dir=checkpoint_dir, progress=progress)
+                                      checkpoint_dir=checkpoint_dir, progress=progress, **runtime)
             run = run_seeds(make, split, setting, out_dir=out_dir, seeds=[int(seed)], items=items,
                             notebook=notebook, device=device, reuse_from=reuse_from)[0]
             out[arm].append(run)
@@ -245,10 +247,12 @@ def _is_neural(runs) -> bool:
 
 
 def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fields: Iterable[str] = (),
-                     check_failed: bool = True) -> list[str]:
+                     check_failed: bool = True, check_settings: bool = True) -> list[str]:
     """Every reason why the runs of arm A and arm B do not pair (empty list: they pair). See the
     module docstring for the rules; ``tuned_fields``: the hyper-parameters both arms' searches
-    chose (may differ when both arms have the same ``selected_by``)."""
+    chose (may differ when both arms have the same ``selected_by``). ``check_settings=False``
+    skips the training-settings rule (a comparison of two different models, e.g. a hybrid and its
+    component: only split, device, threads, code and failed runs are checked)."""
     runs_a, runs_b = list(runs_a), list(runs_b)
     if not runs_a or not runs_b:
         return ["an arm has no run"]
@@ -281,11 +285,30 @@ def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fi
     if len(known) > 1:
         problems.append("different training code: " + "; ".join(f"{k} (commit {', '.join(sorted(v))})"
                                                                  for k, v in sorted(known.items())))
-    # configs
+    used = _values(both, lambda r: (r.get("fit_info") or {}).get("precision_used"))
+    if len(used) > 1:
+        problems.append(f"different precision used: {', '.join(used)}")
+    if check_settings:
+        problems += _settings_problems(both, tuned_fields)
+    if check_failed:
+        problems += [p for r in both if (p := failed_run(r))]
+    return problems
+
+
+def _searched_fields(runs) -> set[str]:
+    """The §7 hyper-parameters of the runs' base models (what an equal-budget search chooses)."""
+    from .models.llm2 import LLM2_BASES
+    from .models.presets import PAPER_TUNED
+
+    return {f for r in runs for f in PAPER_TUNED.get(LLM2_BASES.get(r.get("model"), r.get("model")), ())}
+
+
+def _settings_problems(both: list[dict], tuned_fields) -> list[str]:
+    problems = []
     sel = _values(both, lambda r: (r.get("setting") or {}).get("selected_by"))
     exempt = set(TESTED_FIELDS)
     if len(sel) == 1 and sel[0] != "null":
-        exempt |= set(tuned_fields)
+        exempt |= set(tuned_fields or _searched_fields(both))
     elif len(sel) > 1:
         problems.append("arms selected differently (tuning budgets differ): " + " vs ".join(sel))
     exempt -= set(FIXED_FIELDS)
@@ -295,11 +318,6 @@ def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fi
         vals = {json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}
         if len(vals) > 1 and k not in exempt:
             problems.append(f"training setting {k} differs: {', '.join(sorted(vals))}")
-    used = _values(both, lambda r: (r.get("fit_info") or {}).get("precision_used"))
-    if len(used) > 1:
-        problems.append(f"different precision used: {', '.join(used)}")
-    if check_failed:
-        problems += [p for r in both if (p := failed_run(r))]
     return problems
 
 
