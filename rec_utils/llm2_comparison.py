@@ -19,8 +19,9 @@ it when ``on_unlike="mark"``; never silent):
 
 * the same split (fingerprint), dataset, protocol, tie order and samples;
 * the same **device** string (``cpu:<model> x<cores>`` or ``cuda:<GPU>``) for every run of both
-  arms, and on a CPU the same recorded torch **thread count** (CPU-trained numbers differ across
-  thread counts; a run without the record cannot be checked and is refused);
+  arms, and on a CPU the same recorded torch **thread count** of the torch-trained runs when both
+  sides have such runs (CPU-trained numbers differ across thread counts; a run without the record
+  cannot be checked and is refused; a deterministic side such as MostPopular does not depend on it);
 * the same **code**: every run of both arms has the same code fingerprint
   (:func:`rec_utils.provenance.run_code_fingerprint`: the hash of the training path's files,
   recorded with the run, or derived from a clean ``git_commit``). Runs of different commits pair
@@ -31,7 +32,7 @@ it when ``on_unlike="mark"``; never silent):
   were selected by searches of the **same budget** (equal ``selected_by``), in the searched
   hyper-parameters (``tuned_fields``). The stopping rule (``epochs``, ``patience``, ``val_frac``,
   ``val_max_sessions``, ``time_budget_s``), ``max_len`` and ``precision`` (requested and used)
-  never differ;
+  never differ; nor does the precision used (where recorded);
 * no **failed run**: a neural run whose best validation epoch is its first and that stopped by
   early stopping (:func:`failed_run`) is a collapsed control, not a baseline.
 
@@ -62,6 +63,13 @@ FIXED_FIELDS = ("epochs", "patience", "val_frac", "val_max_sessions", "time_budg
 #: Setting fields that must be equal (what the runs were evaluated on).
 SPLIT_FIELDS = ("dataset", "protocol", "tie_order", "tie_seed", "test_sample", "test_sample_seed", "train_sample",
                 "train_sample_seed")
+
+
+#: Holm family of the headline rows (LLM2 arm vs its base) and of the ablation rows (permuted).
+FAIR_FAMILY = "llm2-fair"
+ABLATION_FAMILY = "llm2-ablation"
+#: Metrics of the headline comparison.
+FAIR_METRICS = ("ndcg@10", "ndcg@20")
 
 
 class PairingRefused(ValueError):
@@ -151,7 +159,8 @@ def budget_label(tag: str, n_trials: int) -> str:
 def tune_arm(model: str, init: str, *, tag: str, n_trials: int, n_startup: int, dataset: str = "beauty",
              preset: str = "beauty", fixed: Mapping | None = None, fold_sample_sessions: int = 0,
              fold_train_sessions: int = 0, seed: int = 0, device: str = "cpu", num_threads: int | None = 1,
-             root: str | Path | None = None, space_model: str | None = None, progress: bool = False) -> dict:
+             root: str | Path | None = None, space_model: str | None = None, progress: bool = False,
+             tie_order: str = "shuffle", tie_seed: int = 0) -> dict:
     """The TPE search of one arm (paper §7, :func:`rec_utils.tuning.tune`: objective the mean
     validation NDCG@20 over the 3 temporal folds, pruning per fold), resumable (SQLite study under
     ``<root>/tuning/``), and its optimum stored under :func:`tuned_config_path`.
@@ -182,7 +191,7 @@ def tune_arm(model: str, init: str, *, tag: str, n_trials: int, n_startup: int, 
     fixed_all = {**dict(fixed or {}), "init": init, "pad_dims": True}
     search = prepare_search(dataset, model, preset=preset, fixed=fixed_all, fold_sample_sessions=fold_sample_sessions,
                             fold_train_sessions=fold_train_sessions, device=device, num_threads=num_threads,
-                            tag=f"init-{init}__{tag}")
+                            tag=f"init-{init}__{tag}", tie_order=tie_order, tie_seed=tie_seed)
     space = tpe_space(space_model or LLM2_BASES.get(model, model))
     t0 = _time.perf_counter()
     study = run_worker(search, model, space=space, results_root=root, seed=seed, n_startup_trials=n_startup,
@@ -242,10 +251,6 @@ def _values(runs, get) -> list:
     return sorted({json.dumps(get(r), sort_keys=True, default=str) for r in runs})
 
 
-def _is_neural(runs) -> bool:
-    return any(r.get("history") for r in runs)
-
-
 def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fields: Iterable[str] = (),
                      check_failed: bool = True, check_settings: bool = True) -> list[str]:
     """Every reason why the runs of arm A and arm B do not pair (empty list: they pair). See the
@@ -269,10 +274,12 @@ def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fi
     devices = _values(both, lambda r: r.get("device"))
     if len(devices) > 1:
         problems.append("different devices: " + " vs ".join(d.strip('"') for d in devices))
-    if _is_neural(both) and all(str(r.get("device", "")).startswith("cpu") for r in both):
-        threads = _values(both, lambda r: r.get("cpu_threads"))
+    neural_a, neural_b = [r for r in runs_a if r.get("history")], [r for r in runs_b if r.get("history")]
+    if neural_a and neural_b and all(str(r.get("device", "")).startswith("cpu") for r in neural_a + neural_b):
+        # only when both sides are torch-trained: a deterministic side (MostPopular) does not depend on threads
+        threads = _values(neural_a + neural_b, lambda r: r.get("cpu_threads"))
         if "null" in threads:
-            problems.append("CPU thread count not recorded for some runs (numbers depend on it)")
+            problems.append("CPU thread count not recorded for some runs (numbers depend on it; cannot verify)")
         elif len(threads) > 1:
             problems.append(f"different CPU thread counts: {', '.join(threads)}")
     fps = {}
@@ -285,7 +292,7 @@ def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fi
     if len(known) > 1:
         problems.append("different training code: " + "; ".join(f"{k} (commit {', '.join(sorted(v))})"
                                                                  for k, v in sorted(known.items())))
-    used = _values(both, lambda r: (r.get("fit_info") or {}).get("precision_used"))
+    used = [u for u in _values(both, lambda r: (r.get("fit_info") or {}).get("precision_used")) if u != "null"]
     if len(used) > 1:
         problems.append(f"different precision used: {', '.join(used)}")
     if check_settings:
@@ -321,6 +328,48 @@ def _settings_problems(both: list[dict], tuned_fields) -> list[str]:
     return problems
 
 
+def arm_label(setting: Setting) -> str:
+    """The row label of an arm: the setting's label, plus the search that chose its config."""
+    tag = f"tuned: {setting.selected_by}" if setting.selected_by else ""
+    return ",".join(x for x in (setting.label, tag) if x)
+
+
+def compare_arms(arms: Mapping[str, Setting], runs: Mapping[str, list[dict]], split, *, out_dir: str | Path,
+                 n_boot: int = 10_000, metrics=FAIR_METRICS, pairing: str = "mark") -> list[dict]:
+    """significance.csv rows of every LLM arm against the base (family :data:`FAIR_FAMILY`) and of
+    ``llm`` against ``permuted`` (:data:`ABLATION_FAMILY`), with the pairing rules of this module
+    (``same_settings``); ``pairing="refuse"`` raises :class:`PairingRefused` on an unlike pair."""
+    from .significance import compare_runs
+
+    def side(arm):
+        return [{**r, "variant": arm_label(arms[arm])} for r in runs[arm]]
+
+    rows = []
+    pairs = [(a, BASE_INIT, FAIR_FAMILY if a == "llm" else ABLATION_FAMILY) for a in arms if a != BASE_INIT]
+    if "llm" in arms and "permuted" in arms:
+        pairs.append(("llm", "permuted", ABLATION_FAMILY))
+    for a, b, family in pairs:
+        if BASE_INIT not in arms and b == BASE_INIT:
+            continue
+        rows += compare_runs(side(a), side(b), split, out_dir=out_dir, metrics=metrics, n_boot=n_boot,
+                             pairing=pairing, same_settings=True, family=family)
+    return rows
+
+
+def paper_gain(model: str, dataset: str = "beauty", metric: str = "ndcg@10") -> float:
+    """The paper's relative gain of ``model`` (an LLM2 model) over its base on ``metric``: from the
+    table that holds both (§9.2 for LLM2SASRec/LLM2GRU4Rec, §9.1 for LLM2BERT4Rec); NaN if none."""
+    from .models.llm2 import LLM2_BASES
+    from .paper import paper_results, paper_value
+
+    for section in ("9.2", "9.1"):
+        paper = paper_results(dataset, section=section)
+        a, b = paper_value(paper, model, metric), paper_value(paper, LLM2_BASES.get(model, model), metric)
+        if a == a and b == b and b:
+            return (a - b) / b
+    return float("nan")
+
+
 def check_pair(runs_a, runs_b, **kwargs) -> None:
     """Raise :class:`PairingRefused` listing :func:`pairing_problems` when there are any."""
     problems = pairing_problems(runs_a, runs_b, **kwargs)
@@ -330,6 +379,7 @@ def check_pair(runs_a, runs_b, **kwargs) -> None:
                              f"({b.get('variant') or 'standard'}) do not pair: " + "; ".join(problems))
 
 
-__all__ = ["ARM_INITS", "BASE_INIT", "FIXED_FIELDS", "PairingRefused", "SPLIT_FIELDS", "TESTED_FIELDS", "arm_setting",
+__all__ = ["ABLATION_FAMILY", "FAIR_FAMILY", "FAIR_METRICS", "arm_label", "compare_arms", "paper_gain",
+           "ARM_INITS", "BASE_INIT", "FIXED_FIELDS", "PairingRefused", "SPLIT_FIELDS", "TESTED_FIELDS", "arm_setting",
            "budget_label", "check_pair", "failed_run", "make_model_factory", "pairing_problems", "run_arms",
            "tune_arm", "tuned_arm_setting", "tuned_config_path"]

@@ -78,7 +78,7 @@ SIGNIFICANCE_COLUMNS = ("model_a", "model_b", "protocol", "metric", "n_sessions"
 #: Columns of significance_refused.csv: the identity of a refused pair and why (no statistics).
 REFUSED_COLUMNS = ("model_a", "model_b", "protocol", "metric", "n_seed_pairs", "mean_a", "mean_b", "label_a",
                    "label_b", "split_fingerprint", "setting_id_a", "setting_id_b", "device_a", "device_b",
-                   "git_commit_a", "git_commit_b", "threads_a", "threads_b", "pairing")
+                   "git_commit_a", "git_commit_b", "threads_a", "threads_b", "family", "pairing")
 DEFAULT_FAMILY = "significance.csv"
 KEY_COLUMNS = ("model_a", "label_a", "model_b", "label_b", "protocol", "metric", "split_fingerprint")
 _TEXT = ("model_a", "model_b", "protocol", "metric", "test", "label_a", "label_b", "split_fingerprint",
