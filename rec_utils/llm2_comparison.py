@@ -10,71 +10,45 @@ and stores the runs under the content-keyed run store (:mod:`rec_utils.results`)
 interrupted batch resumes and a later session continues it::
 
     arms = {init: arm_setting("LLM2SASRec", init, split, num_threads=1) for init in ("random", "llm")}
-    runs = run_arms(arms, split, out_dir=OUT, seeds=range(5), items=dataset.items, num_threads=1)
-    rows = compare_arms(runs["llm"], runs["random"], split, out_dir=OUT)   # refuses an unlike pair
-    table = pair_rows(...)                                                   # the headline table
+    runs = run_arms(arms, split, out_dir=OUT, seeds=range(5), items=dataset.items)
+    rows = compare_arms(arms, runs, split, out_dir=OUT)   # significance rows; unlike pairs marked
+    record_significance(rows, OUT)                        # marked pairs go to significance_refused.csv
 
-**What pairs** (:func:`pairing_problems`; any problem refuses the pair with its reason, or marks
-it when ``on_unlike="mark"``; never silent):
+    doc = tune_arm("LLM2SASRec", "random", tag="t20", n_trials=20, n_startup=10)   # equal tuning, per arm
+    arm = tuned_arm_setting("LLM2SASRec", "random", split, tag="t20", root=OUT, num_threads=1)
 
-* the same split (fingerprint), dataset, protocol, tie order and samples;
-* the same **device** string (``cpu:<model> x<cores>`` or ``cuda:<GPU>``) for every run of both
-  arms, and on a CPU the same recorded torch **thread count** of the torch-trained runs when both
-  sides have such runs (CPU-trained numbers differ across thread counts; a run without the record
-  cannot be checked and is refused; a deterministic side such as MostPopular does not depend on it);
-* the same **code**: every run of both arms has the same code fingerprint
-  (:func:`rec_utils.provenance.run_code_fingerprint`: the hash of the training path's files,
-  recorded with the run, or derived from a clean ``git_commit``). Runs of different commits pair
-  when those commits hold the same training code; a ``-dirty`` or ``unknown`` commit without a
-  recorded fingerprint pairs with nothing (its code is not known);
-* the same **training settings**: the runs' resolved configs may differ only in the fields under
-  test — the init (``init``, ``permutation_seed``), the embedding (its spec) — and, when both arms
-  were selected by searches of the **same budget** (equal ``selected_by``), in the searched
-  hyper-parameters (``tuned_fields``). The stopping rule (``epochs``, ``patience``, ``val_frac``,
-  ``val_max_sessions``, ``time_budget_s``), ``max_len`` and ``precision`` (requested and used)
-  never differ; nor does the precision used (where recorded);
-* no **failed run**: a neural run whose best validation epoch is its first and that stopped by
-  early stopping (:func:`failed_run`) is a collapsed control, not a baseline.
+**What pairs**: :mod:`rec_utils.pairing` (device, thread count, training code — so runs of
+several commits pair when those commits hold the same training code, and a dirty or unknown commit
+without a recorded code fingerprint pairs with nothing —, precision, every training setting but
+the init and, for arms tuned with the same budget, the searched hyper-parameters; no failed run).
+A pair that does not pair is refused (``pairing="refuse"``: :class:`PairingRefused`) or marked
+with its reasons (``"mark"``) and kept out of significance.csv; never silent.
 
+Deviations: the base arm is the LLM2 model with ``init="random"`` (tested weight for weight equal to
+the base model), not the base model's own stored runs (those came partly from a GPU of unknown
+commit). Every arm's search uses the base model's §7 space (the LLM arm's reduction is fixed to
+PCA, so the searches have the same size); the paper also searched the reduction for LLM2 models.
 Statistics: :func:`rec_utils.significance.compare_runs` (per-session paired differences, sign-flip
 p-value, CI that agrees with it, bootstrap CI beside it, seed-level view, Holm within the table).
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from .provenance import run_code_fingerprint
+from .pairing import (FIXED_FIELDS, SPLIT_FIELDS, TESTED_FIELDS, PairingRefused, check_pair, failed_run,
+                      pairing_problems)
 from .setting import Setting
 
 #: init of each arm; "random" is the base.
 BASE_INIT = "random"
 ARM_INITS = ("random", "llm", "permuted")
-#: Config fields that are what the comparison tests (may differ between arms).
-TESTED_FIELDS = frozenset({"init", "permutation_seed", "embedding", "provider", "embedding_model", "reduction",
-                           "reduced_dim", "lda_labels", "normalize", "whiten", "text_clean", "path",
-                           "init_scale", "reduce_on", "pad_dims"})
-#: Fields that are never tuned and must be equal (stopping rule, input length, precision).
-FIXED_FIELDS = ("epochs", "patience", "val_frac", "val_max_sessions", "time_budget_s", "max_len", "precision")
-#: Setting fields that must be equal (what the runs were evaluated on).
-SPLIT_FIELDS = ("dataset", "protocol", "tie_order", "tie_seed", "test_sample", "test_sample_seed", "train_sample",
-                "train_sample_seed")
-
-
 #: Holm family of the headline rows (LLM2 arm vs its base) and of the ablation rows (permuted).
 FAIR_FAMILY = "llm2-fair"
 ABLATION_FAMILY = "llm2-ablation"
 #: Metrics of the headline comparison.
 FAIR_METRICS = ("ndcg@10", "ndcg@20")
-
-
-class PairingRefused(ValueError):
-    """Two arms that do not pair (device, code, threads, settings or a failed run differ); the
-    message lists every reason."""
 
 
 # ----------------------------------------------------------------------------------- settings
@@ -235,99 +209,6 @@ def tuned_arm_setting(model: str, init: str, split, *, tag: str, root: str | Pat
                        selected_by=doc["selected_by"])
 
 
-# ----------------------------------------------------------------------------------- pairing
-def failed_run(record: dict) -> str | None:
-    """Why a neural run is a failed run (None when it is not): it stopped by early stopping with
-    its best validation epoch the first one (the model never improved on its first epoch: a
-    collapsed control, e.g. the 1-copy BERT4Rec base at MostPopular level)."""
-    info = record.get("fit_info") or {}
-    if info.get("stopped_by") == "early_stopping" and info.get("best_epoch") == 1:
-        return (f"{record.get('model')} seed {record.get('seed')} stopped at its first epoch "
-                f"(best epoch 1 of {info.get('epochs_run')}): a failed run, not a baseline")
-    return None
-
-
-def _values(runs, get) -> list:
-    return sorted({json.dumps(get(r), sort_keys=True, default=str) for r in runs})
-
-
-def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fields: Iterable[str] = (),
-                     check_failed: bool = True, check_settings: bool = True) -> list[str]:
-    """Every reason why the runs of arm A and arm B do not pair (empty list: they pair). See the
-    module docstring for the rules; ``tuned_fields``: the hyper-parameters both arms' searches
-    chose (may differ when both arms have the same ``selected_by``). ``check_settings=False``
-    skips the training-settings rule (a comparison of two different models, e.g. a hybrid and its
-    component: only split, device, threads, code and failed runs are checked)."""
-    runs_a, runs_b = list(runs_a), list(runs_b)
-    if not runs_a or not runs_b:
-        return ["an arm has no run"]
-    both = runs_a + runs_b
-    problems = []
-    for f in ("split_fingerprint",):
-        vals = _values(both, lambda r: r.get(f))
-        if len(vals) > 1:
-            problems.append(f"different {f}: {', '.join(vals)}")
-    for f in SPLIT_FIELDS:
-        vals = _values(both, lambda r: (r.get("setting") or {}).get(f))
-        if len(vals) > 1:
-            problems.append(f"different {f}: {', '.join(vals)}")
-    devices = _values(both, lambda r: r.get("device"))
-    if len(devices) > 1:
-        problems.append("different devices: " + " vs ".join(d.strip('"') for d in devices))
-    neural_a, neural_b = [r for r in runs_a if r.get("history")], [r for r in runs_b if r.get("history")]
-    if neural_a and neural_b and all(str(r.get("device", "")).startswith("cpu") for r in neural_a + neural_b):
-        # only when both sides are torch-trained: a deterministic side (MostPopular) does not depend on threads
-        threads = _values(neural_a + neural_b, lambda r: r.get("cpu_threads"))
-        if "null" in threads:
-            problems.append("CPU thread count not recorded for some runs (numbers depend on it; cannot verify)")
-        elif len(threads) > 1:
-            problems.append(f"different CPU thread counts: {', '.join(threads)}")
-    fps = {}
-    for r in both:
-        fps.setdefault(run_code_fingerprint(r), set()).add(str(r.get("git_commit")))
-    if None in fps:
-        problems.append(f"code unknown for runs of commit(s) {', '.join(sorted(fps[None]))} (dirty or unknown, "
-                        "no recorded code fingerprint)")
-    known = {k: v for k, v in fps.items() if k is not None}
-    if len(known) > 1:
-        problems.append("different training code: " + "; ".join(f"{k} (commit {', '.join(sorted(v))})"
-                                                                 for k, v in sorted(known.items())))
-    used = [u for u in _values(both, lambda r: (r.get("fit_info") or {}).get("precision_used")) if u != "null"]
-    if len(used) > 1:
-        problems.append(f"different precision used: {', '.join(used)}")
-    if check_settings:
-        problems += _settings_problems(both, tuned_fields)
-    if check_failed:
-        problems += [p for r in both if (p := failed_run(r))]
-    return problems
-
-
-def _searched_fields(runs) -> set[str]:
-    """The §7 hyper-parameters of the runs' base models (what an equal-budget search chooses)."""
-    from .models.llm2 import LLM2_BASES
-    from .models.presets import PAPER_TUNED
-
-    return {f for r in runs for f in PAPER_TUNED.get(LLM2_BASES.get(r.get("model"), r.get("model")), ())}
-
-
-def _settings_problems(both: list[dict], tuned_fields) -> list[str]:
-    problems = []
-    sel = _values(both, lambda r: (r.get("setting") or {}).get("selected_by"))
-    exempt = set(TESTED_FIELDS)
-    if len(sel) == 1 and sel[0] != "null":
-        exempt |= set(tuned_fields or _searched_fields(both))
-    elif len(sel) > 1:
-        problems.append("arms selected differently (tuning budgets differ): " + " vs ".join(sel))
-    exempt -= set(FIXED_FIELDS)
-    configs = [r.get("resolved_config") or r.get("config") or {} for r in both]
-    keys = set().union(*configs) - {"seed"}
-    for k in sorted(keys):
-        vals = {json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}
-        if len(vals) > 1 and k not in exempt:
-            problems.append(f"training setting {k} differs: {', '.join(sorted(vals))}")
-    return problems
-
-
 def arm_label(setting: Setting) -> str:
     """The row label of an arm: the setting's label, plus the search that chose its config."""
     tag = f"tuned: {setting.selected_by}" if setting.selected_by else ""
@@ -368,15 +249,6 @@ def paper_gain(model: str, dataset: str = "beauty", metric: str = "ndcg@10") -> 
         if a == a and b == b and b:
             return (a - b) / b
     return float("nan")
-
-
-def check_pair(runs_a, runs_b, **kwargs) -> None:
-    """Raise :class:`PairingRefused` listing :func:`pairing_problems` when there are any."""
-    problems = pairing_problems(runs_a, runs_b, **kwargs)
-    if problems:
-        a, b = runs_a[0] if runs_a else {}, runs_b[0] if runs_b else {}
-        raise PairingRefused(f"{a.get('model')} ({a.get('variant') or 'standard'}) vs {b.get('model')} "
-                             f"({b.get('variant') or 'standard'}) do not pair: " + "; ".join(problems))
 
 
 __all__ = ["ABLATION_FAMILY", "FAIR_FAMILY", "FAIR_METRICS", "arm_label", "compare_arms", "paper_gain",

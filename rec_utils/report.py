@@ -485,14 +485,45 @@ def table_llm2_fair(datasets=("beauty", "ml-latest-small")) -> pd.DataFrame | st
             rows.append({"dataset": ds, "model": model, "protocol": protocol, "arms": lb or "–",
                          "seeds": int(g["n_seed_pairs"].iloc[0]), "base NDCG@10": "refused",
                          "LLM2 NDCG@10": g["pairing"].iloc[0]})
-    if not rows:
-        return ("_No pair yet: run `python scripts/run_llm2_pairs.py` or notebook 05 with `PAIRED = True` "
-                "(`make study`)._")
-    return pd.DataFrame(rows).fillna("")
+    from .models.llm2 import LLM2_BASES
+
+    have = {(r["dataset"], r["model"], r["protocol"]) for r in rows}
+    for model in LLM2_BASES:  # the paper's claim beside a model not yet paired
+        if ("beauty", model, "temporal") not in have:
+            g_ = paper_gain(model, "beauty", "ndcg@10")
+            rows.append({"dataset": "beauty", "model": model, "protocol": "temporal", "base NDCG@10": "not paired yet",
+                         "gain @10 ours / paper": "– / " + (f"{g_:+.0%}" if g_ == g_ else "–")})
+    cols = ["dataset", "model", "protocol", "arms", "seeds", "base NDCG@10", "LLM2 NDCG@10", "Δ NDCG@10 [95 % CI]",
+            "p Holm @10", "base NDCG@20", "LLM2 NDCG@20", "Δ NDCG@20 [95 % CI]", "p Holm @20",
+            "gain @10 ours / paper", "device, code (commits)"]
+    return pd.DataFrame(rows).reindex(columns=cols).fillna("")
+
+
+def table_benchmarks_llm2_pairs() -> pd.DataFrame | str:
+    """scripts/benchmark_llm2_pairs.py: seconds per paired run and per search trial, measured on this
+    (shared) machine, and the plans' sizes extrapolated from them (labelled)."""
+    path = RESULTS_ROOT / "benchmarks" / "llm2_pairs.csv"
+    if not path.is_file():
+        return "_Run `python scripts/benchmark_llm2_pairs.py`._"
+    b = pd.read_csv(path)
+    cols = [c for c in ("kind", "dataset", "model", "protocol", "arm", "device", "threads", "runs", "run_s",
+                        "epochs", "s_per_epoch", "what", "total_s", "hours") if c in b]
+    t = b[cols].copy()
+    for c in ("run_s", "s_per_epoch", "total_s"):
+        if c in t:
+            t[c] = t[c].round(0)
+    for c in ("epochs", "hours"):
+        if c in t:
+            t[c] = t[c].round(1)
+    t = t.astype(object).where(t.notna(), "")
+    t.attrs["note"] = (f"load average {b['load_avg_1m'].iloc[0]:.1f} on 2 cores when written (other jobs ran beside), "
+                       f"commit {b['git_commit'].iloc[0]}; extrapolated rows are estimates, not measurements.")
+    return t
 
 
 BLOCKS.update({
     "llm2-fair": table_llm2_fair,
+    "benchmarks-llm2-pairs": table_benchmarks_llm2_pairs,
     "beauty-significance-refused": lambda: table_significance_refused("beauty"),
 })
 

@@ -41,7 +41,7 @@ every test session gets NDCG@20 and HR@20 for run A and run B; on the per-sessio
 * **Seed-level view**: ``seed_sd_a``/``seed_sd_b`` = sd over the paired seeds of each side's
   metric, ``seed_diff_mean``/``seed_diff_sd`` = mean and sd of the per-seed differences
   (``seed_diff_mean`` = ``diff``).
-* **Pairing** (:func:`rec_utils.llm2_comparison.pairing_problems`): ``device_a``/``device_b``,
+* **Pairing** (:func:`rec_utils.pairing.pairing_problems`): ``device_a``/``device_b``,
   ``git_commit_a``/``git_commit_b`` (every commit of a side, ``;``-joined), ``threads_a``/``threads_b``
   and ``code_fingerprint`` (the training code both sides share) are recorded; a pair of runs on
   different devices, thread counts or training code (or with a failed run) gets its reasons in
@@ -192,7 +192,10 @@ def sign_flip_test(d: np.ndarray, n_perm: int = 10_000, seed: int = 0, level: fl
             ci_low = 0.0
         else:
             raise RuntimeError(f"sign-flip CI [{ci_low}, {ci_high}] disagrees with p = {p} beyond rounding")
-    elif not accepted and ci_low <= 0.0 <= ci_high:
+    if accepted:  # rounding residue of an endpoint at 0 (e.g. -2e-19) reads as 0
+        ci_low = 0.0 if -snap <= ci_low < 0.0 and ci_high >= 0.0 else ci_low
+        ci_high = 0.0 if 0.0 < ci_high <= snap and ci_low <= 0.0 else ci_high
+    elif ci_low <= 0.0 <= ci_high:
         if 0.0 <= ci_high <= snap:
             ci_high = -np.nextafter(0.0, 1.0)
         elif -snap <= ci_low <= 0.0:
@@ -297,9 +300,9 @@ def compare_runs(runs_a: list[dict], runs_b: list[dict], split=None, *, out_dir:
     Args:
         pairing: ``"mark"`` (reasons why the runs do not pair go into the ``pairing`` column;
             :func:`record_significance` keeps such rows out of significance.csv), ``"refuse"``
-            (raise :class:`rec_utils.llm2_comparison.PairingRefused`) or ``"off"``.
+            (raise :class:`rec_utils.pairing.PairingRefused`) or ``"off"``.
         same_settings: also require the training settings to be equal but for the fields under
-            test (init arms of one model, :func:`rec_utils.llm2_comparison.pairing_problems`);
+            test (init arms of one model, :func:`rec_utils.pairing.pairing_problems`);
             ``tuned_fields`` may differ when both sides were selected by searches of one budget.
         family: the Holm family of the rows (:func:`record_significance` adjusts within it).
 
@@ -307,7 +310,7 @@ def compare_runs(runs_a: list[dict], runs_b: list[dict], split=None, *, out_dir:
     splits or protocols, no seed in common, different test sessions, targets that do not
     reproduce a run's stored metric (``check_metrics``); PairingRefused (``pairing="refuse"``).
     """
-    from .llm2_comparison import PairingRefused, pairing_problems
+    from .pairing import PairingRefused, pairing_problems
 
     if pairing not in ("mark", "refuse", "off"):
         raise ValueError(f"pairing must be 'mark', 'refuse' or 'off', got {pairing!r}")

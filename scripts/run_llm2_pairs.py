@@ -7,6 +7,7 @@ notebook 05 (``PAIRED = True``) then loads them instead of training.
     python scripts/run_llm2_pairs.py --models LLM2BERT4Rec --config '{"LLM2BERT4Rec": {"n_random_copies": 1}}'
     python scripts/run_llm2_pairs.py --tuned TAG ...   # each arm's TPE optimum (configs/<model>__init-<init>__TAG.json)
     python scripts/run_llm2_pairs.py --device cuda --threads 0 --models LLM2BERT4Rec   # the GPU pair
+    python scripts/run_llm2_pairs.py --compare-only ...   # pair what is stored -> significance.csv
 
 Settings are built exactly as notebook 05 builds them in paired mode
 (:func:`rec_utils.llm2_comparison.arm_setting`).
@@ -19,7 +20,8 @@ import time
 
 from rec_utils import results
 from rec_utils.data import load_dataset
-from rec_utils.llm2_comparison import arm_setting, run_arms, tuned_arm_setting
+from rec_utils.llm2_comparison import arm_setting, compare_arms, run_arms, tuned_arm_setting
+from rec_utils.significance import record_significance
 from rec_utils.split import make_split
 from rec_utils.utils import resolve_device
 
@@ -40,6 +42,10 @@ def main(argv=None) -> None:
     ap.add_argument("--sample-train-sessions", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="results folder (default results/<dataset>)")
+    ap.add_argument("--compare-only", action="store_true",
+                    help="train nothing: pair the stored runs of the arms (seeds stored for every arm) and "
+                         "record the rows in significance.csv / significance_refused.csv")
+    ap.add_argument("--n-boot", type=int, default=10_000)
     args = ap.parse_args(argv)
 
     overrides = json.loads(args.config)
@@ -59,6 +65,20 @@ def main(argv=None) -> None:
         else:
             arms = {i: arm_setting(model, i, split, preset=preset, overrides=overrides.get(model, {}),
                                    num_threads=threads) for i in args.inits}
+        if args.compare_only:
+            stored = {a: results.find_runs(out, setting=s, split_fingerprint=split.fingerprint) for a, s in arms.items()}
+            seeds = set.intersection(*({int(r["seed"]) for r in rs} for rs in stored.values()))
+            if not seeds:
+                print(f"{model}: no seed stored for every arm ({ {a: len(r) for a, r in stored.items()} })")
+                continue
+            stored = {a: [r for r in rs if int(r["seed"]) in seeds] for a, rs in stored.items()}
+            rows = compare_arms(arms, stored, split, out_dir=out, n_boot=args.n_boot)
+            record_significance(rows, out)
+            for r in rows:
+                print(f"{model} {r['label_a']} vs {r['label_b']} {r['metric']}: {r['mean_a']:.4f} vs {r['mean_b']:.4f}, "
+                      f"diff {r['diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] p {r['p_value']:.3g}, "
+                      f"seeds {sorted(seeds)}; {r['pairing'] or 'pairs'}", flush=True)
+            continue
         t0 = [time.time()]
 
         def report(arm, run, model=model, t0=t0):

@@ -164,3 +164,34 @@ def test_tuned_arm_needs_a_finished_search(tmp_path, tiny_folder):
     s = tuned_arm_setting("LLM2SASRec", "llm", split, tag="t8", root=tmp_path, num_threads=1)
     assert s.selected_by == "TPE t8: 8 trials" and s.config["emb_dim"] == 4 and "init" not in s.config
     assert s.config["num_threads"] == 1 and s.preset is None
+
+
+def test_the_headline_table_shows_pairs_refusals_and_the_papers_gain(tmp_path, tiny_folder, monkeypatch):
+    """report.table_llm2_fair: a paired model gets base / LLM2 mean ± sd, Δ with CI and Holm p, the
+    shared device and code; a refused pair shows its reason; an unpaired model the paper's gain."""
+    from rec_utils import report
+    from rec_utils.llm2_comparison import compare_arms
+    from rec_utils.significance import record_significance
+
+    split = make_split(load_dataset(tiny_folder), "temporal", test_frac=0.5)
+    emb = ItemEmbeddings(np.arange(6), np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32))
+    out = tmp_path / "beauty"
+    arms = {i: arm_setting("LLM2SASRec", i, split, config={**TINY, "reduction": "pca"}, num_threads=1)
+            for i in ("random", "llm")}
+    runs = run_arms(arms, split, out_dir=out, seeds=[0, 1], embeddings=emb)
+    record_significance(compare_arms(arms, runs, split, out_dir=out, n_boot=99), out)
+    arms_gru = {i: arm_setting("LLM2GRU4Rec", i, split, config={"emb_dim": 4, "hidden_dim": 4, "epochs": 1},
+                               num_threads=1) for i in ("random", "llm")}
+    gru = run_arms(arms_gru, split, out_dir=out, seeds=[0], embeddings=emb)
+    gru["random"] = [{**r, "device": "cuda:NVIDIA H200"} for r in gru["random"]]  # an unlike base: refused
+    record_significance(compare_arms(arms_gru, gru, split, out_dir=out, n_boot=99), out)
+    monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
+    t = report.table_llm2_fair(("beauty",))
+    sas = t[t["model"] == "LLM2SASRec"].iloc[0]
+    assert sas["seeds"] == 2 and "[" in sas["Δ NDCG@10 [95 % CI]"] and sas["p Holm @10"] != ""
+    assert sas["device, code (commits)"].startswith("cpu") and runs["llm"][0]["code_fingerprint"] in sas["device, code (commits)"]
+    assert sas["gain @10 ours / paper"].endswith("+27%")
+    gru_row = t[t["model"] == "LLM2GRU4Rec"].iloc[0]
+    assert gru_row["base NDCG@10"] == "refused" and "different devices" in gru_row["LLM2 NDCG@10"]
+    bert = t[t["model"] == "LLM2BERT4Rec"].iloc[0]
+    assert bert["base NDCG@10"] == "not paired yet" and bert["gain @10 ours / paper"] == "– / +20%"
