@@ -496,7 +496,7 @@ def table_llm2_fair(datasets=("beauty", "ml-latest-small")) -> pd.DataFrame | st
     cols = ["dataset", "model", "protocol", "arms", "seeds", "base NDCG@10", "LLM2 NDCG@10", "Δ NDCG@10 [95 % CI]",
             "p Holm @10", "base NDCG@20", "LLM2 NDCG@20", "Δ NDCG@20 [95 % CI]", "p Holm @20",
             "gain @10 ours / paper", "device, code (commits)"]
-    return pd.DataFrame(rows).reindex(columns=cols).fillna("")
+    return pd.DataFrame(rows).reindex(columns=cols).astype(object).fillna("")
 
 
 def table_benchmarks_llm2_pairs() -> pd.DataFrame | str:
@@ -504,7 +504,7 @@ def table_benchmarks_llm2_pairs() -> pd.DataFrame | str:
     (shared) machine, and the plans' sizes extrapolated from them (labelled)."""
     path = RESULTS_ROOT / "benchmarks" / "llm2_pairs.csv"
     if not path.is_file():
-        return "_Run `python scripts/benchmark_llm2_pairs.py`._"
+        return "_Run `.venv/bin/python scripts/benchmark_llm2_pairs.py`._"
     b = pd.read_csv(path)
     cols = [c for c in ("kind", "dataset", "model", "protocol", "arm", "device", "threads", "runs", "run_s",
                         "epochs", "s_per_epoch", "what", "total_s", "hours") if c in b]
