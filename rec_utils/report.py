@@ -467,8 +467,9 @@ def table_llm2_fair(datasets=("beauty", "ml-latest-small")) -> pd.DataFrame | st
             r10, r20 = by["ndcg@10"], by["ndcg@20"]
             ours = r10["diff"] / r10["mean_b"] if r10["mean_b"] else float("nan")
             rows.append({
-                "dataset": ds, "model": model, "protocol": protocol, "arms": lb or "–",
-                "seeds": int(r10["n_seed_pairs"]),
+                "dataset": ds, "model": model, "protocol": protocol,
+                "configs": la.split("tuned: ", 1)[1] if "tuned: " in la else "preset (like-for-like)",
+                "seeds": str(int(r10["n_seed_pairs"])),
                 "base NDCG@10": _fmt(r10["mean_b"], r10["seed_sd_b"]),
                 "LLM2 NDCG@10": _fmt(r10["mean_a"], r10["seed_sd_a"]),
                 "Δ NDCG@10 [95 % CI]": f"{r10['diff']:+.4f} [{r10['ci_low']:+.4f}, {r10['ci_high']:+.4f}]",
@@ -482,8 +483,9 @@ def table_llm2_fair(datasets=("beauty", "ml-latest-small")) -> pd.DataFrame | st
                                           f"{r10['code_fingerprint']} ({r10['git_commit_a']})",
             })
         for (model, la, lb, protocol), g in ref.groupby(["model_a", "label_a", "label_b", "protocol"], sort=True):
-            rows.append({"dataset": ds, "model": model, "protocol": protocol, "arms": lb or "–",
-                         "seeds": int(g["n_seed_pairs"].iloc[0]), "base NDCG@10": "refused",
+            rows.append({"dataset": ds, "model": model, "protocol": protocol,
+                         "configs": la.split("tuned: ", 1)[1] if "tuned: " in la else "preset (like-for-like)",
+                         "seeds": str(int(g["n_seed_pairs"].iloc[0])), "base NDCG@10": "refused",
                          "LLM2 NDCG@10": g["pairing"].iloc[0]})
     from .models.llm2 import LLM2_BASES
 
@@ -493,7 +495,7 @@ def table_llm2_fair(datasets=("beauty", "ml-latest-small")) -> pd.DataFrame | st
             g_ = paper_gain(model, "beauty", "ndcg@10")
             rows.append({"dataset": "beauty", "model": model, "protocol": "temporal", "base NDCG@10": "not paired yet",
                          "gain @10 ours / paper": "– / " + (f"{g_:+.0%}" if g_ == g_ else "–")})
-    cols = ["dataset", "model", "protocol", "arms", "seeds", "base NDCG@10", "LLM2 NDCG@10", "Δ NDCG@10 [95 % CI]",
+    cols = ["dataset", "model", "protocol", "configs", "seeds", "base NDCG@10", "LLM2 NDCG@10", "Δ NDCG@10 [95 % CI]",
             "p Holm @10", "base NDCG@20", "LLM2 NDCG@20", "Δ NDCG@20 [95 % CI]", "p Holm @20",
             "gain @10 ours / paper", "device, code (commits)"]
     return pd.DataFrame(rows).reindex(columns=cols).astype(object).fillna("")
@@ -509,6 +511,9 @@ def table_benchmarks_llm2_pairs() -> pd.DataFrame | str:
     cols = [c for c in ("kind", "dataset", "model", "protocol", "arm", "device", "threads", "runs", "run_s",
                         "epochs", "s_per_epoch", "what", "total_s", "hours") if c in b]
     t = b[cols].copy()
+    for c in ("threads", "runs"):
+        if c in t:
+            t[c] = t[c].map(lambda v: "" if v != v else str(int(v)) if isinstance(v, (int, float)) else str(v))
     for c in ("run_s", "s_per_epoch", "total_s"):
         if c in t:
             t[c] = t[c].round(0)

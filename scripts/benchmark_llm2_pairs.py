@@ -77,6 +77,14 @@ def extrapolate(m: pd.DataFrame, s: pd.DataFrame) -> pd.DataFrame:
         rows.append({"dataset": ds, "model": model, "protocol": "temporal", "arm": "per arm",
                      "what": "paper-size search: 100 trials × ≈1.5 full fits (folds 1/4+2/4+3/4)",
                      "total_s": 100 * 1.5 * run})
+        s_ep = float(np.average(g["s_per_epoch"], weights=g["runs"]))
+        ep = float(np.average(g["epochs"], weights=g["runs"]))
+        # default plan's 05 entry: per model 2 arms × 4 trials × 3 folds × 2 epochs on 2,000 of ~17,890
+        # train sessions, then 2 arms × 1 seed to early stopping
+        eq = 2 * 4 * 3 * 2 * 2000 / 17890 + 2 * ep
+        rows.append({"dataset": ds, "model": model, "protocol": "temporal", "arm": "random + llm",
+                     "what": f"default plan 05 entry for this model (≈{eq:.0f} epoch-equivalents × measured s/epoch)",
+                     "total_s": eq * s_ep})
         ss = s[(s["model"] == model)] if not s.empty else s
         if len(ss):
             rows.append({"dataset": ds, "model": model, "protocol": "temporal", "arm": "per arm",
