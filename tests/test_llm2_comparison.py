@@ -188,7 +188,7 @@ def test_the_headline_table_shows_pairs_refusals_and_the_papers_gain(tmp_path, t
     monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
     t = report.table_llm2_fair(("beauty",))
     sas = t[t["model"] == "LLM2SASRec"].iloc[0]
-    assert sas["seeds"] == 2 and "[" in sas["Δ NDCG@10 [95 % CI]"] and sas["p Holm @10"] != ""
+    assert sas["seeds"] == "2" and sas["configs"] == "preset (like-for-like)" and "[" in sas["Δ NDCG@10 [95 % CI]"] and sas["p Holm @10"] != ""
     assert sas["device, code (commits)"].startswith("cpu") and runs["llm"][0]["code_fingerprint"] in sas["device, code (commits)"]
     assert sas["gain @10 ours / paper"].endswith("+27%")
     gru_row = t[t["model"] == "LLM2GRU4Rec"].iloc[0]
