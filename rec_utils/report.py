@@ -264,9 +264,11 @@ def table_benchmarks_llm() -> pd.DataFrame | str:
 
 
 def table_significance(dataset: str = "beauty") -> pd.DataFrame | str:
-    """Paired comparisons of ``results/<dataset>/significance.csv`` (notebook 05): A vs B on the
-    same test sessions, mean per-session difference with its 95 % bootstrap CI, relative gain and
-    the Wilcoxon p-value; the latest row per comparison."""
+    """Paired comparisons of ``results/<dataset>/significance.csv`` (notebooks 05, 06, 07, 10): A vs B
+    on the same test sessions, mean per-session difference with its 95 % CI (the inverted sign-flip
+    test), relative gain, the sign-flip p-value and its Holm adjustment within the file; only pairs
+    of runs on one device, thread count and training code are in the file (the others are in
+    ``significance_refused.csv``, :func:`table_significance_refused`)."""
     sig = read_significance(RESULTS_ROOT / dataset)
     if sig.empty:
         return "_Run notebook 05 (`make study`) for the paired comparisons._"
@@ -280,7 +282,9 @@ def table_significance(dataset: str = "beauty") -> pd.DataFrame | str:
             "sessions": int(r["n_sessions"]), "A mean": _fmt(r["mean_a"]), "B mean": _fmt(r["mean_b"]),
             "A − B": f"{r['diff']:+.4f}", "95 % CI": f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
             "gain": _delta(r["mean_a"], r["mean_b"]) if r["mean_b"] else "–",
-            "p (Wilcoxon)": f"{r['p_value']:.2g}",
+            "p (sign-flip)": f"{r['p_value']:.2g}",
+            "p (Holm)": f"{r['p_holm']:.2g}" if r.get("p_holm") == r.get("p_holm") else "–",
+            "device": str(r.get("device_a", "")).split(":")[0] or "–",
         })
     return pd.DataFrame(rows).sort_values(["protocol", "A", "B", "metric"], kind="stable")
 
@@ -457,6 +461,112 @@ def figures_block() -> str:
         return "_Run notebook 11 (`make study`) for the figures._"
     return "\n\n".join(f"**{r['title']}**\n\n![{r['title']}]({r['file']})\n\n_{r['caption']}_"
                         for _, r in idx.iterrows())
+
+
+def table_significance_refused(dataset: str = "beauty") -> pd.DataFrame | str:
+    """Pairs kept out of significance.csv (``significance_refused.csv``): which, and why (device,
+    thread count, training code, settings, failed run), one row per pair (its metrics together)."""
+    from .significance import read_significance
+
+    ref = read_significance(RESULTS_ROOT / dataset, "significance_refused.csv")
+    if ref.empty:
+        return "_No refused pair._"
+    ref = ref.fillna({"label_a": "", "label_b": ""})
+    ref = ref.drop_duplicates(["model_a", "label_a", "model_b", "label_b", "protocol", "split_fingerprint"])
+    return pd.DataFrame([{
+        "A": r["model_a"] + (f" ({r['label_a']})" if r["label_a"] else ""),
+        "B": r["model_b"] + (f" ({r['label_b']})" if r["label_b"] else ""),
+        "protocol": r["protocol"], "seeds": int(r["n_seed_pairs"]), "why not paired": r["pairing"],
+    } for _, r in ref.iterrows()]).sort_values(["protocol", "A", "B"], kind="stable")
+
+
+def table_llm2_fair(datasets=("beauty", "ml-latest-small")) -> pd.DataFrame | str:
+    """"Does LLM initialisation help?" (issue 22): per dataset, model and protocol, the base
+    (``init=random``) and the LLM2 arm trained as pairs by :mod:`rec_utils.llm2_comparison` (same
+    split, device, threads, code; each arm's own preset or equal-budget TPE optimum): mean ± sd over
+    seeds, the paired Δ NDCG@10 / @20 with the 95 % CI of the inverted sign-flip test and the
+    Holm-adjusted p (family: this table's rows of the dataset), the device and code both share,
+    and the paper's relative gain beside ours. Refused pairs are shown with their reason."""
+    from .llm2_comparison import FAIR_FAMILY, paper_gain
+    from .significance import read_significance
+
+    rows = []
+    for ds in datasets:
+        sig = read_significance(RESULTS_ROOT / ds)
+        ref = read_significance(RESULTS_ROOT / ds, "significance_refused.csv")
+        sig = sig[sig["family"] == FAIR_FAMILY] if "family" in sig else sig.iloc[:0]
+        ref = ref[ref["family"] == FAIR_FAMILY] if "family" in ref else ref.iloc[:0]
+        for (model, la, lb, protocol), g in sig.groupby(["model_a", "label_a", "label_b", "protocol"], sort=True):
+            by = {r["metric"]: r for _, r in g.iterrows()}
+            if not {"ndcg@10", "ndcg@20"} <= set(by):
+                continue
+            r10, r20 = by["ndcg@10"], by["ndcg@20"]
+            ours = r10["diff"] / r10["mean_b"] if r10["mean_b"] else float("nan")
+            rows.append({
+                "dataset": ds, "model": model, "protocol": protocol,
+                "configs": la.split("tuned: ", 1)[1] if "tuned: " in la else "preset (like-for-like)",
+                "seeds": str(int(r10["n_seed_pairs"])),
+                "base NDCG@10": _fmt(r10["mean_b"], r10["seed_sd_b"]),
+                "LLM2 NDCG@10": _fmt(r10["mean_a"], r10["seed_sd_a"]),
+                "Δ NDCG@10 [95 % CI]": f"{r10['diff']:+.4f} [{r10['ci_low']:+.4f}, {r10['ci_high']:+.4f}]",
+                "p Holm @10": f"{r10['p_holm']:.2g}",
+                "base NDCG@20": _fmt(r20["mean_b"], r20["seed_sd_b"]),
+                "LLM2 NDCG@20": _fmt(r20["mean_a"], r20["seed_sd_a"]),
+                "Δ NDCG@20 [95 % CI]": f"{r20['diff']:+.4f} [{r20['ci_low']:+.4f}, {r20['ci_high']:+.4f}]",
+                "p Holm @20": f"{r20['p_holm']:.2g}",
+                "gain @10 ours / paper": f"{ours:+.0%} / " + (f"{g_:+.0%}" if (g_ := paper_gain(model, ds, 'ndcg@10')) == g_ else "–"),
+                "device, code (commits)": f"{str(r10['device_a']).split(' x')[0]}, {r10['threads_a']} thr, "
+                                          f"{r10['code_fingerprint']} ({r10['git_commit_a']})",
+            })
+        for (model, la, lb, protocol), g in ref.groupby(["model_a", "label_a", "label_b", "protocol"], sort=True):
+            rows.append({"dataset": ds, "model": model, "protocol": protocol,
+                         "configs": la.split("tuned: ", 1)[1] if "tuned: " in la else "preset (like-for-like)",
+                         "seeds": str(int(g["n_seed_pairs"].iloc[0])), "base NDCG@10": "refused",
+                         "LLM2 NDCG@10": g["pairing"].iloc[0]})
+    from .models.llm2 import LLM2_BASES
+
+    have = {(r["dataset"], r["model"], r["protocol"]) for r in rows}
+    for model in LLM2_BASES:  # the paper's claim beside a model not yet paired
+        if ("beauty", model, "temporal") not in have:
+            g_ = paper_gain(model, "beauty", "ndcg@10")
+            rows.append({"dataset": "beauty", "model": model, "protocol": "temporal", "base NDCG@10": "not paired yet",
+                         "gain @10 ours / paper": "– / " + (f"{g_:+.0%}" if g_ == g_ else "–")})
+    cols = ["dataset", "model", "protocol", "configs", "seeds", "base NDCG@10", "LLM2 NDCG@10", "Δ NDCG@10 [95 % CI]",
+            "p Holm @10", "base NDCG@20", "LLM2 NDCG@20", "Δ NDCG@20 [95 % CI]", "p Holm @20",
+            "gain @10 ours / paper", "device, code (commits)"]
+    return pd.DataFrame(rows).reindex(columns=cols).astype(object).fillna("")
+
+
+def table_benchmarks_llm2_pairs() -> pd.DataFrame | str:
+    """scripts/benchmark_llm2_pairs.py: seconds per paired run and per search trial, measured on this
+    (shared) machine, and the plans' sizes extrapolated from them (labelled)."""
+    path = RESULTS_ROOT / "benchmarks" / "llm2_pairs.csv"
+    if not path.is_file():
+        return "_Run `.venv/bin/python scripts/benchmark_llm2_pairs.py`._"
+    b = pd.read_csv(path)
+    cols = [c for c in ("kind", "dataset", "model", "protocol", "arm", "device", "threads", "runs", "run_s",
+                        "epochs", "s_per_epoch", "what", "total_s", "hours") if c in b]
+    t = b[cols].copy()
+    for c in ("threads", "runs"):
+        if c in t:
+            t[c] = t[c].map(lambda v: "" if v != v else str(int(v)) if isinstance(v, (int, float)) else str(v))
+    for c in ("run_s", "s_per_epoch", "total_s"):
+        if c in t:
+            t[c] = t[c].round(0)
+    for c in ("epochs", "hours"):
+        if c in t:
+            t[c] = t[c].round(1)
+    t = t.astype(object).where(t.notna(), "")
+    t.attrs["note"] = (f"load average {b['load_avg_1m'].iloc[0]:.1f} on 2 cores when written (other jobs ran beside), "
+                       f"commit {b['git_commit'].iloc[0]}; extrapolated rows are estimates, not measurements.")
+    return t
+
+
+BLOCKS.update({
+    "llm2-fair": table_llm2_fair,
+    "benchmarks-llm2-pairs": table_benchmarks_llm2_pairs,
+    "beauty-significance-refused": lambda: table_significance_refused("beauty"),
+})
 
 
 BLOCKS.update({

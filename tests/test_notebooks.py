@@ -136,25 +136,43 @@ def test_02_sequential_rows():
 
 
 def test_05_llm2sequential_rows():
-    """Base (init=random), LLM2 and permuted rows of every model with the CI seeds, and their
-    paired comparisons (LLM2 and permuted vs base, LLM2 vs permuted) with a CI and a p-value."""
+    """Base (init=random), LLM2 and permuted arms of every model with the CI seeds, trained as pairs
+    (one device, thread count and code), and their paired comparisons (LLM2 and permuted vs base,
+    LLM2 vs permuted) with a CI that agrees with the p-value and Holm-adjusted p; the tuned entry
+    stores each arm's TPE optimum and pairs the two tuned arms."""
+    import json
+
+    from rec_utils.significance import p_disagrees_with_ci
+
     run = CI_RUNS["05_llm2sequential"]
     out = results_of("05_llm2sequential")
     mean = read_summary(out)
-    mean = mean[(mean["aggregate"] == "mean") & mean["model"].str.startswith("LLM2")]
+    mean = mean[(mean["aggregate"] == "mean") & mean["model"].str.startswith("LLM2")
+                & mean["variant"].fillna("").str.contains("num_threads=1") & (mean["notebook"] == "05_llm2sequential")]
     models = run["parameters"].get("MODELS", ["LLM2SASRec", "LLM2GRU4Rec"])
     for m in models:
-        labels = list(mean.loc[mean["model"] == m, "variant"].fillna(""))
+        labels = list(mean.loc[(mean["model"] == m) & (mean["n_seeds"] == len(run["parameters"]["SEEDS"])), "variant"])
         inits = sorted("random" if "init=random" in v else "permuted" if "init=permuted" in v else "llm" for v in labels)
         assert inits == ["llm", "permuted", "random"], (m, labels)
-    assert (mean["n_seeds"] == len(run["parameters"]["SEEDS"])).all()
-    assert mean[list(METRIC_COLUMNS)].notna().all(axis=None)
     sig = pd.read_csv(out / "significance.csv")
-    sig = sig[sig["model_a"].isin(models)]  # the file is shared with other CI notebooks (10_tuning)
-    assert {"ndcg@20", "hit_rate@20"} == set(sig["metric"])
+    sig = sig[sig["model_a"].isin(models) & sig["family"].str.startswith("llm2-")
+              & ~sig["label_a"].fillna("").str.contains("tuned")]
+    assert {"ndcg@10", "ndcg@20"} == set(sig["metric"])
     assert len(sig) == 2 * 3 * len(models), "llm vs base, permuted vs base, llm vs permuted; two metrics each"
     assert ((sig["ci_low"] <= sig["diff"]) & (sig["diff"] <= sig["ci_high"])).all()
     assert sig["p_value"].between(0, 1).all() and (sig["n_sessions"] == run["parameters"]["SAMPLE_SESSIONS"]).all()
+    assert not p_disagrees_with_ci(sig).any() and (sig["p_holm"] >= sig["p_value"]).all()
+    assert (sig["device_a"] == sig["device_b"]).all() and (sig["threads_a"].astype(str) == "1").all()
+    assert (sig["pairing"].fillna("") == "").all() and sig["code_fingerprint"].notna().all()
+    # the tuned entry: one optimum per arm, same budget, and the pair of tuned arms
+    tuned = CI_RUNS["05_llm2sequential__tuned"]
+    out_t = results_of("05_llm2sequential__tuned")
+    docs = [json.loads(p.read_text()) for p in sorted((out_t / "configs").glob("LLM2GRU4Rec__init-*.json"))]
+    assert sorted(d["init"] for d in docs) == ["llm", "random"]
+    assert {d["n_trials"] for d in docs} == {tuned["parameters"]["TUNE_TRIALS"]} and len({d["selected_by"] for d in docs}) == 1
+    sig_t = pd.read_csv(out_t / "significance.csv")
+    sig_t = sig_t[sig_t["label_a"].fillna("").str.contains("tuned") & (sig_t["family"] == "llm2-fair")]
+    assert len(sig_t) == 2 and (sig_t["pairing"].fillna("") == "").all()
 
 
 def test_10_tuning_study_config_and_rows():

@@ -11,7 +11,7 @@ from rec_utils.results import find_runs, save_run
 from rec_utils.setting import Setting
 from rec_utils.significance import (KEY_COLUMNS, SIGNIFICANCE_COLUMNS, bootstrap_ci, compare_runs, compare_settings,
                                     load_lists, paired_stats, per_session, read_significance, record_significance,
-                                    wilcoxon_p)
+                                    sign_flip_test, wilcoxon_p)
 from rec_utils.split import make_split
 
 FP = "abc123abc123"
@@ -23,7 +23,7 @@ def test_constant_difference_gives_a_point_ci_and_a_tiny_p():
     r = paired_stats(b + 0.1, b, n_boot=2000, seed=1)
     assert r["diff"] == pytest.approx(0.1, abs=1e-12)
     assert r["ci_low"] == pytest.approx(0.1, abs=1e-12) and r["ci_high"] == pytest.approx(0.1, abs=1e-12)
-    assert r["p_value"] < 1e-50 and r["n_sessions"] == 500
+    assert r["p_value"] == pytest.approx(1 / 2001) and r["n_sessions"] == 500  # no sign vector reaches it
     assert r["mean_a"] - r["mean_b"] == pytest.approx(0.1)
 
 
@@ -33,7 +33,7 @@ def test_symmetric_noise_covers_zero_with_a_large_p():
     base = np.full(len(d), 0.5)
     r = paired_stats(base + d, base, n_boot=5000, seed=0)
     assert r["ci_low"] < 0 < r["ci_high"]
-    assert r["p_value"] > 0.9  # signed ranks split evenly
+    assert r["p_value"] == 1.0  # |mean(s·d)| >= 0 = |d̄| for every sign vector
     assert abs(r["diff"]) < 1e-12
 
 
@@ -68,7 +68,7 @@ def test_per_session_metrics_by_hand():
 
 
 # ------------------------------------------------------------------ stored runs
-def _store(out, model, seed, recs, sids, targets, config=None, fp=FP, label=None):
+def _store(out, model, seed, recs, sids, targets, config=None, fp=FP, label=None, provenance=None):
     """Store a run of ``model`` with lists ``recs`` for sessions ``sids`` (targets in the same
     order, used only for the run's stored metrics) as run_seeds does."""
     setting = Setting(model=model, dataset="syn", config=config or {})
@@ -76,7 +76,8 @@ def _store(out, model, seed, recs, sids, targets, config=None, fp=FP, label=None
                "hit_rate@20": float(hit_rate_at_k(recs, targets, 20).mean())}
     rec = {"model": model, "variant": setting.label if label is None else label, "protocol": "temporal",
            "seed": seed, "setting": setting.to_dict(), "setting_id": setting.id, "split_fingerprint": fp,
-           "metrics": metrics}
+           "metrics": metrics, "device": "cpu:test x2", "git_commit": "abc1234", "code_fingerprint": "c0de" * 3,
+           **(provenance or {})}
     save_run(rec, out, recs=recs, session_ids=sids)
     return rec
 
@@ -107,7 +108,15 @@ def test_compare_runs_pairs_seeds_and_averages_per_session(tmp_path):
     assert nd["mean_a"] == pytest.approx(np.mean([A[0]["metrics"]["ndcg@20"], A[1]["metrics"]["ndcg@20"]]))
     # where A hits at rank 1, B hits at rank 2: per-session difference 1 - 1/log2(3)
     assert nd["diff"] == pytest.approx(nd["mean_a"] * (1 - 1 / np.log2(3)))
-    assert 0 < nd["ci_low"] < nd["diff"] < nd["ci_high"] and nd["p_value"] < 1e-10
+    assert 0 < nd["ci_low"] < nd["diff"] < nd["ci_high"] and nd["p_value"] == pytest.approx(1 / 2001)
+    assert 0 < nd["boot_ci_low"] < nd["diff"] < nd["boot_ci_high"]
+    # seed-level view: per-seed means of each side and of their difference
+    sa = [A[s]["metrics"]["ndcg@20"] for s in (0, 1)]
+    sb = [B[s]["metrics"]["ndcg@20"] for s in (0, 1)]
+    assert nd["seed_sd_a"] == pytest.approx(np.std(sa, ddof=1)) and nd["seed_sd_b"] == pytest.approx(np.std(sb, ddof=1))
+    assert nd["seed_diff_mean"] == pytest.approx(nd["diff"])
+    assert nd["seed_diff_sd"] == pytest.approx(np.std(np.subtract(sa, sb), ddof=1))
+    assert nd["device_a"] == nd["device_b"] == "cpu:test x2" and nd["pairing"] == ""
     assert hr["diff"] == 0.0 and hr["p_value"] == 1.0 and hr["ci_low"] == hr["ci_high"] == 0.0
     assert (nd["model_a"], nd["model_b"], nd["split_fingerprint"]) == ("LLM2SASRec", "SASRec", FP)
     assert nd["label_a"] == "" and nd["setting_id_a"] == A[0]["setting_id"]
@@ -187,3 +196,97 @@ def test_significance_csv_replaces_rows_of_the_same_key(tmp_path):
     assert len(table) == 4 and set(table["label_a"]) == {"", "init=permuted"}
     assert not table.duplicated(list(KEY_COLUMNS)).any()
     assert set(table["split_fingerprint"]) == {FP} and set(table["label_b"]) == {""}
+
+
+# ------------------------------------------------------------------ sign-flip test, CI, Holm (issue 22)
+def _constructed(kind: str, n: int, rng) -> np.ndarray:
+    """Per-session differences as they arise: continuous, NDCG-like (mostly 0, a few ±1/log2 ranks),
+    HR-like (−1/0/+1) and seed-averaged HR over 3 seeds (±1/3, ±2/3, the case that broke Wilcoxon)."""
+    shift = rng.normal(0, 0.15)
+    if kind == "normal":
+        return rng.normal(shift, 1.0, n)
+    if kind == "ndcg":
+        hit = rng.random(n) < 0.15
+        return np.where(hit, rng.choice([1, -1, 0.63, -0.5], n) + shift, 0.0)
+    if kind == "hr":
+        return rng.choice([-1.0, 0.0, 1.0], n, p=[0.08, 0.84, 0.08] if shift < 0 else [0.06, 0.84, 0.10])
+    return rng.choice([-2 / 3, -1 / 3, 0.0, 1 / 3, 2 / 3], n, p=[0.04, 0.08, 0.74, 0.09, 0.05])
+
+
+@pytest.mark.parametrize("kind", ["normal", "ndcg", "hr", "hr3"])
+def test_p_below_005_iff_the_95_ci_excludes_zero_on_constructed_data(kind):
+    """The guarantee of significance.py: the CI is the inversion of the same sign-flip test, so the
+    p-value and the CI never read differently — across many constructed data sets, including the
+    discrete ones with exact ties (HR, seed-averaged HR) and borderline effects."""
+    rng = np.random.default_rng(22)
+    decided = {True: 0, False: 0}
+    for i in range(60):
+        d = _constructed(kind, int(rng.integers(8, 400)), rng)
+        r = sign_flip_test(d, n_perm=999, seed=i)
+        excludes = r["ci_low"] > 0 or r["ci_high"] < 0
+        assert (r["p_value"] < 0.05) == excludes, (kind, i, r, d.mean())
+        if np.any(d != 0):
+            assert r["ci_low"] <= d.mean() <= r["ci_high"]
+        decided[excludes] += 1
+    assert decided[True] > 0 and decided[False] > 0  # both outcomes were exercised
+
+
+def test_sign_flip_p_is_the_stated_formula_and_seeded():
+    d = np.array([0.5, 1.0, -0.25, 0.75, 0.1, -0.1, 0.3])
+    r = sign_flip_test(d, n_perm=500, seed=3)
+    # recompute by the formula with the same sign vectors
+    from rec_utils.significance import _sign_blocks
+    S = np.concatenate(list(_sign_blocks(len(d), 500, 3)))
+    count = np.count_nonzero(np.abs(S @ d / len(d)) >= abs(d.mean()) - 1e-12)
+    assert r["p_value"] == pytest.approx((1 + count) / 501)
+    assert sign_flip_test(d, 500, seed=3) == r and sign_flip_test(d, 500, seed=4) != r
+    # n = 7: all 2^7 = 128 sign patterns enumerate the exact p; 500 random ones come close
+    signs = np.array(np.meshgrid(*[[-1, 1]] * 7)).reshape(7, -1).T
+    exact = np.mean(np.abs(signs @ d / 7) >= abs(d.mean()) - 1e-12)
+    assert r["p_value"] == pytest.approx(exact, abs=0.06)
+
+
+def test_inverted_ci_is_close_to_the_bootstrap_ci_in_a_large_sample():
+    d = np.random.default_rng(5).normal(0.03, 0.3, 3000)
+    r = sign_flip_test(d, 4000, seed=0)
+    lo, hi = bootstrap_ci(d, 4000, seed=0)
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    assert r["ci_low"] == pytest.approx(lo, abs=0.25 * se) and r["ci_high"] == pytest.approx(hi, abs=0.25 * se)
+
+
+def test_holm_by_hand():
+    from rec_utils.significance import holm
+    # sorted 0.005, 0.01, 0.03, 0.04 (m = 4): ×4, ×3, ×2, ×1 then running max
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan, 0.005]), [0.03, 0.06, 0.06, np.nan, 0.02])
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])
+    assert holm([]).shape == (0,)
+
+
+def test_record_significance_adjusts_within_families_and_keeps_unlike_pairs_out(tmp_path):
+    A, B, t = _runs(tmp_path, seeds=(0,))
+    rows = compare_runs(A, B, targets=t, out_dir=tmp_path, n_boot=200)
+    table = record_significance(rows, tmp_path)
+    p = table["p_value"].to_numpy()
+    lo, hi = np.argmin(p), np.argmax(p)  # Holm over the family of 2: 2·p_min, then max(p_max, 2·p_min)
+    assert table["p_holm"][lo] == pytest.approx(min(1, 2 * p[lo]), rel=1e-5)
+    assert table["p_holm"][hi] == pytest.approx(max(p[hi], min(1, 2 * p[lo])), rel=1e-5)
+    # B made on a GPU: the pair is marked and goes to significance_refused.csv, never into significance.csv
+    sid, recs = load_lists(B[0], tmp_path)
+    gpu = [_store(tmp_path / "g", "SASRec", 0, recs, sid, t.reindex(sid).to_numpy(),
+                  provenance={"device": "cuda:NVIDIA H200", "git_commit": "unknown", "code_fingerprint": None})]
+    sid, recs = load_lists(A[0], tmp_path)
+    cpu = [_store(tmp_path / "g", "LLM2SASRec", 0, recs, sid, t.reindex(sid).to_numpy())]
+    marked = compare_runs(cpu, gpu, targets=t, out_dir=tmp_path / "g", n_boot=200)
+    assert all("different devices" in r["pairing"] and "code unknown" in r["pairing"] for r in marked)
+    table = record_significance(marked, tmp_path)
+    assert len(table) == 0  # the same key was replaced by a refused row
+    refused = read_significance(tmp_path, "significance_refused.csv")
+    assert len(refused) == 2 and refused["pairing"].str.contains("cuda:NVIDIA H200").all()
+    assert "p_value" not in refused.columns
+    from rec_utils.llm2_comparison import PairingRefused
+    with pytest.raises(PairingRefused, match="different devices"):
+        compare_runs(cpu, gpu, targets=t, out_dir=tmp_path / "g", pairing="refuse")
+    # a pair that pairs again leaves the refused list
+    record_significance(rows, tmp_path)
+    assert len(read_significance(tmp_path, "significance_refused.csv")) == 0
+    assert len(read_significance(tmp_path)) == 2

@@ -1,0 +1,86 @@
+"""Which code produced a run: a **code fingerprint** of the training path.
+
+A run record holds ``git_commit`` (short hash, ``-dirty`` when ``rec_utils``/``notebooks`` had
+uncommitted changes, ``unknown`` off a checkout). Two runs made at different commits of one
+session may still come from the same training code (the commits in between changed the README,
+a notebook or the report); two runs at the same ``-dirty`` commit may not. What matters for a
+paired comparison is the code that trains, predicts and evaluates, so that is what is hashed::
+
+    code_fingerprint()                 # the working tree's (recorded with every new run)
+    code_fingerprint(commit="74bcc91") # the same hash for a clean commit, from git's tree
+    run_code_fingerprint(record)       # a stored run's: its recorded value, else its clean commit's
+
+The fingerprint is the short hash of the sorted (path, git blob id) pairs of the files of
+:data:`TRAINING_PATH` (every ``*.py`` under them). Git's blob id of a working-tree file is
+computed the way git does (SHA-1 of ``"blob <size>\\0" + content``), so the working tree of a clean
+checkout at commit C and ``git ls-tree C`` give the same fingerprint: runs recorded before this
+field existed get theirs from their (clean) commit. A ``-dirty`` or ``unknown`` commit without a
+recorded fingerprint has **no** fingerprint (None): the code is not known, and such a run pairs
+with nothing (:mod:`rec_utils.llm2_comparison`).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import subprocess
+from pathlib import Path
+
+from .utils import PROJECT_ROOT, short_hash
+
+#: The files whose content decides what a trained model recommends: models (neural code, LLM2,
+#: presets), text embedding and reduction, data loading and split, metrics, the shared utilities
+#: (seeding) and the run loop. Anything else (report, notebooks, README, plans) is not hashed.
+TRAINING_PATH = ("rec_utils/models", "rec_utils/text", "rec_utils/data.py", "rec_utils/split.py",
+                 "rec_utils/metrics.py", "rec_utils/utils.py", "rec_utils/evaluation.py")
+
+
+def _blob_id(content: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def _hash(pairs) -> str:
+    return short_hash("\n".join(f"{p} {b}" for p, b in sorted(pairs)))
+
+
+def code_fingerprint(commit: str | None = None, root: str | Path = PROJECT_ROOT) -> str | None:
+    """Fingerprint of :data:`TRAINING_PATH` in the working tree under ``root`` (``commit`` None)
+    or at a git ``commit`` (None when git does not know it). Shape: 12 hex digits."""
+    root = Path(root)
+    if commit is None:
+        files = []
+        for part in TRAINING_PATH:
+            p = root / part
+            files += sorted(p.rglob("*.py")) if p.is_dir() else ([p] if p.is_file() else [])
+        return _hash((f.relative_to(root).as_posix(), _blob_id(f.read_bytes())) for f in files)
+    return _commit_fingerprint(str(commit), str(root))
+
+
+@functools.lru_cache(maxsize=256)
+def _commit_fingerprint(commit: str, root: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "ls-tree", "-r", commit, "--", *TRAINING_PATH], cwd=root,
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0 or not out.stdout.strip():
+        return None
+    pairs = []
+    for line in out.stdout.splitlines():  # "<mode> blob <sha>\t<path>"
+        meta, path = line.split("\t", 1)
+        if path.endswith(".py"):
+            pairs.append((path, meta.split()[2]))
+    return _hash(pairs)
+
+
+def run_code_fingerprint(record: dict, root: str | Path = PROJECT_ROOT) -> str | None:
+    """The code fingerprint of a stored run: the recorded ``code_fingerprint``; else that of its
+    ``git_commit`` when the commit is clean and known to git; else None (code unknown)."""
+    if record.get("code_fingerprint"):
+        return str(record["code_fingerprint"])
+    commit = str(record.get("git_commit") or "unknown")
+    if commit == "unknown" or commit.endswith("-dirty"):
+        return None
+    return code_fingerprint(commit, root)
+
+
+__all__ = ["TRAINING_PATH", "code_fingerprint", "run_code_fingerprint"]
