@@ -23,6 +23,14 @@ from .presets import PRESETS as MODEL_PRESETS
 from .sknn import SKNN
 from .sknn import VARIANTS as SKNN_VARIANTS
 from .sknn_emb import SKNNEmb
+from .sknn_index import IndexedSKNN
+
+
+def _session_knn(name: str, **config) -> SKNN:
+    """A paper SKNN variant by name; with an ``index_cap`` over the capped item → recent-sessions
+    index (:class:`IndexedSKNN`), else the faithful model."""
+    cls = IndexedSKNN if config.get("index_cap") is not None else SKNN
+    return cls.variant(name, **config)
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ class Registered:
 #: model + an init step), so they are "neural" (``LLM2_BASES`` pairs each with its base).
 REGISTRY: dict[str, Registered] = {
     "MostPopular": Registered(MostPopular, "baseline", tunable=False),
-    **{name: Registered(partial(SKNN.variant, name), "session-knn") for name in SKNN_VARIANTS},
+    **{name: Registered(partial(_session_knn, name), "session-knn") for name in SKNN_VARIANTS},
     "GRU4Rec": Registered(GRU4Rec, "neural"),
     "SASRec": Registered(SASRec, "neural"),
     "BERT4Rec": Registered(BERT4Rec, "neural"),

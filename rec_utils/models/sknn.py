@@ -119,8 +119,8 @@ class SKNN(Recommender):
         if c.similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be 'cosine' or 'dot', got {c.similarity!r}")
         if c.index_cap is not None and not self.indexed:
-            raise ValueError("index_cap is the indexed implementation: build it with SKNN.variant(name, index_cap=...) "
-                             "or rec_utils.models.sknn_index.IndexedSKNN")
+            raise ValueError("index_cap is the indexed implementation: build it with build_model(name, index_cap=...) "
+                             "or IndexedSKNN.variant(name, index_cap=...)")
         if c.tie_break != "id":
             raise ValueError(f"tie_break must be 'id' (the smaller item id first), got {c.tie_break!r}")
         if c.neighbour_ties != "recent":
@@ -133,14 +133,10 @@ class SKNN(Recommender):
 
     @classmethod
     def variant(cls, name: str, **config) -> "SKNN":
-        """Build a paper variant by name, e.g. ``SKNN.variant("V-SKNN", k=70)``; with an
-        ``index_cap`` the indexed implementation (:class:`~rec_utils.models.sknn_index.IndexedSKNN`)."""
+        """Build a paper variant by name, e.g. ``SKNN.variant("V-SKNN", k=70)``
+        (``IndexedSKNN.variant`` the same over the index; ``build_model`` picks by ``index_cap``)."""
         if name not in VARIANTS:
             raise ValueError(f"unknown SKNN variant {name!r}; choose from {list(VARIANTS)}")
-        if cls is SKNN and config.get("index_cap") is not None:
-            from .sknn_index import IndexedSKNN
-
-            cls = IndexedSKNN
         return cls(**{**VARIANTS[name], **config})
 
     # ------------------------------------------------------------------ fit
