@@ -226,6 +226,99 @@ def test_finished_samples_leave_the_batch_without_changing_the_others_logits(tok
     assert torch.allclose(part, full[[0, 2]], atol=1e-5)
 
 
+CATALOGUE = ["Lego City Fire Station", "Lego City Police Car", "Dog food", "Shampoo Extra Long Name For Hair", "Soap",
+             "Lego", "Dog toy", "Dog food bowl", "Soap bar", "Shampoo"]
+
+
+@pytest.fixture(scope="module")
+def spread_lm(tok):
+    """The tiny Llama with its LM head scaled x20: log-probabilities spread over several nats (the
+    plain tiny model's are all within ~1e-3 of -log V, where float noise decides every order)."""
+    import torch
+
+    from rec_utils.llm.local import tiny_random_model
+
+    lm = tiny_random_model(len(tok), 1, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).eval()
+    with torch.no_grad():
+        lm.lm_head.weight.mul_(20)
+    return lm
+
+
+def prompts_of_several_lengths(tok, n=7):
+    return [tok.apply_chat_template([{"role": "user", "content": "hi " * k}], tokenize=False, add_generation_prompt=True)
+            for k in range(1, n + 1)]
+
+
+def test_batched_beam_search_finds_the_sequential_searchs_names_and_scores(tok, spread_lm):
+    """Prompts of 7 lengths in padded batches of 3 (left padding, rows leaving the batch): per
+    prompt the same names in the same order as one prompt at a time, the same log-probabilities
+    up to float noise."""
+    from rec_utils.llm.generate import NameTrie, constrained_beam, constrained_beam_sequential
+
+    trie = NameTrie.from_names(tok, CATALOGUE, tok.eos_token_id)
+    ps = prompts_of_several_lengths(tok)
+    ref_names, ref_scores = constrained_beam_sequential(spread_lm, tok, ps, trie, num_beams=4, progress=False)
+    names, scores = constrained_beam(spread_lm, tok, ps, trie, num_beams=4, progress=False, batch_size=3)
+    assert names == ref_names
+    assert np.allclose(np.concatenate(scores), np.concatenate(ref_scores), atol=1e-4)
+
+
+def test_batched_beam_search_breaks_exact_ties_by_the_same_rule(tok):
+    """An LM head of zeros makes every token equally likely: every order is decided by the tie rule
+    (smaller token id, then earlier beam), which must be the sequential search's."""
+    import torch
+
+    from rec_utils.llm.generate import NameTrie, constrained_beam, constrained_beam_sequential
+    from rec_utils.llm.local import tiny_random_model
+
+    lm = tiny_random_model(len(tok), 2, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).eval()
+    with torch.no_grad():
+        lm.lm_head.weight.zero_()
+    trie = NameTrie.from_names(tok, CATALOGUE, tok.eos_token_id)
+    ps = prompts_of_several_lengths(tok, 4)
+    ref = constrained_beam_sequential(lm, tok, ps, trie, num_beams=4, progress=False)
+    assert constrained_beam(lm, tok, ps, trie, num_beams=4, progress=False, batch_size=4) == ref
+
+
+def test_catalogue_scores_are_a_distribution_over_the_catalogue(tok, spread_lm):
+    """scores="catalogue" renormalises each step over the tokens the trie allows: with a beam as
+    wide as the catalogue every name is found, and their probabilities sum to 1 (the full scores,
+    log P(name | prompt), sum to less)."""
+    from rec_utils.llm.generate import NameTrie, constrained_beam
+
+    trie = NameTrie.from_names(tok, CATALOGUE, tok.eos_token_id)
+    ps = prompts_of_several_lengths(tok, 3)
+    names, scores = constrained_beam(spread_lm, tok, ps, trie, num_beams=len(CATALOGUE), progress=False,
+                                     batch_size=2, scores="catalogue")
+    for row, sc in zip(names, scores):
+        assert sorted(row) == sorted(CATALOGUE) and np.exp(sc).sum() == pytest.approx(1.0, abs=1e-5)
+    _, full = constrained_beam(spread_lm, tok, ps, trie, num_beams=len(CATALOGUE), progress=False, batch_size=2)
+    assert all(np.exp(sc).sum() < 1 - 1e-3 for sc in full)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_batched_sampling_draws_what_the_sequential_sampler_draws(tok, spread_lm, temperature):
+    """Each prompt keeps its own seeded generator over its own rows: batching prompts does not
+    change the samples (nor greedy answers)."""
+    from rec_utils.llm.generate import sample, sample_sequential
+
+    ps = prompts_of_several_lengths(tok)
+    kw = dict(n=4, temperature=temperature, max_new_tokens=6, seed=3, progress=False)
+    assert sample(spread_lm, tok, ps, batch_size=3, **kw) == sample_sequential(spread_lm, tok, ps, **kw)
+
+
+def test_every_local_decoder_keys_its_runs_by_the_decoding_revision():
+    """Batched decoding (revision 3) is not bit-for-bit the one-prompt decoding: stored runs of
+    revision 2 (sample) or without a revision (greedy, beam) must not be reused."""
+    from rec_utils.llm import LLMSeqPrompt
+    from rec_utils.llm.generate import DECODING_REVISION
+
+    items = pd.DataFrame({"item_id": [0, 1], "title": ["a", "b"]})
+    for dec in ("sample", "greedy", "beam"):
+        fp = LLMSeqPrompt(model="tiny-random", decoder=dec).input_fingerprint(items)
+        assert fp["decoding"] == DECODING_REVISION == 3
+
+
 def test_finetuning_logs_eval_loss_each_eval_step_and_caches_the_best_model(tok, tmp_path):
     from rec_utils.llm.finetune import TrainConfig, finetune
 

@@ -64,7 +64,8 @@ class LLMSeqPromptConfig:
     n_samples: int = 20  # samples per prompt (paper: 20)
     num_beams: int = 20  # beams of the constrained decoder (= list length)
     max_new_tokens: int | None = None  # None: 48 for one name, 24 per list entry; beam: the longest name
-    gen_batch_size: int = 4  # prompts per generate call
+    gen_batch_size: int = 8  # prompts decoded together (one padded batch and key/value cache; generate.py)
+    beam_scores: str = "full"  # beam: full (log P(name | prompt)) | catalogue (renormalised over the trie's tokens)
     list_length: int = 20  # names per list (genlist / classify / rank), candidates of rank
     n_clusters: int = 200  # classify: k-means classes (paper 200)
     fuzzy_fallback: str = "next"  # classify / rank duplicates: next best (sound) | last (reference)
@@ -82,7 +83,7 @@ class LLMSeqPromptConfig:
         self.embedding = EmbeddingSpec.coerce(self.embedding)
         checks = {"variant": (self.variant, C.VARIANTS), "backend": (self.backend, BACKENDS),
                   "decoder": (self.decoder, DECODERS), "fuzzy_fallback": (self.fuzzy_fallback, ("next", "last")),
-                  "catalogue": (self.catalogue, ("train", "all"))}
+                  "catalogue": (self.catalogue, ("train", "all")), "beam_scores": (self.beam_scores, ("full", "catalogue"))}
         for name, (v, ok) in checks.items():
             if v not in ok:
                 raise ValueError(f"LLMSeqPrompt: {name} must be one of {ok}, got {v!r}")
@@ -126,8 +127,7 @@ class LLMSeqPrompt(Recommender):
             from .generate import DECODING_REVISION
 
             fp["base_model"] = base_model_id(self.config.model, self.cache_dir)
-            if self.config.decoder == "sample":  # greedy (one row) and beam are unchanged by revision 2
-                fp["decoding"] = DECODING_REVISION
+            fp["decoding"] = DECODING_REVISION  # every decoder (revision 3: prompts batched)
         return fp
 
     def _embedder(self):
@@ -336,7 +336,8 @@ class LLMSeqPrompt(Recommender):
                  self.tok_.apply_chat_template(m["messages"], tokenize=False, add_generation_prompt=True) for m in msgs]
         if c.decoder == "beam":
             names, _ = G.constrained_beam(self.lm_, self.tok_, texts, self.trie_, num_beams=c.num_beams,
-                                          max_new_tokens=c.max_new_tokens, progress=self.progress)
+                                          max_new_tokens=c.max_new_tokens, progress=self.progress,
+                                          batch_size=c.gen_batch_size, scores=c.beam_scores)
             if c.variant == "recsys23":
                 names = [[x + C.RECSYS23_END for x in row] for row in names]
             return names, sum(map(len, names))
