@@ -339,6 +339,51 @@ def test_finetuning_logs_eval_loss_each_eval_step_and_caches_the_best_model(tok,
     assert info3["key"] != info["key"] and info3["lora"]
 
 
+def test_packing_and_the_answer_only_head_leave_the_loss_unchanged(tok, spread_lm):
+    """Three examples of different lengths: the padded batch's loss (the model's own, LM head at
+    every position), the packed row's (position ids restarting, block-diagonal attention) and the
+    answer-only head's are the same number; so is one example's packed alone vs unpacked."""
+    import torch
+
+    from rec_utils.llm.finetune import _collate, _collate_packed, answer_loss, tokenize_examples
+
+    ex = tokenize_examples(tok, [("items: a b c\nnext:", " dog food" + tok.eos_token),
+                                 ("items: x\nnext:", " a long shampoo name" + tok.eos_token),
+                                 ("items: lego city fire station, police car\nnext:", " soap" + tok.eos_token)])
+    with torch.no_grad():
+        padded = _collate(tok.pad_token_id)(ex)
+        ref = spread_lm(**padded).loss
+        packed = _collate_packed(ex)
+        assert packed["input_ids"].shape[0] == 1 and packed["position_ids"][0].tolist().count(0) == 3
+        assert torch.allclose(spread_lm(**packed, use_cache=False).loss, ref, atol=1e-5)
+        assert torch.allclose(answer_loss(spread_lm, packed), ref, atol=1e-5)
+        assert torch.allclose(answer_loss(spread_lm, padded), ref, atol=1e-5)
+        one = spread_lm(**_collate(tok.pad_token_id)(ex[1:2])).loss
+        assert torch.allclose(answer_loss(spread_lm, _collate_packed(ex[1:2])), one, atol=1e-5)
+    # a packed row without the block-diagonal mask (one sequence of positions) would differ
+    cross = {**packed, "position_ids": torch.arange(packed["input_ids"].shape[1])[None]}
+    with torch.no_grad():
+        assert not torch.allclose(spread_lm(**cross, use_cache=False).loss, ref, atol=1e-3)
+
+
+@pytest.mark.parametrize("batching", ["grouped", "packed"])
+def test_fast_finetuning_paths_train_and_key_their_own_cache(tok, tmp_path, batching):
+    from rec_utils.llm.finetune import TrainConfig, finetune
+
+    ex = [(f"items {i}:" + " word" * (i % 5), f" name {i % 3}" + tok.eos_token) for i in range(12)]
+    ref = TrainConfig(epochs=1, batch_size=4, eval_steps=1, max_steps=2, lr=1e-3)
+    fast = TrainConfig(epochs=1, batch_size=4, eval_steps=1, max_steps=2, lr=1e-3, batching=batching, loss_head="answer")
+    _, a = finetune("tiny-random", tok, ex[:8], ex[8:], ref, base_id="tiny", cache=tmp_path, progress=False)
+    _, b = finetune("tiny-random", tok, ex[:8], ex[8:], fast, base_id="tiny", cache=tmp_path, progress=False)
+    assert a["key"] != b["key"] and b["batching"] == batching and b["steps"] == 2
+    # same data, same first batch order is not promised (grouped sorts by length), but step 0's
+    # validation loss is the untrained model's under both paths
+    e0 = [h["eval_loss"] for h in (a["history"], b["history"]) for h in h if h.get("step") == 0 and "eval_loss" in h]
+    assert len(e0) == 2 and e0[0] == pytest.approx(e0[1], abs=1e-4)
+    with pytest.raises(ValueError, match="batching"):
+        TrainConfig(batching="bucketed")
+
+
 def test_early_stopping_stops_by_evaluations_without_improvement(tok, tmp_path):
     from rec_utils.llm.finetune import TrainConfig, finetune
 

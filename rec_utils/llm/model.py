@@ -58,6 +58,8 @@ class LLMSeqPromptConfig:
     patience: int = 3
     lora: bool = False
     max_steps: int = -1  # > 0: a step bound (CI)
+    batching: str = "grouped"  # fine-tuning batches: padded (reference) | grouped (by length) | packed (finetune.py)
+    loss_head: str = "answer"  # LM head in the loss: all positions (reference) | answer positions only
     decoder: str = "sample"  # sample | greedy | beam
     temperature: float = 0.25  # paper's Beauty optimum (RecSys'23 and GPT)
     top_p: float = 1.0
@@ -83,7 +85,8 @@ class LLMSeqPromptConfig:
         self.embedding = EmbeddingSpec.coerce(self.embedding)
         checks = {"variant": (self.variant, C.VARIANTS), "backend": (self.backend, BACKENDS),
                   "decoder": (self.decoder, DECODERS), "fuzzy_fallback": (self.fuzzy_fallback, ("next", "last")),
-                  "catalogue": (self.catalogue, ("train", "all")), "beam_scores": (self.beam_scores, ("full", "catalogue"))}
+                  "catalogue": (self.catalogue, ("train", "all")), "batching": (self.batching, ("padded", "grouped", "packed")),
+                  "loss_head": (self.loss_head, ("all", "answer")), "beam_scores": (self.beam_scores, ("full", "catalogue"))}
         for name, (v, ok) in checks.items():
             if v not in ok:
                 raise ValueError(f"LLMSeqPrompt: {name} must be one of {ok}, got {v!r}")
@@ -128,6 +131,11 @@ class LLMSeqPrompt(Recommender):
 
             fp["base_model"] = base_model_id(self.config.model, self.cache_dir)
             fp["decoding"] = DECODING_REVISION  # every decoder (revision 3: prompts batched)
+            if (self.config.batching, self.config.loss_head) != ("padded", "all"):
+                # fields added with a change of results: a stored run without them was trained the
+                # reference way, and must not stand for a run of the faster paths (float noise over
+                # hundreds of steps is another model); the reference values keep the old key
+                fp["training"] = f"batching={self.config.batching},loss_head={self.config.loss_head}"
         return fp
 
     def _embedder(self):
@@ -241,7 +249,8 @@ class LLMSeqPrompt(Recommender):
         self.fit_info_["cases"].update(dropped_long=int(len(ok) - sum(ok)), train_examples=len(tr),
                                        val_examples=len(va), mean_example_tokens=float(np.mean(lens)) if lens else 0)
         tc = TrainConfig(epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, eval_steps=c.eval_steps,
-                         patience=c.patience, lora=c.lora, seed=c.seed, max_steps=c.max_steps)
+                         patience=c.patience, lora=c.lora, seed=c.seed, max_steps=c.max_steps, batching=c.batching,
+                         loss_head=c.loss_head)
         self.lm_, info = finetune(c.model, self.tok_, tr, va, tc, base_id=base_model_id(c.model, self.cache_dir),
                                   cache=self.cache_dir, progress=self.progress, num_threads=self.num_threads)
         from ..utils import resolve_device
