@@ -170,8 +170,9 @@ def measure(a) -> int:
         del lm
 
     if not a.skip_finetune:
-        cs = C.train_cases(split.train, names, seed=42).take(a.train_cases, 0)
-        ex = [(prompt(cs.prompts[i]), names[int(cs.targets[i])] + tok.eos_token) for i in range(len(cs))]
+        cs = C.train_cases(split.train, names, seed=42).take(a.train_cases, 1)
+        ex = [(prompt(cs.prompts[i]), names[int(cs.targets[i])] + tok.eos_token) for i in range(len(cs))
+              if not cs.is_val[i]]
         bid = base_model_id("smollm2")
         variants = [("reference", dict(batching="padded", loss_head="all", lora=False))]
         variants += [("new", dict(batching=b, loss_head="answer", lora=False)) for b in a.batchings]

@@ -8,6 +8,16 @@ improvement, by steps and epochs, never by time, and the best checkpoint (lowest
 loss) is the model kept. ``lora=True`` trains a ``peft`` LoRA adapter (r, alpha, dropout, all
 linear layers) that is merged into the weights afterwards.
 
+Speed (``scripts/benchmark_llmseqprompt.py --measure``): ``batching`` ``grouped`` forms batches of
+similar length (transformers' ``LengthGroupedSampler``: little padding, a seeded order), ``packed``
+concatenates a batch into one row without padding (position ids restart per example, so the
+attention is block-diagonal; on a CPU the masked attention over the whole row costs more than the
+padding it saves when examples are similar in length); ``loss_head="answer"`` applies the LM head
+(49k x 576 for SmolLM2) only where the loss is, the answer tokens, instead of at every prompt
+position (:func:`answer_loss`, the same loss). The optimiser is the fused AdamW
+(``adamw_torch_fused``: transformers' default since torch 2.8, so the reference path used it
+already; now explicit). The reference path (``padded``, ``all``) is the one before these options.
+
 The kept model is cached under ``<cache>/finetuned/<key>/`` where ``key`` hashes the base
 model's identity, the examples' text and every training hyper-parameter, so the same data and
 config never train twice (and an interrupted study resumes), and anything else trains anew.
@@ -61,6 +71,8 @@ class TrainConfig:
 
 def tokenize_examples(tok, examples: list[tuple[str, str]]) -> list[dict]:
     """``(prompt, completion)`` texts → input ids with labels −100 on the prompt tokens."""
+    if not examples:
+        return []
     p = tok([e[0] for e in examples], add_special_tokens=False)["input_ids"]
     c = tok([e[1] for e in examples], add_special_tokens=False)["input_ids"]
     return [{"input_ids": a + b, "labels": [-100] * len(a) + b} for a, b in zip(p, c)]

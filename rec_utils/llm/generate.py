@@ -1,23 +1,42 @@
 """Decoding: n sampled answers per prompt, and catalogue-constrained beam search (beyond the paper).
 
-Both decode **one prompt at a time with its key/value cache computed once** and shared by the n
-samples / beams (``DynamicCache.batch_repeat_interleave`` / ``reorder_cache``): transformers'
-``generate`` would expand the prompt n-fold before its first forward pass, and with prompts of
-~150-250 tokens and answers of ~15 that prefill is ~90 % of the work on a CPU. The steps are the
-textbook ones, on the model's logits:
+:func:`sample` and :func:`constrained_beam` decode **several prompts together** (``batch_size``,
+default 8 on a CPU): one left-padded prefill of the batch's prompts (only the last position's
+logits), then one forward pass per step over every live row of every prompt (its samples or
+beams), the rows sharing one key/value cache (``DynamicCache.reorder_cache`` keeps, repeats and
+reorders rows); a finished sample and a prompt whose search has stopped leave the batch.
+Prompts are grouped by length, so padding is small; positions come from the attention mask.
+On a CPU the forward passes of a 30-layer model on a handful of rows are dominated by per-op
+overhead and by reading the weights once per step, so batching prompts multiplies the rows a
+pass does for about the same time. The steps are the textbook ones, on the model's logits:
 
 * :func:`sample`: temperature, then nucleus (``top_p``) filtering, then a draw per sequence
-  (``torch.Generator`` seeded per prompt); ``temperature`` 0 = greedy (one answer). A sequence
-  ends at the end-of-turn token or after ``max_new_tokens``, and leaves the batch (its rows of
-  the cache are dropped), so the remaining steps run on the live sequences only.
+  (a ``torch.Generator`` seeded per prompt, drawing over that prompt's live rows only: the same
+  draws as one prompt at a time); ``temperature`` 0 = greedy (one answer). A sequence ends at
+  the end-of-turn token or after ``max_new_tokens``.
 * :func:`constrained_beam`: beam search whose every token must extend a prefix of a tokenised
   catalogue name (:class:`NameTrie`, the same restriction as transformers'
   ``prefix_allowed_tokens_fn``): each step keeps the ``num_beams`` best (beam, allowed token)
-  pairs by log-probability; a pair whose token is the end token is a finished name. Names are
-  ranked by their log-probability log P(name | prompt) (no length normalisation: the model's
-  probability of the item). Since log-probabilities only decrease, search stops as soon as
-  ``num_beams`` names are finished and no live beam scores higher than the worst of them, so
-  the result is exactly the beam search's, and every name is a real catalogue name.
+  pairs by log-probability (ties: the smaller token id, then the earlier beam); a pair whose
+  token is the end token is a finished name. Names are ranked by log P(name | prompt) (no
+  length normalisation: the model's probability of the item). Since log-probabilities only
+  decrease, search stops as soon as ``num_beams`` names are finished and no live beam scores
+  higher than the worst of them, so the result is exactly the beam search's, and every name
+  is a real catalogue name. ``scores="catalogue"`` renormalises each step over the allowed
+  tokens and computes only their rows of the LM head (an option: another ranking).
+
+Why our own loop and not ``model.generate``: transformers' beam search and sampling expand
+the prompt ``num_beams`` / ``n`` times **before** the prefill (20 prefills of a ~150-token prompt
+for ~15 answer tokens: most of the work), length-normalise finished beams by default, and stop
+beams by a heuristic; ``prefix_allowed_tokens_fn`` is called per row in Python. Our loop
+prefills each prompt once and shares it. Static caches (``cache_implementation="static"``) pay
+off with ``torch.compile`` on a GPU; on the CPU they only add padding to the cache, so the
+dynamic cache is used. Measured throughput, reference loops against these:
+``scripts/benchmark_llmseqprompt.py --measure`` → ``results/benchmarks/llmseqprompt.csv``.
+
+:func:`sample_sequential` and :func:`constrained_beam_sequential` are the one-prompt-at-a-time
+loops of decoding revision 2, kept as the reference of the equivalence tests and the "before"
+path of the benchmark.
 
 ``last_timing`` records prompts, answers, new tokens and seconds of the last call (throughput).
 """

@@ -66,7 +66,7 @@ class LLMSeqPromptConfig:
     n_samples: int = 20  # samples per prompt (paper: 20)
     num_beams: int = 20  # beams of the constrained decoder (= list length)
     max_new_tokens: int | None = None  # None: 48 for one name, 24 per list entry; beam: the longest name
-    gen_batch_size: int = 8  # prompts decoded together (one padded batch and key/value cache; generate.py)
+    gen_batch_size: int = 0  # prompts decoded together (one padded batch and key/value cache); 0: 8 on a CPU, 64 on a GPU
     beam_scores: str = "full"  # beam: full (log P(name | prompt)) | catalogue (renormalised over the trie's tokens)
     list_length: int = 20  # names per list (genlist / classify / rank), candidates of rank
     n_clusters: int = 200  # classify: k-means classes (paper 200)
@@ -341,16 +341,17 @@ class LLMSeqPrompt(Recommender):
             return outs, sum(map(len, outs))
         from . import generate as G
 
+        bs = c.gen_batch_size or (64 if next(self.lm_.parameters()).device.type == "cuda" else 8)
         texts = [m["prompt"] if "prompt" in m else
                  self.tok_.apply_chat_template(m["messages"], tokenize=False, add_generation_prompt=True) for m in msgs]
         if c.decoder == "beam":
             names, _ = G.constrained_beam(self.lm_, self.tok_, texts, self.trie_, num_beams=c.num_beams,
                                           max_new_tokens=c.max_new_tokens, progress=self.progress,
-                                          batch_size=c.gen_batch_size, scores=c.beam_scores)
+                                          batch_size=bs, scores=c.beam_scores)
             if c.variant == "recsys23":
                 names = [[x + C.RECSYS23_END for x in row] for row in names]
             return names, sum(map(len, names))
         outs = G.sample(self.lm_, self.tok_, texts, n=n, temperature=c.temperature if c.decoder == "sample" else 0.0,
-                        top_p=c.top_p, max_new_tokens=self._new_tokens(), batch_size=c.gen_batch_size, seed=c.seed,
+                        top_p=c.top_p, max_new_tokens=self._new_tokens(), batch_size=bs, seed=c.seed,
                         progress=self.progress)
         return outs, sum(map(len, outs))
