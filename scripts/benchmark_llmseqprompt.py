@@ -138,8 +138,11 @@ def measure(a) -> int:
         df = pd.DataFrame(rows)
         if Path(a.out).is_file():  # written after every figure: an interrupted run keeps what it measured
             old = pd.read_csv(a.out)
-            df = pd.concat([old[~old.get("measurement", pd.Series(dtype=str)).eq(common["measurement"])], df],
-                           ignore_index=True)
+            if "measurement" in old:
+                old = old[old["measurement"] != common["measurement"]]
+            if "source" not in old:
+                old["source"] = "stored run"
+            df = pd.concat([old, df], ignore_index=True)
         _write(df, Path(a.out))
 
     if not a.skip_decoding:
