@@ -319,6 +319,20 @@ def test_every_local_decoder_keys_its_runs_by_the_decoding_revision():
         assert fp["decoding"] == DECODING_REVISION == 3
 
 
+def test_only_the_faster_training_paths_key_their_runs_apart_from_the_reference():
+    """The reference fine-tuning (padded batches, LM head everywhere) trains what stored runs were
+    trained with: no new input, so its runs keep their identity; grouped / packed batches or the
+    answer-only head train another model (float noise over many steps) and are keyed apart."""
+    from rec_utils.llm import LLMSeqPrompt
+
+    items = pd.DataFrame({"item_id": [0, 1], "title": ["a", "b"]})
+    ref = LLMSeqPrompt(model="tiny-random", batching="padded", loss_head="all").input_fingerprint(items)
+    assert "training" not in ref
+    fast = {LLMSeqPrompt(model="tiny-random", batching=b, loss_head=h).input_fingerprint(items)["training"]
+            for b, h in (("grouped", "answer"), ("packed", "answer"), ("padded", "answer"), ("grouped", "all"))}
+    assert len(fast) == 4
+
+
 def test_finetuning_logs_eval_loss_each_eval_step_and_caches_the_best_model(tok, tmp_path):
     from rec_utils.llm.finetune import TrainConfig, finetune
 

@@ -223,27 +223,66 @@ def constrained_beam_sequential(model, tok, prompts: list[str], trie: NameTrie, 
 # ---------------------------------------------------------------- batched decoding (revision 3)
 
 
+class _Prefix:
+    """The tokens every prompt of a call starts with (chat template and system message: ~60
+    tokens of a ~110-150-token GenItem prompt), run through the model **once**; every batch
+    starts from a copy of their key/value cache. Empty when the prompts share nothing (at least
+    one token of each prompt is left to the batch: its logits are the first step's)."""
+
+    def __init__(self, model, ids: list[list[int]]):
+        import torch
+        from transformers import DynamicCache
+
+        n = min(len(q) for q in ids) - 1
+        first = ids[0]
+        for q in ids[1:]:
+            n = next((j for j in range(n) if q[j] != first[j]), n)
+        self.n, self.cache = max(n, 0), None
+        if self.n > 0:
+            dev = next(model.parameters()).device
+            self.cache = DynamicCache()
+            with torch.no_grad():
+                model(input_ids=torch.tensor([first[:self.n]], device=dev), cache=self.cache, use_cache=True,
+                      logits_to_keep=1)
+
+    def cache_for(self, rows: int):
+        import copy
+
+        import torch
+        from transformers import DynamicCache
+
+        if self.cache is None:
+            return DynamicCache()
+        c = copy.deepcopy(self.cache)
+        c.reorder_cache(torch.zeros(rows, dtype=torch.long))
+        return c
+
+
 class _Batch:
     """A padded decoding batch of several prompts: one shared key/value cache whose rows are
     the live sequences (samples or beams) of every prompt, the 2-D attention mask (left padding
     masked) and each row's next position id. ``select(idx)`` keeps / repeats / reorders rows
-    (``DynamicCache.reorder_cache``), ``step(tokens)`` appends one token per row."""
+    (``DynamicCache.reorder_cache``), ``step(tokens)`` appends one token per row. With a
+    :class:`_Prefix`, the cache starts as its copy and only the rest of each prompt is run
+    (the padding then sits between the shared prefix and each prompt's rest, masked)."""
 
-    def __init__(self, model, ids: list[list[int]], hidden: bool = False):
+    def __init__(self, model, ids: list[list[int]], hidden: bool = False, prefix: "_Prefix | None" = None):
         import torch
         from transformers import DynamicCache
 
         self.model, self.hidden = model, hidden
         self.dev = next(model.parameters()).device
-        n, width = len(ids), max(len(q) for q in ids)
+        p = prefix.n if prefix is not None else 0
+        rest = [q[p:] for q in ids]
+        n, width = len(rest), max(len(q) for q in rest)
         x = torch.zeros((n, width), dtype=torch.long)
         mask = torch.zeros((n, width), dtype=torch.long)
-        for i, q in enumerate(ids):
+        for i, q in enumerate(rest):
             x[i, width - len(q):] = torch.tensor(q, dtype=torch.long)
             mask[i, width - len(q):] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        self.cache = DynamicCache()
-        self.mask = mask.to(self.dev)
+        pos = (p + mask.cumsum(-1) - 1).clamp(min=0)
+        self.cache = prefix.cache_for(n) if prefix is not None else DynamicCache()
+        self.mask = torch.cat([torch.ones((n, p), dtype=torch.long), mask], dim=1).to(self.dev)
         self.pos = torch.tensor([len(q) for q in ids], dtype=torch.long, device=self.dev)
         self.out = self._forward(x.to(self.dev), pos.to(self.dev))
 
@@ -278,7 +317,7 @@ def _chunks(tok, prompts: list[str], batch_size: int):
 
 def sample(model, tok, prompts: list[str], *, n: int = 20, temperature: float = 0.25, top_p: float = 1.0,
            max_new_tokens: int = 48, seed: int = 0, eos_id: int | None = None, progress: bool = True,
-           batch_size: int = 8) -> list[list[str]]:
+           batch_size: int = 8, share_prefix: bool = True) -> list[list[str]]:
     """``n`` answers per prompt text (already chat-formatted); ``temperature`` 0 = greedy (1 answer).
 
     ``batch_size`` prompts are decoded together (module docstring): one left-padded prefill, the
@@ -286,7 +325,8 @@ def sample(model, tok, prompts: list[str], *, n: int = 20, temperature: float = 
     the batch; a finished row leaves it. Each prompt ``i`` draws from its own
     ``torch.Generator(seed * 1_000_003 + i)`` over its own live rows, as the one-prompt-at-a-time
     :func:`sample_sequential` does, so the answers are the same up to the float noise of a padded
-    batch (a draw that falls within ~1e-7 of a probability boundary can differ).
+    batch (a draw that falls within ~1e-7 of a probability boundary can differ). ``share_prefix``:
+    the tokens all prompts start with are run once (:class:`_Prefix`).
 
     Returns: per prompt, its answers (``n``; 1 when greedy), decoded without special tokens.
     """
@@ -299,11 +339,12 @@ def sample(model, tok, prompts: list[str], *, n: int = 20, temperature: float = 
     out: list = [None] * len(prompts)
     t0, n_gen = time.perf_counter(), 0
     model.eval()
+    prefix = _Prefix(model, ids) if share_prefix and ids else None
     bar = tqdm(total=len(prompts), desc=f"sampling x{per} (batches of {batch_size})", disable=not progress)
     with torch.no_grad():
         for chunk in chunks:
             gens = {i: torch.Generator().manual_seed(seed * 1_000_003 + i) for i in chunk}
-            b = _Batch(model, [ids[i] for i in chunk])
+            b = _Batch(model, [ids[i] for i in chunk], prefix=prefix)
             logits = b.out
             rows = torch.arange(len(chunk)).repeat_interleave(per)
             if per > 1:
@@ -353,7 +394,7 @@ BEAM_SCORES = ("full", "catalogue")
 
 def constrained_beam(model, tok, prompts: list[str], trie: NameTrie, *, num_beams: int = 20,
                      max_new_tokens: int | None = None, progress: bool = True, batch_size: int = 8,
-                     scores: str = "full") -> tuple[list[list[str]], list[list[float]]]:
+                     scores: str = "full", share_prefix: bool = True) -> tuple[list[list[str]], list[list[float]]]:
     """Beam search restricted to catalogue names (module docstring), ``batch_size`` prompts at a time.
 
     Per prompt up to ``num_beams`` distinct names, best first, and their scores. The search of
@@ -369,6 +410,7 @@ def constrained_beam(model, tok, prompts: list[str], trie: NameTrie, *, num_beam
             after the beam's prefix, so only those rows of the LM head are computed (the union
             over the batch's beams); a locally normalised score, it ranks names differently.
         max_new_tokens: None: the trie's depth (the longest name and its end token).
+        share_prefix: run the tokens all prompts start with once (:class:`_Prefix`).
 
     Returns: ``(names, scores)``, two lists of ``len(prompts)`` lists.
     """
@@ -385,10 +427,11 @@ def constrained_beam(model, tok, prompts: list[str], trie: NameTrie, *, num_beam
     head = model.get_output_embeddings().weight if restrict else None
     t0, n_gen = time.perf_counter(), 0
     model.eval()
+    prefix = _Prefix(model, ids) if share_prefix and ids else None
     bar = tqdm(total=len(prompts), desc=f"constrained beam x{num_beams} (batches of {batch_size})", disable=not progress)
     with torch.no_grad():
         for chunk in chunks:
-            b = _Batch(model, [ids[i] for i in chunk], hidden=restrict)
+            b = _Batch(model, [ids[i] for i in chunk], hidden=restrict, prefix=prefix)
             beams = {i: [([], 0.0, trie.root)] for i in chunk}  # per prompt: (tokens, score, trie node)
             finished: dict = {i: [] for i in chunk}
             active = list(chunk)  # prompts with rows in the batch, in row order
@@ -400,24 +443,23 @@ def constrained_beam(model, tok, prompts: list[str], trie: NameTrie, *, num_beam
                     cand.append((row0, np.repeat(np.arange(len(a_list)), [len(a) for a in a_list]),
                                  np.concatenate(a_list)))
                     row0 += len(a_list)
+                all_r = torch.from_numpy(np.concatenate([r0 + r for r0, r, _ in cand])).to(out.device)
+                all_t = np.concatenate([t for _, _, t in cand])
                 if restrict:  # logits of the allowed tokens only: the union over the batch's rows
-                    all_r = np.concatenate([r0 + r for r0, r, _ in cand])
-                    union, inv = np.unique(np.concatenate([t for _, _, t in cand]), return_inverse=True)
-                    lg = (out @ head[torch.from_numpy(union).to(head.device)].T).float().cpu()
-                    allowed_mask = torch.full(lg.shape, float("-inf"))
-                    allowed_mask[torch.from_numpy(all_r), torch.from_numpy(inv.reshape(-1))] = 0.0
-                    logp, flat0 = torch.log_softmax(lg + allowed_mask, dim=-1).numpy(), 0
-                    inv = inv.reshape(-1)
-                else:
-                    logp = torch.log_softmax(out, dim=-1).cpu().numpy()
-                rows, toks, still = [], [], []
+                    union, inv = np.unique(all_t, return_inverse=True)
+                    lg = (out @ head[torch.from_numpy(union).to(head.device)].T).float()
+                    inv = torch.from_numpy(inv.reshape(-1)).to(out.device)
+                    allowed_mask = torch.full(lg.shape, float("-inf"), device=lg.device)
+                    allowed_mask[all_r, inv] = 0.0
+                    lp_all = torch.log_softmax(lg + allowed_mask, dim=-1)[all_r, inv]
+                else:  # gathered on the device: only the candidates' log-probabilities leave it
+                    lp_all = torch.log_softmax(out, dim=-1)[all_r, torch.from_numpy(all_t).to(out.device)]
+                lp_all = lp_all.cpu().numpy()
+                rows, toks, still, flat0 = [], [], [], 0
                 for i, (row0, r_arr, t_arr) in zip(active, cand):
                     bs = beams[i]
-                    if restrict:
-                        lp = logp[row0 + r_arr, inv[flat0:flat0 + len(t_arr)]]
-                        flat0 += len(t_arr)
-                    else:
-                        lp = logp[row0 + r_arr, t_arr]
+                    lp = lp_all[flat0:flat0 + len(t_arr)]
+                    flat0 += len(t_arr)
                     s_arr = np.array([s for _, s, _ in bs], dtype=np.float64)[r_arr] + lp.astype(np.float64)
                     fin, live = finished[i], []
                     for c in np.lexsort((r_arr, t_arr, -s_arr)):  # ties: the smaller token id, then beam
