@@ -1,21 +1,38 @@
-"""LLMSeqPrompt throughput from the stored runs; writes results/benchmarks/llmseqprompt.csv.
+"""LLMSeqPrompt throughput; writes results/benchmarks/llmseqprompt.csv.
 
-    .venv/bin/python scripts/benchmark_llmseqprompt.py            # results/beauty/runs/LLMSeqPrompt/*.json
-    .venv/bin/python scripts/benchmark_llmseqprompt.py --results build/ci/beauty
+Two sources of rows (column ``source``):
 
-Every LLMSeqPrompt run records what its own fine-tuning and decoding measured (``fit_info``):
-train tokens/s of the fine-tuning that produced its model (tokens of the training examples seen,
-prompt + answer, over the Trainer's wall time including its evaluation passes and checkpoint
-writes) and generated items/s of its decoder (recommended items over the decoding wall time,
-the prompt prefill included). One row per run and figure, with the device, the thread count and,
-where the run recorded it, the 1-minute load average: these runs share a 2-core box with other
-jobs, so the figures are lower bounds for an idle machine.
+``--measure`` (``source=benchmark``): today's reference code paths and the new ones measured **in
+the same run, interleaved** (reference, new, reference, new, ... on the same sessions and
+cases), on ``--threads`` torch threads, the 1-minute load average read before and after each
+measurement (``load_avg_1m`` is their mean): the box is shared, so only figures of one run and
+similar load compare. What is measured, on Beauty with the real SmolLM2-135M-Instruct (base
+weights: the speed of a decoder hardly depends on the fine-tuning):
+
+* ``generation_items_per_s``, decoder ``beam`` (20 beams, catalogue trie of the train names) and
+  ``sample`` (20 samples, T 0.25): recommended items (20 a session: the list length the stored
+  runs fill) per second of decoding (prompt prefill included), GenItem prompts of a seeded sample of test sessions (last 5 items, as the plans).
+  ``code_path`` reference: ``generate.*_sequential`` (decoding revision 2, one prompt at a time);
+  new: ``generate.constrained_beam`` / ``sample`` (revision 3) with ``gen_batch_size`` prompts a batch.
+* ``finetune_train_tokens_per_s``: tokens of the training examples (prompt + answer) per second
+  of ``Trainer.train`` on ``--train-cases`` GenItem cases, one epoch of batch 8,
+  without validation (no evaluation passes or checkpoint writes in either path). Reference:
+  random padded batches, LM head at every position (``batching=padded, loss_head=all``); new:
+  ``grouped`` / ``packed`` batches with the answer-only head, full fine-tuning and LoRA.
+
+    .venv/bin/python scripts/benchmark_llmseqprompt.py --measure --threads 2
+
+Without ``--measure`` (``source=stored run``): one row per stored LLMSeqPrompt run and figure
+(what its own fine-tuning and decoding measured, ``fit_info``), from
+``results/beauty/runs/LLMSeqPrompt/*.json`` (or ``--results``); rows of ``--measure`` runs are kept.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -23,19 +40,23 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rec_utils.utils import PROJECT_ROOT, atomic_write_text  # noqa: E402
 
+OUT = PROJECT_ROOT / "results" / "benchmarks" / "llmseqprompt.csv"
+
 
 def rows_of(run: dict) -> list[dict]:
     info = run.get("fit_info") or {}
     ft, gen = info.get("finetune") or {}, info.get("generation") or {}
     cfg = run.get("config") or {}
-    base = {"variant": run.get("variant", ""), "model": cfg.get("model"), "llm_variant": cfg.get("variant"),
-            "device": run.get("device"), "threads": ft.get("threads"), "load_avg_1m": info.get("load_avg_1m"),
-            "run_git_commit": run.get("git_commit"), "n_test_sessions": run.get("n_test_sessions")}
+    base = {"source": "stored run", "variant": run.get("variant", ""), "model": cfg.get("model"),
+            "llm_variant": cfg.get("variant"), "device": run.get("device"), "threads": ft.get("threads"),
+            "load_avg_1m": info.get("load_avg_1m"), "run_git_commit": run.get("git_commit"),
+            "n_test_sessions": run.get("n_test_sessions")}
     out = []
     if ft.get("train_tokens_per_s"):
         out.append({**base, "benchmark": "finetune_train_tokens_per_s", "decoder": "", "value": ft["train_tokens_per_s"],
                     "n": ft.get("train_tokens"), "seconds": ft.get("train_s"), "lora": ft.get("lora"),
-                    "finetune_key": ft.get("key")})
+                    "finetune_key": ft.get("key"),
+                    "code_path": "new" if ft.get("loss_head") == "answer" else "reference"})
     if gen.get("items_per_s"):
         out.append({**base, "benchmark": "generation_items_per_s", "decoder": gen.get("decoder"),
                     "value": gen["items_per_s"], "n": gen.get("prompts"), "seconds": gen.get("seconds"),
@@ -43,25 +64,163 @@ def rows_of(run: dict) -> list[dict]:
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--results", default=str(PROJECT_ROOT / "results" / "beauty"))
-    ap.add_argument("--out", default=str(PROJECT_ROOT / "results" / "benchmarks" / "llmseqprompt.csv"))
-    a = ap.parse_args(argv)
-    runs = sorted((Path(a.results) / "runs" / "LLMSeqPrompt").glob("*.json"))
+def _write(df: pd.DataFrame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, df.to_csv(index=False))
+
+
+def from_runs(results: Path, out: Path) -> int:
+    runs = sorted((results / "runs" / "LLMSeqPrompt").glob("*.json"))
     rows = [r for p in runs for r in rows_of(json.loads(p.read_text()))]
     if not rows:
-        print(f"no LLMSeqPrompt runs under {a.results}")
+        print(f"no LLMSeqPrompt runs under {results}")
         return 1
     df = pd.DataFrame(rows)
     # one fine-tuning serves several runs (decoders, temperatures): keep it once
     ft = df[df["benchmark"] == "finetune_train_tokens_per_s"].drop_duplicates("finetune_key")
     df = pd.concat([ft, df[df["benchmark"] != "finetune_train_tokens_per_s"]], ignore_index=True)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(a.out, df.to_csv(index=False))
+    if out.is_file():
+        old = pd.read_csv(out)
+        if "source" in old:
+            df = pd.concat([old[old["source"] == "benchmark"], df], ignore_index=True)
+    _write(df, out)
     print(df[["benchmark", "llm_variant", "decoder", "value", "n", "seconds", "threads"]].round(2).to_string(index=False))
-    print(f"-> {a.out}")
+    print(f"-> {out}")
     return 0
+
+
+# ---------------------------------------------------------------- --measure
+
+
+class Timer:
+    """Wall seconds and the mean of the 1-minute load average before and after."""
+
+    def __enter__(self):
+        self.load0, self.t0 = os.getloadavg()[0], time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0
+        self.load = round((self.load0 + os.getloadavg()[0]) / 2, 2)
+
+
+def measure(a) -> int:
+    import numpy as np
+    import torch
+
+    from rec_utils.data import item_texts, load_dataset
+    from rec_utils.llm import cases as C
+    from rec_utils.llm import generate as G
+    from rec_utils.llm.finetune import TrainConfig, finetune
+    from rec_utils.llm.local import base_model_id, load_model, load_tokenizer, prepare_torch
+    from rec_utils.split import make_split
+    from rec_utils.utils import device_description, git_commit
+
+    prepare_torch(a.threads)
+    ds = load_dataset(a.dataset, require_items=True)
+    split = make_split(ds, "temporal")
+    sub = split.sample_test(a.sessions, seed=0)
+    names = item_texts(ds).astype(str).map(lambda s: " ".join(s.split()))
+    tok = load_tokenizer("smollm2")
+
+    def prompt(item_ids, answer=None):
+        nm = [names[int(j)] for j in item_ids if names.get(int(j), "")][-a.max_prompt_items:]
+        return tok.apply_chat_template(C.messages("genitem", nm), tokenize=False, add_generation_prompt=True)
+
+    common = {"source": "benchmark", "model": "smollm2", "llm_variant": "genitem", "device": device_description("cpu"),
+              "threads": torch.get_num_threads(), "run_git_commit": git_commit(),
+              "measurement": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    rows = []
+
+    def record(row):
+        rows.append({**common, **row})
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        df = pd.DataFrame(rows)
+        if Path(a.out).is_file():  # written after every figure: an interrupted run keeps what it measured
+            old = pd.read_csv(a.out)
+            if "measurement" in old:
+                old = old[old["measurement"] != common["measurement"]]
+            if "source" not in old:
+                old["source"] = "stored run"
+            df = pd.concat([old, df], ignore_index=True)
+        _write(df, Path(a.out))
+
+    if not a.skip_decoding:
+        lm = load_model("smollm2", tok).eval()
+        texts = [prompt(sub.test[i]) for i in range(len(sub.test))]
+        cat = sorted(set(names[np.unique(split.train["item_id"])]) - {""})
+        trie = G.NameTrie.from_names(tok, cat, tok.eos_token_id)
+        label = f"test_sessions={len(texts)},max_prompt_items={a.max_prompt_items},base weights"
+        paths = {
+            "beam": [("reference", lambda ps: G.constrained_beam_sequential(lm, tok, ps, trie, num_beams=20, progress=False)[0]),
+                     ("new", lambda ps: G.constrained_beam(lm, tok, ps, trie, num_beams=20, progress=False,
+                                                          batch_size=a.gen_batch_size)[0])],
+            "sample": [("reference", lambda ps: G.sample_sequential(lm, tok, ps, n=20, temperature=0.25, progress=False)),
+                       ("new", lambda ps: G.sample(lm, tok, ps, n=20, temperature=0.25, progress=False,
+                                                   batch_size=a.gen_batch_size))]}
+        chunks = np.array_split(np.arange(len(texts)), a.rounds)
+        for dec in a.decoders:
+            for chunk in chunks:  # interleaved: each chunk of sessions by both paths, one after the other
+                for path, fn in paths[dec]:
+                    ps = [texts[i] for i in chunk]
+                    with Timer() as t:
+                        out = fn(ps)
+                    answers = sum(map(len, out))
+                    record({"variant": label, "benchmark": "generation_items_per_s", "decoder": dec, "code_path": path,
+                            "gen_batch_size": a.gen_batch_size if path == "new" else 1,
+                            "value": len(ps) * 20 / t.seconds, "n": len(ps), "seconds": t.seconds,
+                            "load_avg_1m": t.load, "n_test_sessions": len(ps), "answers_per_s": answers / t.seconds})
+        del lm
+
+    if not a.skip_finetune:
+        cs = C.train_cases(split.train, names, seed=42).take(a.train_cases, 1)
+        ex = [(prompt(cs.prompts[i]), names[int(cs.targets[i])] + tok.eos_token) for i in range(len(cs))
+              if not cs.is_val[i]]
+        bid = base_model_id("smollm2")
+        variants = [("reference", dict(batching="padded", loss_head="all", lora=False))]
+        variants += [("new", dict(batching=b, loss_head="answer", lora=False)) for b in a.batchings]
+        if a.lora:
+            variants += [("new", dict(batching=a.batchings[0], loss_head="answer", lora=True))]
+        import tempfile
+
+        for rnd in range(a.ft_rounds):
+            for path, kw in variants:
+                cfg = TrainConfig(epochs=1, batch_size=8, max_steps=a.train_steps or -1, seed=rnd, **kw)
+                with tempfile.TemporaryDirectory() as tmp, Timer() as t:
+                    _, info = finetune("smollm2", tok, ex, [], cfg, base_id=bid, cache=Path(tmp), progress=False,
+                                       num_threads=a.threads)
+                record({"variant": f"train_cases={len(ex)},steps={info['steps']},batch_size=8,"
+                                   f"max_prompt_items={a.max_prompt_items}",
+                        "benchmark": "finetune_train_tokens_per_s", "decoder": "", "code_path": path,
+                        "batching": kw["batching"], "loss_head": kw["loss_head"], "lora": kw["lora"],
+                        "value": info["train_tokens_per_s"], "n": info["train_tokens"], "seconds": info["train_s"],
+                        "load_avg_1m": t.load, "finetune_key": info["key"]})
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--results", default=str(PROJECT_ROOT / "results" / "beauty"))
+    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--measure", action="store_true", help="measure reference and new code paths, interleaved")
+    ap.add_argument("--dataset", default="beauty")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sessions", type=int, default=16, help="test sessions decoded by each path")
+    ap.add_argument("--rounds", type=int, default=2, help="session chunks, each decoded by both paths in turn")
+    ap.add_argument("--decoders", nargs="+", default=["beam", "sample"])
+    ap.add_argument("--gen-batch-size", type=int, default=8)
+    ap.add_argument("--max-prompt-items", type=int, default=5)
+    ap.add_argument("--train-cases", type=int, default=64)
+    ap.add_argument("--train-steps", type=int, default=0, help="0: one epoch (every case seen once)")
+    ap.add_argument("--ft-rounds", type=int, default=1)
+    ap.add_argument("--batchings", nargs="+", default=["grouped", "packed"])
+    ap.add_argument("--lora", action="store_true", help="also measure LoRA (new path)")
+    ap.add_argument("--skip-decoding", action="store_true")
+    ap.add_argument("--skip-finetune", action="store_true")
+    a = ap.parse_args(argv)
+    if a.measure:
+        return measure(a)
+    return from_runs(Path(a.results), Path(a.out))
 
 
 if __name__ == "__main__":

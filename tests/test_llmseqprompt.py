@@ -227,6 +227,113 @@ def test_finished_samples_leave_the_batch_without_changing_the_others_logits(tok
     assert torch.allclose(part, full[[0, 2]], atol=1e-5)
 
 
+CATALOGUE = ["Lego City Fire Station", "Lego City Police Car", "Dog food", "Shampoo Extra Long Name For Hair", "Soap",
+             "Lego", "Dog toy", "Dog food bowl", "Soap bar", "Shampoo"]
+
+
+@pytest.fixture(scope="module")
+def spread_lm(tok):
+    """The tiny Llama with its LM head scaled x20: log-probabilities spread over several nats (the
+    plain tiny model's are all within ~1e-3 of -log V, where float noise decides every order)."""
+    import torch
+
+    from rec_utils.llm.local import tiny_random_model
+
+    lm = tiny_random_model(len(tok), 1, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).eval()
+    with torch.no_grad():
+        lm.lm_head.weight.mul_(20)
+    return lm
+
+
+def prompts_of_several_lengths(tok, n=7):
+    return [tok.apply_chat_template([{"role": "user", "content": "hi " * k}], tokenize=False, add_generation_prompt=True)
+            for k in range(1, n + 1)]
+
+
+def test_batched_beam_search_finds_the_sequential_searchs_names_and_scores(tok, spread_lm):
+    """Prompts of 7 lengths in padded batches of 3 (left padding, rows leaving the batch): per
+    prompt the same names in the same order as one prompt at a time, the same log-probabilities
+    up to float noise."""
+    from rec_utils.llm.generate import NameTrie, constrained_beam, constrained_beam_sequential
+
+    trie = NameTrie.from_names(tok, CATALOGUE, tok.eos_token_id)
+    ps = prompts_of_several_lengths(tok, 5)
+    ref_names, ref_scores = constrained_beam_sequential(spread_lm, tok, ps, trie, num_beams=4, progress=False)
+    names, scores = constrained_beam(spread_lm, tok, ps, trie, num_beams=4, progress=False, batch_size=3)
+    assert names == ref_names
+    assert np.allclose(np.concatenate(scores), np.concatenate(ref_scores), atol=1e-4)
+
+
+def test_batched_beam_search_breaks_exact_ties_by_the_same_rule(tok):
+    """An LM head of zeros makes every token equally likely: every order is decided by the tie rule
+    (smaller token id, then earlier beam), which must be the sequential search's."""
+    import torch
+
+    from rec_utils.llm.generate import NameTrie, constrained_beam, constrained_beam_sequential
+    from rec_utils.llm.local import tiny_random_model
+
+    lm = tiny_random_model(len(tok), 2, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).eval()
+    with torch.no_grad():
+        lm.lm_head.weight.zero_()
+    trie = NameTrie.from_names(tok, CATALOGUE, tok.eos_token_id)
+    ps = prompts_of_several_lengths(tok, 4)
+    ref = constrained_beam_sequential(lm, tok, ps, trie, num_beams=4, progress=False)
+    assert constrained_beam(lm, tok, ps, trie, num_beams=4, progress=False, batch_size=4) == ref
+
+
+def test_catalogue_scores_are_a_distribution_over_the_catalogue(tok, spread_lm):
+    """scores="catalogue" renormalises each step over the tokens the trie allows: with a beam as
+    wide as the catalogue every name is found, and their probabilities sum to 1 (the full scores,
+    log P(name | prompt), sum to less)."""
+    from rec_utils.llm.generate import NameTrie, constrained_beam
+
+    trie = NameTrie.from_names(tok, CATALOGUE, tok.eos_token_id)
+    ps = prompts_of_several_lengths(tok, 2)
+    names, scores = constrained_beam(spread_lm, tok, ps, trie, num_beams=len(CATALOGUE), progress=False,
+                                     batch_size=2, scores="catalogue")
+    for row, sc in zip(names, scores):
+        assert sorted(row) == sorted(CATALOGUE) and np.exp(sc).sum() == pytest.approx(1.0, abs=1e-5)
+    _, full = constrained_beam(spread_lm, tok, ps, trie, num_beams=len(CATALOGUE), progress=False, batch_size=2)
+    assert all(np.exp(sc).sum() < 1 - 1e-3 for sc in full)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_batched_sampling_draws_what_the_sequential_sampler_draws(tok, spread_lm, temperature):
+    """Each prompt keeps its own seeded generator over its own rows: batching prompts does not
+    change the samples (nor greedy answers)."""
+    from rec_utils.llm.generate import sample, sample_sequential
+
+    ps = prompts_of_several_lengths(tok, 5)
+    kw = dict(n=3, temperature=temperature, max_new_tokens=5, seed=3, progress=False)
+    assert sample(spread_lm, tok, ps, batch_size=3, **kw) == sample_sequential(spread_lm, tok, ps, **kw)
+
+
+def test_every_local_decoder_keys_its_runs_by_the_decoding_revision():
+    """Batched decoding (revision 3) is not bit-for-bit the one-prompt decoding: stored runs of
+    revision 2 (sample) or without a revision (greedy, beam) must not be reused."""
+
+    from rec_utils.llm.generate import DECODING_REVISION
+
+    items = pd.DataFrame({"item_id": [0, 1], "title": ["a", "b"]})
+    for dec in ("sample", "greedy", "beam"):
+        fp = LLMSeqPrompt(model="tiny-random", decoder=dec).input_fingerprint(items)
+        assert fp["decoding"] == DECODING_REVISION == 3
+
+
+def test_only_the_faster_training_paths_key_their_runs_apart_from_the_reference():
+    """The reference fine-tuning (padded batches, LM head everywhere) trains what stored runs were
+    trained with: no new input, so its runs keep their identity; grouped / packed batches or the
+    answer-only head train another model (float noise over many steps) and are keyed apart."""
+
+
+    items = pd.DataFrame({"item_id": [0, 1], "title": ["a", "b"]})
+    ref = LLMSeqPrompt(model="tiny-random", batching="padded", loss_head="all").input_fingerprint(items)
+    assert "training" not in ref
+    fast = {LLMSeqPrompt(model="tiny-random", batching=b, loss_head=h).input_fingerprint(items)["training"]
+            for b, h in (("grouped", "answer"), ("packed", "answer"), ("padded", "answer"), ("grouped", "all"))}
+    assert len(fast) == 4
+
+
 def test_finetuning_logs_eval_loss_each_eval_step_and_caches_the_best_model(tok, tmp_path):
     from rec_utils.llm.finetune import TrainConfig, finetune
 
@@ -245,6 +352,50 @@ def test_finetuning_logs_eval_loss_each_eval_step_and_caches_the_best_model(tok,
     cfg_lora = TrainConfig(epochs=1, batch_size=2, eval_steps=2, lora=True, lora_r=2)
     _, info3 = finetune("tiny-random", tok, ex[:8], ex[8:], cfg_lora, base_id="tiny", cache=tmp_path, progress=False)
     assert info3["key"] != info["key"] and info3["lora"]
+
+
+def test_packing_and_the_answer_only_head_leave_the_loss_unchanged(tok, spread_lm):
+    """Three examples of different lengths: the padded batch's loss (the model's own, LM head at
+    every position), the packed row's (position ids restarting, block-diagonal attention) and the
+    answer-only head's are the same number; so is one example's packed alone vs unpacked."""
+    import torch
+
+    from rec_utils.llm.finetune import _collate, _collate_packed, answer_loss, tokenize_examples
+
+    ex = tokenize_examples(tok, [("items: a b c\nnext:", " dog food" + tok.eos_token),
+                                 ("items: x\nnext:", " a long shampoo name" + tok.eos_token),
+                                 ("items: lego city fire station, police car\nnext:", " soap" + tok.eos_token)])
+    with torch.no_grad():
+        padded = _collate(tok.pad_token_id)(ex)
+        ref = spread_lm(**padded).loss
+        packed = _collate_packed(ex)
+        assert packed["input_ids"].shape[0] == 1 and packed["position_ids"][0].tolist().count(0) == 3
+        assert torch.allclose(spread_lm(**packed, use_cache=False).loss, ref, atol=1e-5)
+        assert torch.allclose(answer_loss(spread_lm, packed), ref, atol=1e-5)
+        assert torch.allclose(answer_loss(spread_lm, padded), ref, atol=1e-5)
+        one = spread_lm(**_collate(tok.pad_token_id)(ex[1:2])).loss
+        assert torch.allclose(answer_loss(spread_lm, _collate_packed(ex[1:2])), one, atol=1e-5)
+    # a packed row without the block-diagonal mask (one sequence of positions) would differ
+    cross = {**packed, "position_ids": torch.arange(packed["input_ids"].shape[1])[None]}
+    with torch.no_grad():
+        assert not torch.allclose(spread_lm(**cross, use_cache=False).loss, ref, atol=1e-3)
+
+
+def test_fast_finetuning_paths_train_and_key_their_own_cache(tok, tmp_path):
+    from rec_utils.llm.finetune import TrainConfig, finetune
+
+    ex = [(f"items {i}:" + " word" * (i % 5), f" name {i % 3}" + tok.eos_token) for i in range(12)]
+    infos = {}
+    for batching, head in (("padded", "all"), ("grouped", "answer"), ("packed", "answer")):
+        cfg = TrainConfig(epochs=1, batch_size=4, eval_steps=1, max_steps=1, lr=1e-3, batching=batching, loss_head=head)
+        _, infos[batching] = finetune("tiny-random", tok, ex[:8], ex[8:], cfg, base_id="tiny", cache=tmp_path,
+                                      progress=False)
+    assert len({i["key"] for i in infos.values()}) == 3 and all(i["steps"] == 1 for i in infos.values())
+    # step 0's validation loss is the untrained model's, whichever batching and loss head computed it
+    e0 = [h["eval_loss"] for i in infos.values() for h in i["history"] if h.get("step") == 0 and "eval_loss" in h]
+    assert len(e0) == 3 and max(e0) - min(e0) < 1e-4
+    with pytest.raises(ValueError, match="batching"):
+        TrainConfig(batching="bucketed")
 
 
 def test_early_stopping_stops_by_evaluations_without_improvement(tok, tmp_path):

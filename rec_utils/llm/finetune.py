@@ -8,6 +8,16 @@ improvement, by steps and epochs, never by time, and the best checkpoint (lowest
 loss) is the model kept. ``lora=True`` trains a ``peft`` LoRA adapter (r, alpha, dropout, all
 linear layers) that is merged into the weights afterwards.
 
+Speed (``scripts/benchmark_llmseqprompt.py --measure``): ``batching`` ``grouped`` forms batches of
+similar length (transformers' ``LengthGroupedSampler``: little padding, a seeded order), ``packed``
+concatenates a batch into one row without padding (position ids restart per example, so the
+attention is block-diagonal; on a CPU the masked attention over the whole row costs more than the
+padding it saves when examples are similar in length); ``loss_head="answer"`` applies the LM head
+(49k x 576 for SmolLM2) only where the loss is, the answer tokens, instead of at every prompt
+position (:func:`answer_loss`, the same loss). The optimiser is the fused AdamW
+(``adamw_torch_fused``: transformers' default since torch 2.8, so the reference path used it
+already; now explicit). The reference path (``padded``, ``all``) is the one before these options.
+
 The kept model is cached under ``<cache>/finetuned/<key>/`` where ``key`` hashes the base
 model's identity, the examples' text and every training hyper-parameter, so the same data and
 config never train twice (and an interrupted study resumes), and anything else trains anew.
@@ -23,6 +33,10 @@ from pathlib import Path
 
 from ..utils import atomic_write_text, short_hash
 from .local import default_llm_cache, load_model, prepare_torch
+
+
+BATCHING = ("padded", "grouped", "packed")
+LOSS_HEADS = ("all", "answer")
 
 
 @dataclass
@@ -42,6 +56,13 @@ class TrainConfig:
     warmup_steps: int = 0
     seed: int = 0
     max_steps: int = -1  # > 0: stop after this many steps (CI)
+    batching: str = "padded"  # padded (reference: random batches padded to their longest) | grouped | packed
+    loss_head: str = "all"  # all (reference: LM head at every position) | answer (only where the loss is)
+
+    def __post_init__(self):
+        for name, ok in (("batching", BATCHING), ("loss_head", LOSS_HEADS)):
+            if getattr(self, name) not in ok:
+                raise ValueError(f"TrainConfig: {name} must be one of {ok}, got {getattr(self, name)!r}")
 
     @property
     def learning_rate(self) -> float:
@@ -50,6 +71,8 @@ class TrainConfig:
 
 def tokenize_examples(tok, examples: list[tuple[str, str]]) -> list[dict]:
     """``(prompt, completion)`` texts → input ids with labels −100 on the prompt tokens."""
+    if not examples:
+        return []
     p = tok([e[0] for e in examples], add_special_tokens=False)["input_ids"]
     c = tok([e[1] for e in examples], add_special_tokens=False)["input_ids"]
     return [{"input_ids": a + b, "labels": [-100] * len(a) + b} for a, b in zip(p, c)]
@@ -71,6 +94,63 @@ def _collate(pad_id: int):
     return collate
 
 
+def _collate_packed(batch):
+    """The batch's examples as **one** row without padding: ids and labels concatenated, position
+    ids restarting at 0 for every example and no attention mask, from which transformers builds a
+    block-diagonal causal mask (``masking_utils.find_packed_sequence_indices``): no token attends
+    across an example boundary, and every example's first label is −100 (a prompt token), so no
+    loss crosses one either. transformers detects packed rows only without a key/value cache:
+    :func:`finetune` trains with ``use_cache=False``."""
+    import torch  # heavy: loaded only where tensors are used
+
+    ids = [t for b in batch for t in b["input_ids"]]
+    lab = [t for b in batch for t in b["labels"]]
+    pos = [p for b in batch for p in range(len(b["input_ids"]))]
+    as_row = lambda v: torch.tensor([v], dtype=torch.long)
+    return {"input_ids": as_row(ids), "labels": as_row(lab), "position_ids": as_row(pos)}
+
+
+def answer_loss(model, inputs: dict):
+    """Mean cross-entropy of the answer tokens, with the LM head applied **only** at the
+    positions whose next token is an answer token (labels ≠ −100): the same loss as the model's
+    own (``labels`` shifted by one, mean over the batch's answer tokens) without the logits of the
+    prompt positions (~85 % of the tokens: a 49k x 576 matrix product each, forward and backward).
+
+    Args:
+        model: a causal LM (or a peft model around one) with ``get_decoder`` and ``get_output_embeddings``.
+        inputs: ``input_ids``, ``labels`` (B, L) and optionally ``attention_mask`` / ``position_ids``.
+    Returns: the scalar loss.
+    """
+    import torch.nn.functional as F
+
+    labels = inputs["labels"]
+    kw = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
+    hidden = model.get_decoder()(**kw, use_cache=False).last_hidden_state  # no cache: packed rows are detected
+    target = labels[:, 1:]
+    where = target != -100
+    logits = model.get_output_embeddings()(hidden[:, :-1][where]).float()
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = cap * (logits / cap).tanh()
+    return F.cross_entropy(logits, target[where])
+
+
+def _trainer_class(loss_head: str):
+    from transformers import Trainer  # heavy: loaded only by LLM runs
+
+    if loss_head == "all":
+        return Trainer
+
+    class AnswerHeadTrainer(Trainer):
+        """The Trainer with :func:`answer_loss` (evaluation included)."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = answer_loss(model, inputs)
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return AnswerHeadTrainer
+
+
 def finetune_key(base_id: str, train: list[tuple[str, str]], val: list[tuple[str, str]], cfg: TrainConfig) -> str:
     return short_hash(base_id, train, val, asdict(cfg))
 
@@ -90,7 +170,7 @@ def finetune(model_name: str, tok, train: list[tuple[str, str]], val: list[tuple
         dict per logged step: ``step``, ``loss`` or ``eval_loss``).
     """
     import torch  # heavy: loaded only where tensors are used
-    from transformers import AutoModelForCausalLM, EarlyStoppingCallback, Trainer, TrainingArguments  # heavy: loaded only by LLM runs
+    from transformers import AutoModelForCausalLM, EarlyStoppingCallback, TrainingArguments  # heavy: loaded only by LLM runs
 
     prepare_torch(num_threads)
     if not train:
@@ -111,6 +191,7 @@ def finetune(model_name: str, tok, train: list[tuple[str, str]], val: list[tuple
         lm = get_peft_model(lm, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                            target_modules="all-linear", task_type="CAUSAL_LM"))
     tr, va = tokenize_examples(tok, train), tokenize_examples(tok, val)
+    lm.config.use_cache = False  # training needs no cache, and packed rows are only detected without one
     work = root.parent / f".work-{key}"
     shutil.rmtree(work, ignore_errors=True)
     has_val = len(va) > 0
@@ -123,16 +204,19 @@ def finetune(model_name: str, tok, train: list[tuple[str, str]], val: list[tuple
         save_total_limit=1, save_only_model=True, load_best_model_at_end=has_val,
         metric_for_best_model="eval_loss", greater_is_better=False, seed=cfg.seed, data_seed=cfg.seed,
         report_to=[], disable_tqdm=not progress, prediction_loss_only=True, dataloader_num_workers=0, remove_unused_columns=False,
-        use_cpu=not torch.cuda.is_available())
+        use_cpu=not torch.cuda.is_available(), optim="adamw_torch_fused",
+        train_sampling_strategy="group_by_length" if cfg.batching == "grouped" else "random")
     callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.patience)] if has_val else []
-    trainer = Trainer(model=lm, args=args, train_dataset=tr, eval_dataset=va if has_val else None,
-                      data_collator=_collate(tok.pad_token_id), callbacks=callbacks)
+    collate = _collate_packed if cfg.batching == "packed" else _collate(tok.pad_token_id)
+    trainer = _trainer_class(cfg.loss_head)(model=lm, args=args, train_dataset=tr, eval_dataset=va if has_val else None,
+                                            data_collator=collate, callbacks=callbacks)
     t0 = time.perf_counter()
     out = trainer.train()
     dt = time.perf_counter() - t0
     lm = trainer.model
     if cfg.lora:
         lm = lm.merge_and_unload()
+    lm.config.use_cache = True
     hist = [{k: v for k, v in h.items() if k in ("step", "epoch", "loss", "eval_loss", "learning_rate")}
             for h in trainer.state.log_history]
     steps = int(trainer.state.global_step)
@@ -144,6 +228,7 @@ def finetune(model_name: str, tok, train: list[tuple[str, str]], val: list[tuple
             "best_eval_loss": (min(h["eval_loss"] for h in evals) if evals else None),
             "train_loss": float(out.training_loss), "train_tokens": trained_tokens, "train_s": round(dt, 3),
             "train_tokens_per_s": trained_tokens / dt if dt > 0 else None, "lora": cfg.lora,
+            "batching": cfg.batching, "loss_head": cfg.loss_head,
             "device": str(next(lm.parameters()).device), "threads": torch.get_num_threads(), "history": hist}
     tmp = root.parent / f".tmp-{key}"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,23 +1,42 @@
 """Decoding: n sampled answers per prompt, and catalogue-constrained beam search (beyond the paper).
 
-Both decode **one prompt at a time with its key/value cache computed once** and shared by the n
-samples / beams (``DynamicCache.batch_repeat_interleave`` / ``reorder_cache``): transformers'
-``generate`` would expand the prompt n-fold before its first forward pass, and with prompts of
-~150-250 tokens and answers of ~15 that prefill is ~90 % of the work on a CPU. The steps are the
-textbook ones, on the model's logits:
+:func:`sample` and :func:`constrained_beam` decode **several prompts together** (``batch_size``,
+default 8 on a CPU): one left-padded prefill of the batch's prompts (only the last position's
+logits), then one forward pass per step over every live row of every prompt (its samples or
+beams), the rows sharing one key/value cache (``DynamicCache.reorder_cache`` keeps, repeats and
+reorders rows); a finished sample and a prompt whose search has stopped leave the batch.
+Prompts are grouped by length, so padding is small; positions come from the attention mask.
+On a CPU the forward passes of a 30-layer model on a handful of rows are dominated by per-op
+overhead and by reading the weights once per step, so batching prompts multiplies the rows a
+pass does for about the same time. The steps are the textbook ones, on the model's logits:
 
 * :func:`sample`: temperature, then nucleus (``top_p``) filtering, then a draw per sequence
-  (``torch.Generator`` seeded per prompt); ``temperature`` 0 = greedy (one answer). A sequence
-  ends at the end-of-turn token or after ``max_new_tokens``, and leaves the batch (its rows of
-  the cache are dropped), so the remaining steps run on the live sequences only.
+  (a ``torch.Generator`` seeded per prompt, drawing over that prompt's live rows only: the same
+  draws as one prompt at a time); ``temperature`` 0 = greedy (one answer). A sequence ends at
+  the end-of-turn token or after ``max_new_tokens``.
 * :func:`constrained_beam`: beam search whose every token must extend a prefix of a tokenised
   catalogue name (:class:`NameTrie`, the same restriction as transformers'
   ``prefix_allowed_tokens_fn``): each step keeps the ``num_beams`` best (beam, allowed token)
-  pairs by log-probability; a pair whose token is the end token is a finished name. Names are
-  ranked by their log-probability log P(name | prompt) (no length normalisation: the model's
-  probability of the item). Since log-probabilities only decrease, search stops as soon as
-  ``num_beams`` names are finished and no live beam scores higher than the worst of them, so
-  the result is exactly the beam search's, and every name is a real catalogue name.
+  pairs by log-probability (ties: the smaller token id, then the earlier beam); a pair whose
+  token is the end token is a finished name. Names are ranked by log P(name | prompt) (no
+  length normalisation: the model's probability of the item). Since log-probabilities only
+  decrease, search stops as soon as ``num_beams`` names are finished and no live beam scores
+  higher than the worst of them, so the result is exactly the beam search's, and every name
+  is a real catalogue name. ``scores="catalogue"`` renormalises each step over the allowed
+  tokens and computes only their rows of the LM head (an option: another ranking).
+
+Why our own loop and not ``model.generate``: transformers' beam search and sampling expand
+the prompt ``num_beams`` / ``n`` times **before** the prefill (20 prefills of a ~150-token prompt
+for ~15 answer tokens: most of the work), length-normalise finished beams by default, and stop
+beams by a heuristic; ``prefix_allowed_tokens_fn`` is called per row in Python. Our loop
+prefills each prompt once and shares it. Static caches (``cache_implementation="static"``) pay
+off with ``torch.compile`` on a GPU; on the CPU they only add padding to the cache, so the
+dynamic cache is used. Measured throughput, reference loops against these:
+``scripts/benchmark_llmseqprompt.py --measure`` → ``results/benchmarks/llmseqprompt.csv``.
+
+:func:`sample_sequential` and :func:`constrained_beam_sequential` are the one-prompt-at-a-time
+loops of decoding revision 2, kept as the reference of the equivalence tests and the "before"
+path of the benchmark.
 
 ``last_timing`` records prompts, answers, new tokens and seconds of the last call (throughput).
 """
@@ -30,10 +49,13 @@ from tqdm.auto import tqdm
 last_timing: dict = {}
 
 # Part of every local LLMSeqPrompt run's identity (``LLMSeqPrompt.input_fingerprint``): a change
-# of the decoding loops that changes their output for the same seed (here: finished samples leave
-# the batch, which changes the generator's draws) gets a new value, so stored runs of the old
-# loops are not taken for runs of the new one.
-DECODING_REVISION = 2
+# of the decoding loops that changes their output for the same seed gets a new value, so stored
+# runs of the old loops are not taken for runs of the new one. 2: finished samples leave the batch
+# (changes the generator's draws). 3: several prompts share one padded batch: the same search and
+# the same draws, but the float sums of a padded batch differ from one prompt's in the last bits
+# (measured: beam log-probabilities within 2e-6 on the tiny test model), which can flip a
+# near-tie or a draw on a boundary, so no decoder's stored runs of revision 2 stand for revision 3.
+DECODING_REVISION = 3
 
 
 class NameTrie:
@@ -101,11 +123,12 @@ def _nucleus(logits, temperature: float, top_p: float):
     return probs / probs.sum(-1, keepdim=True)
 
 
-def sample(model, tok, prompts: list[str], *, n: int = 20, temperature: float = 0.25, top_p: float = 1.0,
-           max_new_tokens: int = 48, seed: int = 0, eos_id: int | None = None,
-           progress: bool = True) -> list[list[str]]:
-    """``n`` answers per prompt text (already chat-formatted), one prompt at a time;
-    ``temperature`` 0 = greedy (1 answer)."""
+def sample_sequential(model, tok, prompts: list[str], *, n: int = 20, temperature: float = 0.25, top_p: float = 1.0,
+           max_new_tokens: int = 48, seed: int = 0, eos_id: int | None = None, progress: bool = True,
+           batch_size: int | None = None) -> list[list[str]]:
+    """The reference sampler (decoding revision 2): one prompt at a time, otherwise as :func:`sample`
+    (the same draws given the same logits). Kept for the equivalence tests and as the "before"
+    path of ``scripts/benchmark_llmseqprompt.py``; ``batch_size`` is unused."""
     import torch  # heavy: loaded only where tensors are used
 
     eos = tok.eos_token_id if eos_id is None else eos_id
@@ -146,12 +169,12 @@ def sample(model, tok, prompts: list[str], *, n: int = 20, temperature: float = 
     return out
 
 
-def constrained_beam(model, tok, prompts: list[str], trie: NameTrie, *, num_beams: int = 20,
-                     max_new_tokens: int | None = None, progress: bool = True
-                     ) -> tuple[list[list[str]], list[list[float]]]:
-    """Beam search restricted to catalogue names (module docstring); per prompt up to
-    ``num_beams`` distinct names, best first, and their log-probabilities. ``max_new_tokens``
-    None: the trie's depth (the longest name and its end token), so no name is cut."""
+def constrained_beam_sequential(model, tok, prompts: list[str], trie: NameTrie, *, num_beams: int = 20,
+                                max_new_tokens: int | None = None, progress: bool = True
+                                ) -> tuple[list[list[str]], list[list[float]]]:
+    """The reference constrained beam search (decoding revision 2): one prompt at a time, the
+    full prompt's logits, a Python list of candidates; the same search as :func:`constrained_beam`.
+    Kept for the equivalence tests and as the "before" path of the benchmark."""
     import torch  # heavy: loaded only where tensors are used
 
     limit = max_new_tokens or trie.depth
@@ -195,3 +218,280 @@ def constrained_beam(model, tok, prompts: list[str], trie: NameTrie, *, num_beam
     dt = time.perf_counter() - t0
     last_timing.update(decoder="beam", prompts=len(prompts), answers=sum(map(len, names)), seconds=dt, new_tokens=n_gen)
     return names, scores
+
+
+# ---------------------------------------------------------------- batched decoding (revision 3)
+
+
+class _Prefix:
+    """The tokens every prompt of a call starts with (chat template and system message: ~60
+    tokens of a ~110-150-token GenItem prompt), run through the model **once**; every batch
+    starts from a copy of their key/value cache. Empty when the prompts share nothing (at least
+    one token of each prompt is left to the batch: its logits are the first step's)."""
+
+    def __init__(self, model, ids: list[list[int]]):
+        import torch  # heavy: loaded only where tensors are used
+        from transformers import DynamicCache  # heavy: loaded only by LLM runs
+
+        n = min(len(q) for q in ids) - 1
+        first = ids[0]
+        for q in ids[1:]:
+            n = next((j for j in range(n) if q[j] != first[j]), n)
+        self.n, self.cache = max(n, 0), None
+        if self.n > 0:
+            dev = next(model.parameters()).device
+            self.cache = DynamicCache()
+            with torch.no_grad():
+                model(input_ids=torch.tensor([first[:self.n]], device=dev), cache=self.cache, use_cache=True,
+                      logits_to_keep=1)
+
+    def cache_for(self, rows: int):
+        import copy
+
+        import torch  # heavy: loaded only where tensors are used
+        from transformers import DynamicCache  # heavy: loaded only by LLM runs
+
+        if self.cache is None:
+            return DynamicCache()
+        c = copy.deepcopy(self.cache)
+        c.reorder_cache(torch.zeros(rows, dtype=torch.long))
+        return c
+
+
+class _Batch:
+    """A padded decoding batch of several prompts: one shared key/value cache whose rows are
+    the live sequences (samples or beams) of every prompt, the 2-D attention mask (left padding
+    masked) and each row's next position id. ``select(idx)`` keeps / repeats / reorders rows
+    (``DynamicCache.reorder_cache``), ``step(tokens)`` appends one token per row. With a
+    :class:`_Prefix`, the cache starts as its copy and only the rest of each prompt is run
+    (the padding then sits between the shared prefix and each prompt's rest, masked)."""
+
+    def __init__(self, model, ids: list[list[int]], hidden: bool = False, prefix: "_Prefix | None" = None):
+        import torch  # heavy: loaded only where tensors are used
+        from transformers import DynamicCache  # heavy: loaded only by LLM runs
+
+        self.model, self.hidden = model, hidden
+        self.dev = next(model.parameters()).device
+        p = prefix.n if prefix is not None else 0
+        rest = [q[p:] for q in ids]
+        n, width = len(rest), max(len(q) for q in rest)
+        x = torch.zeros((n, width), dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for i, q in enumerate(rest):
+            x[i, width - len(q):] = torch.tensor(q, dtype=torch.long)
+            mask[i, width - len(q):] = 1
+        pos = (p + mask.cumsum(-1) - 1).clamp(min=0)
+        self.cache = prefix.cache_for(n) if prefix is not None else DynamicCache()
+        self.mask = torch.cat([torch.ones((n, p), dtype=torch.long), mask], dim=1).to(self.dev)
+        self.pos = torch.tensor([len(q) for q in ids], dtype=torch.long, device=self.dev)
+        self.out = self._forward(x.to(self.dev), pos.to(self.dev))
+
+    def _forward(self, x, pos):
+        kw = dict(input_ids=x, attention_mask=self.mask, position_ids=pos, cache=self.cache, use_cache=True)
+        if self.hidden:  # the last hidden state; the caller applies (rows of) the LM head
+            return self.model.get_decoder()(**kw).last_hidden_state[:, -1, :]
+        return self.model(**kw, logits_to_keep=1).logits[:, -1, :].float()
+
+    def select(self, idx) -> None:
+        idx = idx.to(self.dev)
+        self.cache.reorder_cache(idx)
+        self.mask, self.pos = self.mask.index_select(0, idx), self.pos.index_select(0, idx)
+
+    def step(self, tokens):
+        import torch  # heavy: loaded only where tensors are used
+
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        self.out = self._forward(tokens.to(self.dev)[:, None], self.pos[:, None])
+        self.pos = self.pos + 1
+        return self.out
+
+
+def _chunks(tok, prompts: list[str], batch_size: int):
+    """Prompt token ids and chunks of prompt indices of similar length (sorted by length, so a
+    padded batch wastes little); results are returned in the prompts' order."""
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in prompts]
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+    b = max(1, int(batch_size))
+    return ids, [order[i:i + b] for i in range(0, len(order), b)]
+
+
+def sample(model, tok, prompts: list[str], *, n: int = 20, temperature: float = 0.25, top_p: float = 1.0,
+           max_new_tokens: int = 48, seed: int = 0, eos_id: int | None = None, progress: bool = True,
+           batch_size: int = 8, share_prefix: bool = True) -> list[list[str]]:
+    """``n`` answers per prompt text (already chat-formatted); ``temperature`` 0 = greedy (1 answer).
+
+    ``batch_size`` prompts are decoded together (module docstring): one left-padded prefill, the
+    cache rows repeated ``n`` times per prompt, one forward pass per step for every live row of
+    the batch; a finished row leaves it. Each prompt ``i`` draws from its own
+    ``torch.Generator(seed * 1_000_003 + i)`` over its own live rows, as the one-prompt-at-a-time
+    :func:`sample_sequential` does, so the answers are the same up to the float noise of a padded
+    batch (a draw that falls within ~1e-7 of a probability boundary can differ). ``share_prefix``:
+    the tokens all prompts start with are run once (:class:`_Prefix`).
+
+    Returns: per prompt, its answers (``n``; 1 when greedy), decoded without special tokens.
+    """
+    import torch  # heavy: loaded only where tensors are used
+
+    eos = tok.eos_token_id if eos_id is None else eos_id
+    greedy = temperature <= 0
+    per = 1 if greedy else int(n)
+    ids, chunks = _chunks(tok, prompts, batch_size)
+    out: list = [None] * len(prompts)
+    t0, n_gen = time.perf_counter(), 0
+    model.eval()
+    prefix = _Prefix(model, ids) if share_prefix and ids else None
+    bar = tqdm(total=len(prompts), desc=f"sampling x{per} (batches of {batch_size})", disable=not progress)
+    with torch.no_grad():
+        for chunk in chunks:
+            gens = {i: torch.Generator().manual_seed(seed * 1_000_003 + i) for i in chunk}
+            b = _Batch(model, [ids[i] for i in chunk], prefix=prefix)
+            logits = b.out
+            rows = torch.arange(len(chunk)).repeat_interleave(per)
+            if per > 1:
+                b.select(rows)
+                logits = logits.index_select(0, rows.to(logits.device))
+            owner = [chunk[int(r)] for r in rows]  # prompt of each live row
+            slot = [j % per for j in range(len(owner))]  # its answer index
+            seqs = {i: [[] for _ in range(per)] for i in chunk}
+            for _ in range(max_new_tokens):
+                if greedy:
+                    nxt = logits.argmax(-1).cpu()
+                else:
+                    probs = _nucleus(logits, temperature, top_p).cpu()
+                    nxt = torch.empty(len(owner), dtype=torch.long)
+                    start = 0
+                    while start < len(owner):  # rows of one prompt are contiguous
+                        end = start
+                        while end < len(owner) and owner[end] == owner[start]:
+                            end += 1
+                        nxt[start:end] = torch.multinomial(probs[start:end], 1, generator=gens[owner[start]])[:, 0]
+                        start = end
+                ended = nxt == eos
+                for o, s, t in zip(owner, slot, nxt.tolist()):
+                    if t != eos:
+                        seqs[o][s].append(t)
+                if bool(ended.all()):
+                    break
+                if bool(ended.any()):
+                    keep = torch.nonzero(~ended)[:, 0]
+                    kl = keep.tolist()
+                    owner, slot, nxt = [owner[j] for j in kl], [slot[j] for j in kl], nxt[keep]
+                    b.select(keep)
+                logits = b.step(nxt)
+            for i in chunk:
+                n_gen += sum(map(len, seqs[i]))
+                out[i] = tok.batch_decode(seqs[i], skip_special_tokens=True)
+            bar.update(len(chunk))
+    bar.close()
+    dt = time.perf_counter() - t0
+    last_timing.update(decoder="greedy" if greedy else "sample", prompts=len(prompts), answers=len(prompts) * per,
+                       seconds=dt, new_tokens=n_gen, batch_size=batch_size)
+    return out
+
+
+BEAM_SCORES = ("full", "catalogue")
+
+
+def constrained_beam(model, tok, prompts: list[str], trie: NameTrie, *, num_beams: int = 20,
+                     max_new_tokens: int | None = None, progress: bool = True, batch_size: int = 8,
+                     scores: str = "full", share_prefix: bool = True) -> tuple[list[list[str]], list[list[float]]]:
+    """Beam search restricted to catalogue names (module docstring), ``batch_size`` prompts at a time.
+
+    Per prompt up to ``num_beams`` distinct names, best first, and their scores. The search of
+    each prompt is :func:`constrained_beam_sequential`'s (same candidates, same order and tie
+    rule: higher score, then smaller token id, then earlier beam; same stopping rule); only the
+    forward passes are shared: the beams of every prompt of the batch are rows of one padded
+    batch and one key/value cache, and a prompt whose search has stopped leaves it.
+
+    Args:
+        scores: ``"full"`` (default): log P(name | prompt) under the model, the softmax over the
+            whole vocabulary (every row of the LM head is needed for its normaliser);
+            ``"catalogue"``: each step's distribution renormalised over the tokens the trie allows
+            after the beam's prefix, so only those rows of the LM head are computed (the union
+            over the batch's beams); a locally normalised score, it ranks names differently.
+        max_new_tokens: None: the trie's depth (the longest name and its end token).
+        share_prefix: run the tokens all prompts start with once (:class:`_Prefix`).
+
+    Returns: ``(names, scores)``, two lists of ``len(prompts)`` lists.
+    """
+    import numpy as np
+    import torch  # heavy: loaded only where tensors are used
+
+    if scores not in BEAM_SCORES:
+        raise ValueError(f"constrained_beam: scores must be one of {BEAM_SCORES}, got {scores!r}")
+    restrict = scores == "catalogue"
+    limit = max_new_tokens or trie.depth
+    ids, chunks = _chunks(tok, prompts, batch_size)
+    names: list = [None] * len(prompts)
+    best: list = [None] * len(prompts)
+    head = model.get_output_embeddings().weight if restrict else None
+    t0, n_gen = time.perf_counter(), 0
+    model.eval()
+    prefix = _Prefix(model, ids) if share_prefix and ids else None
+    bar = tqdm(total=len(prompts), desc=f"constrained beam x{num_beams} (batches of {batch_size})", disable=not progress)
+    with torch.no_grad():
+        for chunk in chunks:
+            b = _Batch(model, [ids[i] for i in chunk], hidden=restrict, prefix=prefix)
+            beams = {i: [([], 0.0, trie.root)] for i in chunk}  # per prompt: (tokens, score, trie node)
+            finished: dict = {i: [] for i in chunk}
+            active = list(chunk)  # prompts with rows in the batch, in row order
+            out = b.out
+            for _ in range(limit):
+                cand, row0 = [], 0  # per active prompt: its first row, beam of each candidate, token
+                for i in active:
+                    a_list = [np.fromiter(node, dtype=np.int64, count=len(node)) for _, _, node in beams[i]]
+                    cand.append((row0, np.repeat(np.arange(len(a_list)), [len(a) for a in a_list]),
+                                 np.concatenate(a_list)))
+                    row0 += len(a_list)
+                all_r = torch.from_numpy(np.concatenate([r0 + r for r0, r, _ in cand])).to(out.device)
+                all_t = np.concatenate([t for _, _, t in cand])
+                if restrict:  # logits of the allowed tokens only: the union over the batch's rows
+                    union, inv = np.unique(all_t, return_inverse=True)
+                    lg = (out @ head[torch.from_numpy(union).to(head.device)].T).float()
+                    inv = torch.from_numpy(inv.reshape(-1)).to(out.device)
+                    allowed_mask = torch.full(lg.shape, float("-inf"), device=lg.device)
+                    allowed_mask[all_r, inv] = 0.0
+                    lp_all = torch.log_softmax(lg + allowed_mask, dim=-1)[all_r, inv]
+                else:  # gathered on the device: only the candidates' log-probabilities leave it
+                    lp_all = torch.log_softmax(out, dim=-1)[all_r, torch.from_numpy(all_t).to(out.device)]
+                lp_all = lp_all.cpu().numpy()
+                rows, toks, still, flat0 = [], [], [], 0
+                for i, (row0, r_arr, t_arr) in zip(active, cand):
+                    bs = beams[i]
+                    lp = lp_all[flat0:flat0 + len(t_arr)]
+                    flat0 += len(t_arr)
+                    s_arr = np.array([s for _, s, _ in bs], dtype=np.float64)[r_arr] + lp.astype(np.float64)
+                    fin, live = finished[i], []
+                    for c in np.lexsort((r_arr, t_arr, -s_arr)):  # ties: the smaller token id, then beam
+                        s, r, t = float(s_arr[c]), int(r_arr[c]), int(t_arr[c])
+                        if t == trie.end_id:
+                            if len(fin) < num_beams or s > fin[-1][0]:
+                                fin.append((s, bs[r][0]))
+                                fin.sort(key=lambda f: -f[0])
+                                del fin[num_beams:]
+                        elif len(live) < num_beams:
+                            live.append((s, r, t))
+                        if len(live) >= num_beams:  # lower candidates cannot enter (the standard beam step)
+                            break
+                    if not live or (len(fin) >= num_beams and live[0][0] <= fin[-1][0]):
+                        beams[i] = []  # this prompt's search has stopped: its rows leave the batch
+                    else:
+                        beams[i] = [(bs[r][0] + [t], s, bs[r][2][t]) for s, r, t in live]
+                        rows += [row0 + r for _, r, _ in live]
+                        toks += [t for _, _, t in live]
+                        still.append(i)
+                active = still
+                if not active:
+                    break
+                n_gen += len(rows)
+                b.select(torch.tensor(rows, dtype=torch.long))
+                out = b.step(torch.tensor(toks, dtype=torch.long))
+            for i in chunk:
+                names[i] = [tok.decode(tk, skip_special_tokens=True).strip() for _, tk in finished[i]]
+                best[i] = [s for s, _ in finished[i]]
+            bar.update(len(chunk))
+    bar.close()
+    dt = time.perf_counter() - t0
+    last_timing.update(decoder="beam", prompts=len(prompts), answers=sum(map(len, names)), seconds=dt,
+                       new_tokens=n_gen, batch_size=batch_size, scores=scores)
+    return names, best

@@ -65,12 +65,16 @@ class LLMSeqPromptConfig:
     patience: int = 3
     lora: bool = False
     max_steps: int = -1  # > 0: a step bound (CI)
+    batching: str = "grouped"  # fine-tuning batches: padded (reference) | grouped (by length) | packed (finetune.py)
+    loss_head: str = "answer"  # LM head in the loss: all positions (reference) | answer positions only
     decoder: str = "sample"  # sample | greedy | beam
     temperature: float = 0.25  # paper's Beauty optimum (RecSys'23 and GPT)
     top_p: float = 1.0
     n_samples: int = 20  # samples per prompt (paper: 20)
     num_beams: int = 20  # beams of the constrained decoder (= list length)
     max_new_tokens: int | None = None  # None: 48 for one name, 24 per list entry; beam: the longest name
+    gen_batch_size: int = 0  # prompts decoded together (one padded batch and key/value cache); 0: 8 on a CPU, 64 on a GPU
+    beam_scores: str = "full"  # beam: full (log P(name | prompt)) | catalogue (renormalised over the trie's tokens)
     list_length: int = 20  # names per list (genlist / classify / rank), candidates of rank
     n_clusters: int = 200  # classify: k-means classes (paper 200)
     fuzzy_fallback: str = "next"  # classify / rank duplicates: next best (sound) | last (reference)
@@ -88,7 +92,8 @@ class LLMSeqPromptConfig:
         self.embedding = EmbeddingSpec.coerce(self.embedding)
         checks = {"variant": (self.variant, C.VARIANTS), "backend": (self.backend, BACKENDS),
                   "decoder": (self.decoder, DECODERS), "fuzzy_fallback": (self.fuzzy_fallback, ("next", "last")),
-                  "catalogue": (self.catalogue, ("train", "all"))}
+                  "catalogue": (self.catalogue, ("train", "all")), "batching": (self.batching, ("padded", "grouped", "packed")),
+                  "loss_head": (self.loss_head, ("all", "answer")), "beam_scores": (self.beam_scores, ("full", "catalogue"))}
         for name, (v, ok) in checks.items():
             if v not in ok:
                 raise ValueError(f"LLMSeqPrompt: {name} must be one of {ok}, got {v!r}")
@@ -145,8 +150,12 @@ class LLMSeqPrompt(Recommender):
         fp = {"item_names": short_hash(names.index.to_numpy(), "\x00".join(names.astype(str)))}
         if self.config.backend == "local":
             fp["base_model"] = base_model_id(self.config.model)
-            if self.config.decoder == "sample":  # greedy (one row) and beam are unchanged by revision 2
-                fp["decoding"] = DECODING_REVISION
+            fp["decoding"] = DECODING_REVISION  # every decoder (revision 3: prompts batched)
+            if (self.config.batching, self.config.loss_head) != ("padded", "all"):
+                # fields added with a change of results: a stored run without them was trained the
+                # reference way, and must not stand for a run of the faster paths (float noise over
+                # hundreds of steps is another model); the reference values keep the old key
+                fp["training"] = f"batching={self.config.batching},loss_head={self.config.loss_head}"
         return fp
 
     def _embedder(self):
@@ -254,7 +263,8 @@ class LLMSeqPrompt(Recommender):
         self.fit_info_["cases"].update(dropped_long=int(len(ok) - sum(ok)), train_examples=len(tr),
                                        val_examples=len(va), mean_example_tokens=float(np.mean(lens)) if lens else 0)
         tc = TrainConfig(epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, eval_steps=c.eval_steps,
-                         patience=c.patience, lora=c.lora, seed=c.seed, max_steps=c.max_steps)
+                         patience=c.patience, lora=c.lora, seed=c.seed, max_steps=c.max_steps, batching=c.batching,
+                         loss_head=c.loss_head)
         self.lm_, info = finetune(c.model, self.tok_, tr, va, tc, base_id=base_model_id(c.model),
                                   cache=self.cache_dir, progress=self.progress, num_threads=self.num_threads)
         self.lm_ = self.lm_.to(resolve_device(self.device))
@@ -336,15 +346,17 @@ class LLMSeqPrompt(Recommender):
                                   temperature=c.temperature if c.decoder == "sample" else 0.0, top_p=c.top_p,
                                   max_tokens=self._new_tokens(), api_key=self.api_key, base_url=c.base_url)
             return outs, sum(map(len, outs))
+        bs = c.gen_batch_size or (64 if next(self.lm_.parameters()).device.type == "cuda" else 8)
         texts = [m["prompt"] if "prompt" in m else
                  self.tok_.apply_chat_template(m["messages"], tokenize=False, add_generation_prompt=True) for m in msgs]
         if c.decoder == "beam":
             names, _ = G.constrained_beam(self.lm_, self.tok_, texts, self.trie_, num_beams=c.num_beams,
-                                          max_new_tokens=c.max_new_tokens, progress=self.progress)
+                                          max_new_tokens=c.max_new_tokens, progress=self.progress,
+                                          batch_size=bs, scores=c.beam_scores)
             if c.variant == "recsys23":
                 names = [[x + C.RECSYS23_END for x in row] for row in names]
             return names, sum(map(len, names))
         outs = G.sample(self.lm_, self.tok_, texts, n=n, temperature=c.temperature if c.decoder == "sample" else 0.0,
-                        top_p=c.top_p, max_new_tokens=self._new_tokens(), seed=c.seed,
+                        top_p=c.top_p, max_new_tokens=self._new_tokens(), batch_size=bs, seed=c.seed,
                         progress=self.progress)
         return outs, sum(map(len, outs))
