@@ -1,20 +1,31 @@
-"""Generate the README's result tables from ``results/<dataset>/summary.csv`` (never typed).
+"""Generate the result tables of README.md and docs/*.md from the result files (never typed).
 
-    .venv/bin/python -m rec_utils.report            # rewrite the marked blocks of README.md
-    .venv/bin/python -m rec_utils.report --check    # exit 1 if README.md is out of date
+    .venv/bin/python -m rec_utils.report            # rewrite every generated block and the master tables
+    .venv/bin/python -m rec_utils.report --check    # exit 1, naming them, if any is out of date
 
-README.md holds blocks delimited by ``<!-- BEGIN generated:NAME -->`` / ``<!-- END generated:NAME -->``;
-each NAME is produced by a ``table_*`` function below, which returns a DataFrame (or a note when
-there is nothing to show yet); Markdown is only the rendering (:func:`to_markdown`). Rows are
-selected by what they are (model family, protocol, label), never by the notebook that wrote
-them; where one label has rows of several split fingerprints (the data changed), the latest wins.
+A document (README.md or any docs/*.md) holds blocks delimited by ``<!-- BEGIN generated:NAME -->`` /
+``<!-- END generated:NAME -->``; each NAME is produced by a ``table_*`` function below (see
+``BLOCKS``), which returns a DataFrame, a list of them (one per test population) or a note when
+there is nothing to show yet; ``figure-<stem>`` blocks show one figure of notebook 11's index.
+Markdown is only the rendering (:func:`to_markdown`); links are rebased to the document's folder.
+``results/<dataset>/master_table.csv`` is regenerated (and checked) as
+:func:`rec_utils.analysis.master_table` writes it.
+
+What a table may hold: one test population (the full test set, or one seeded sample of ``n``
+sessions: :func:`populations`), one row per distinct result (:func:`dedupe`), labels of at most
+:data:`MAX_LABEL` characters with a legend (:func:`compact_labels`), and a ``flag`` column marking
+rows below MostPopular and rows with a run that stopped at its first epoch (:func:`row_flags`).
+Rows are selected by what they are (model family, protocol, label), never by the notebook that
+wrote them; where one label has rows of several split fingerprints (the data changed), the latest wins.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +35,7 @@ from .metrics import METRIC_COLUMNS
 from .paper import paper_results, paper_value
 from .results import RESULTS_ROOT, read_summary
 from .significance import read_significance
-from .utils import PROJECT_ROOT
+from .utils import PROJECT_ROOT, atomic_write_text
 
 README = PROJECT_ROOT / "README.md"
 SHORT = {"ndcg": "NDCG", "hit_rate": "HR", "mrr": "MRR", "catalog_coverage": "Cov",
@@ -40,14 +51,17 @@ def _fmt(x, sd=None, digits=4) -> str:
     return s
 
 
-def to_markdown(table: pd.DataFrame | str) -> str:
-    """A table as GitHub Markdown (a note string passes through); ``table.attrs["note"]`` is
-    appended as an italic line."""
+def to_markdown(table: pd.DataFrame | list | str) -> str:
+    """A table as GitHub Markdown (a note string passes through; a list renders each table):
+    ``table.attrs["title"]`` goes above it in bold, ``table.attrs["note"]`` below as an italic line."""
     if isinstance(table, str):
         return table
+    if isinstance(table, (list, tuple)):  # several tables, one test population each
+        return "\n\n".join(to_markdown(t) for t in table)
     out = _md(table)
+    title = table.attrs.get("title")
     note = table.attrs.get("note")
-    return out + (f"\n\n_{note}_" if note else "")
+    return (f"**{title}**\n\n" if title else "") + out + (f"\n\n_{note}_" if note else "")
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -90,25 +104,228 @@ def _is_tie_spread_row(s: pd.DataFrame) -> pd.Series:
     return (s["protocol"] == "temporal") & _ties(s)["tie_variant"] & (s["family"] != "neural")
 
 
-def table_metrics(dataset: str = "beauty", protocol: str = "temporal") -> pd.DataFrame | str:
-    """All twelve metrics (mean ± sd over seeds) for every model of a protocol."""
-    s = _mean_rows(dataset, protocol)
+# --- what a table row is: its test population, its runs, its flags, its short label -------------------------------
+
+FLAG_LEGEND = {
+    "↓MP": "at or below MostPopular on the same test sessions (`below MostPopular` of master_table.csv)",
+    "e1": "a run of the row stopped training at its first epoch (best validation epoch 1): a failed run, not a result",
+}
+#: a label longer than this is shortened (shared fields to a note, else a footnote)
+MAX_LABEL = 60
+_CACHE: dict = {}
+_FIELD_SPLIT = re.compile(r",(?=[A-Za-z_][\w.]*=)")
+
+
+def _cached(key, make):
+    key = (str(RESULTS_ROOT),) + tuple(key)
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def _setting(row) -> dict:
+    x = row.get("setting") if hasattr(row, "get") else None
+    return json.loads(x) if isinstance(x, str) and x else {}
+
+
+def _is_sampled(row) -> bool:
+    """Whether the row was evaluated on a seeded sample of the test sessions (``test_sample``)."""
+    return bool(_setting(row).get("test_sample") or 0)
+
+
+def _runs(dataset: str) -> list[dict]:
+    from .results import load_runs
+
+    return _cached(("runs", dataset), lambda: load_runs(RESULTS_ROOT / dataset))
+
+
+def first_epoch_stop(record: dict) -> bool:
+    """Whether a stored run stopped training at its first epoch: its best validation epoch is
+    epoch 1 of several (``fit_info`` as :func:`rec_utils.pairing.failed_run` reads it, else the
+    run's ``history``, whose best epoch is the last one marked ``best``)."""
+    from .pairing import failed_run
+
+    if failed_run(record):
+        return True
+    info = record.get("fit_info") or {}
+    if info.get("best_epoch") is not None:
+        return False
+    hist = record.get("history")
+    if not isinstance(hist, list) or len(hist) < 2:
+        return False
+    best = [e.get("epoch") for e in hist if isinstance(e, dict) and e.get("best")]
+    return bool(best) and best[-1] == 1
+
+
+def _seeds(row) -> set[int]:
+    return {int(x) for x in str(row.get("seeds", "")).split()} if str(row.get("seeds", "")).strip() else set()
+
+
+def _first_epoch_rows(dataset: str) -> set[tuple[str, str]]:
+    """(setting_id, split fingerprint, seed) of every stored run that stopped at its first epoch."""
+    return _cached(("e1", dataset), lambda: {(r["setting_id"], r["split_fingerprint"], int(r["seed"]))
+                                             for r in _runs(dataset) if first_epoch_stop(r)})
+
+
+def _master(dataset: str) -> pd.DataFrame:
+    from .analysis import master_table
+
+    return _cached(("master", dataset), lambda: master_table(RESULTS_ROOT / dataset, dataset))
+
+
+def _below_mp(dataset: str) -> dict:
+    m = _master(dataset)
+    if m.empty or "below MostPopular" not in m:
+        return {}
+    return {(r["model"], r["label"] if isinstance(r["label"], str) else "", r["protocol"], r["split"]): r["below MostPopular"]
+            for _, r in m.iterrows()}
+
+
+def row_flags(dataset: str, row) -> str:
+    """The marks of a summary row (see :data:`FLAG_LEGEND`): ``↓MP`` and/or ``e1``."""
+    flags = []
+    below = _below_mp(dataset).get((row["model"], row["variant"], row["protocol"], row["split_fingerprint"]))
+    if below is True or below == 1.0:
+        flags.append("↓MP")
+    e1 = _first_epoch_rows(dataset)
+    if any((row["setting_id"], row["split_fingerprint"], s) in e1 for s in _seeds(row)):
+        flags.append("e1")
+    return " ".join(flags)
+
+
+def result_key(row) -> tuple:
+    """What makes two summary rows the same result: the same test sessions (protocol, split,
+    number of sessions), the same seeds and the same twelve metrics (rows that come from the same
+    stored runs, e.g. a default label and its explicit ``tie_seed=0``, or settings whose runs are
+    identical)."""
+    return (row["protocol"], row["split_fingerprint"], int(row["n_test_sessions"]), str(row.get("seeds", "")),
+            tuple(round(float(row[c]), 8) for c in METRIC_COLUMNS))
+
+
+def dedupe(s: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """One row per :func:`result_key` (the standard label, else the shortest, is kept) and a
+    note per dropped row saying which shown row holds its results."""
     if s.empty:
-        return f"_No {protocol} results for {dataset} yet: run `make study`._"
-    s = s[~_is_tie_spread_row(s)]  # the tie-order table shows those
-    s = s.sort_values("ndcg@20", ascending=False)
-    rows = []
-    for _, r in s.iterrows():
-        name = r["model"] + (f" ({r['variant']})" if r["variant"] else "")
+        return s, []
+    s = s.assign(_key=[result_key(r) for _, r in s.iterrows()], _len=s["variant"].str.len())
+    keep = s.sort_values(["_len"], kind="stable").drop_duplicates("_key")
+    notes = []
+    for _, r in s[~s.index.isin(keep.index)].iterrows():
+        k = keep[keep["_key"] == r["_key"]].iloc[0]
+        notes.append(f"{_name(r['model'], r['variant'])} = {_name(k['model'], k['variant'])}")
+    keep = s.loc[s.index.isin(keep.index)]
+    return keep.drop(columns=["_key", "_len"]), notes
+
+
+def _name(model: str, label: str) -> str:
+    return model + (f" ({label})" if label else "")
+
+
+def compact_labels(models, labels, drop=()) -> tuple[list[str], list[str]]:
+    """Display names ``model (label)`` of a table's rows with labels no longer than
+    :data:`MAX_LABEL`: fields in ``drop`` (e.g. ``test_sessions``, which the table's ``n`` says)
+    are left out; for a model whose labels are longer, the fields all its long labels share go to
+    a note (the name gets ``†``), and a label still too long is replaced by a footnote key."""
+    fields = [[f for f in _FIELD_SPLIT.split(lab or "") if f and f.split("=")[0] not in drop] for lab in labels]
+    models = list(models)
+    shown = [",".join(f) for f in fields]
+    notes = []
+    for m in dict.fromkeys(models):
+        idx = [i for i, mm in enumerate(models) if mm == m and len(shown[i]) > MAX_LABEL]
+        if len(idx) < 2:
+            continue
+        common = [f for f in fields[idx[0]] if all(f in fields[i] for i in idx)]
+        if common:
+            for i in idx:
+                shown[i] = ",".join(f for f in fields[i] if f not in common) + " †"
+            notes.append(f"† {m} rows also have {', '.join(common)}")
+    out, keys = [], 0
+    for m, lab, full in zip(models, shown, fields):
+        if len(lab) > MAX_LABEL + 2:
+            keys += 1
+            notes.append(f"[{keys}] {m} ({','.join(full)})")
+            lab = f"[{keys}]"
+        out.append(_name(m, lab.strip()) if lab.strip() != "†" else f"{m} †")
+    return out, notes
+
+
+def populations(s: pd.DataFrame) -> list[tuple[int | None, pd.DataFrame]]:
+    """Rows by test population: (None, the rows on the full test set) first, then (n, the rows
+    evaluated on a seeded sample of n test sessions) per n, largest first."""
+    if s.empty:
+        return []
+    sampled = np.array([_is_sampled(r) for _, r in s.iterrows()], dtype=bool)
+    out = [(None, s[~sampled])] if (~sampled).any() else []
+    samp = s[sampled]
+    for n in sorted(samp["n_test_sessions"].astype(int).unique(), reverse=True):
+        out.append((int(n), samp[samp["n_test_sessions"].astype(int) == n]))
+    return out
+
+
+def _finish(t: pd.DataFrame, rows: pd.DataFrame, notes: list[str], flags: bool = True) -> pd.DataFrame:
+    """A table's attrs: its test populations and result keys (for the tests) and its note (the
+    label legend, merged rows, the flags' meaning)."""
+    t.attrs["n_test_sessions"] = sorted({int(x) for x in rows["n_test_sessions"]}) if len(rows) else []
+    t.attrs["result_keys"] = [result_key(r) for _, r in rows.iterrows()]
+    parts = list(notes)
+    if flags and "flag" in t and (t["flag"] != "").any():
+        used = {f for v in t["flag"] for f in v.split()}
+        parts += [f"{k}: {v}" for k, v in FLAG_LEGEND.items() if k in used]
+    if parts:
+        t.attrs["note"] = "; ".join(parts) + "."
+    return t
+
+
+def _metric_rows(dataset: str, protocol: str) -> pd.DataFrame:
+    s = _mean_rows(dataset, protocol)
+    return s if s.empty else s[~_is_tie_spread_row(s)]  # the tie-order table shows those
+
+
+def _metrics_frame(dataset: str, rows: pd.DataFrame, sampled: bool) -> pd.DataFrame:
+    rows, merged = dedupe(rows.sort_values("ndcg@20", ascending=False, kind="stable"))
+    names, notes = compact_labels(rows["model"], rows["variant"], drop=("test_sessions",) if sampled else ())
+    out = []
+    for name, (_, r) in zip(names, rows.iterrows()):
         row = {"model": name, "seeds": int(r["n_seeds"])}
+        if sampled:
+            row["n"] = int(r["n_test_sessions"])
         for c in METRIC_COLUMNS:
             m, k = c.split("@")
             digits = 3 if m == "novelty" else 4
             sd = r.get(f"{c}_sd") if m in ("ndcg", "hit_rate") else None
             row[f"{SHORT[m]}@{k}"] = _fmt(r[c], sd, digits)
         row["split"] = r["split_fingerprint"]
-        rows.append(row)
-    return pd.DataFrame(rows)
+        row["flag"] = row_flags(dataset, r)
+        out.append(row)
+    if merged:
+        notes.append("same results, shown once: " + "; ".join(merged))
+    return _finish(pd.DataFrame(out), rows, notes)
+
+
+def table_metrics(dataset: str = "beauty", protocol: str = "temporal") -> pd.DataFrame | str:
+    """All twelve metrics (mean ± sd over seeds) of every model of a protocol on the **full** test
+    set (rows on a sample of test sessions are in :func:`table_metrics_sampled`), one row per
+    distinct result (:func:`dedupe`), flagged (:func:`row_flags`)."""
+    s = _metric_rows(dataset, protocol)
+    if s.empty:
+        return f"_No {protocol} results for {dataset} yet: run `make study`._"
+    full = [rows for n, rows in populations(s) if n is None]
+    if not full:
+        return f"_No {protocol} results on the full test set of {dataset} yet._"
+    return _metrics_frame(dataset, full[0], sampled=False)
+
+
+def table_metrics_sampled(dataset: str = "beauty", protocol: str = "temporal") -> list[pd.DataFrame] | str:
+    """The rows of :func:`table_metrics` evaluated on a seeded sample of test sessions: one table
+    per sample size ``n`` (each a population of its own: never compare them with the full-test rows)."""
+    s = _metric_rows(dataset, protocol)
+    frames = []
+    for n, rows in populations(s):
+        if n is not None:
+            t = _metrics_frame(dataset, rows, sampled=True)
+            t.attrs["title"] = f"n = {n} test sessions (seeded sample; split {rows['split_fingerprint'].iloc[0]})"
+            frames.append(t)
+    return frames or f"_No {protocol} rows on a sample of test sessions for {dataset}._"
 
 
 def table_vs_paper(dataset: str = "beauty") -> pd.DataFrame | str:
@@ -118,7 +335,7 @@ def table_vs_paper(dataset: str = "beauty") -> pd.DataFrame | str:
         return "_No results yet._"
     s = s[(s["protocol"] == "temporal") & (s["variant"] == "")]
     paper = paper_results(dataset, section=None)
-    rows = []
+    rows, used = [], []
     for model, g in s.groupby("model", sort=False):
         mean = g[g["aggregate"] == "mean"]
         if mean.empty:
@@ -134,10 +351,16 @@ def table_vs_paper(dataset: str = "beauty") -> pd.DataFrame | str:
                 row[f"{c} best-of-n"] = _fmt(best.iloc[0][c]) if len(best) else "–"
             row[f"{c} paper"] = _fmt(theirs)
             row[f"{c} Δ"] = _delta(ours, theirs)
+        row["flag"] = row_flags(dataset, mean)
         rows.append(row)
+        used.append(mean)
     if not rows:
         return "_No temporal results yet._"
-    return pd.DataFrame(rows).sort_values("ndcg@20 ours", ascending=False)
+    t = pd.DataFrame(rows)
+    t["_order"] = [float(u["ndcg@20"]) for u in used]
+    order = t.sort_values("_order", ascending=False, kind="stable").index
+    return _finish(t.loc[order].drop(columns="_order").reset_index(drop=True),
+                   pd.DataFrame(used).reset_index(drop=True).loc[order], [])
 
 
 def table_tie_order(dataset: str = "beauty") -> pd.DataFrame | str:
@@ -180,9 +403,11 @@ def table_neural_sensitivity(dataset: str = "beauty") -> pd.DataFrame | str:
     s = s[s["family"] == "neural"]
     if s.empty:
         return "_Run notebook 02 (`make study PLAN=paper`) for the neural models._"
+    s = next((rows for n, rows in populations(s) if n is None), s.iloc[:0])
+    s, merged = dedupe(s.sort_values(["model", "variant"]))
     paper = paper_results(dataset, section=None)
     rows = []
-    for _, r in s.sort_values(["model", "variant"]).iterrows():
+    for _, r in s.iterrows():
         theirs = paper_value(paper, r["model"], "ndcg@10")
         rows.append({
             "model": r["model"],
@@ -196,8 +421,9 @@ def table_neural_sensitivity(dataset: str = "beauty") -> pd.DataFrame | str:
             "paper NDCG@10": _fmt(theirs),
             "paper Cov@10": _fmt(paper_value(paper, r["model"], "catalog_coverage@10")),
             "Δ paper": _delta(r["ndcg@10"], theirs),
+            "flag": row_flags(dataset, r),
         })
-    return pd.DataFrame(rows)
+    return _finish(pd.DataFrame(rows), s, ["same results, shown once: " + "; ".join(merged)] if merged else [])
 
 
 def table_benchmarks() -> pd.DataFrame | str:
@@ -273,20 +499,31 @@ def table_significance(dataset: str = "beauty") -> pd.DataFrame | str:
     if sig.empty:
         return "_Run notebook 05 (`make study`) for the paired comparisons._"
     sig = sig.fillna({"label_a": "", "label_b": ""})
-    rows = []
-    for _, r in sig.iterrows():
-        rows.append({
-            "A": r["model_a"] + (f" ({r['label_a']})" if r["label_a"] else ""),
-            "B": r["model_b"] + (f" ({r['label_b']})" if r["label_b"] else ""),
-            "protocol": r["protocol"], "metric": r["metric"], "seeds": int(r["n_seed_pairs"]),
-            "sessions": int(r["n_sessions"]), "A mean": _fmt(r["mean_a"]), "B mean": _fmt(r["mean_b"]),
-            "A − B": f"{r['diff']:+.4f}", "95 % CI": f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
-            "gain": _delta(r["mean_a"], r["mean_b"]) if r["mean_b"] else "–",
-            "p (sign-flip)": f"{r['p_value']:.2g}",
-            "p (Holm)": f"{r['p_holm']:.2g}" if r.get("p_holm") == r.get("p_holm") else "–",
-            "device": str(r.get("device_a", "")).split(":")[0] or "–",
-        })
-    return pd.DataFrame(rows).sort_values(["protocol", "A", "B", "metric"], kind="stable")
+    frames = []
+    for n, g in sorted(sig.groupby("n_sessions"), key=lambda x: -x[0]):
+        g = g.sort_values(["protocol", "model_a", "label_a", "model_b", "label_b", "metric"], kind="stable")
+        names, notes = compact_labels(list(g["model_a"]) + list(g["model_b"]), list(g["label_a"]) + list(g["label_b"]),
+                                      drop=("test_sessions",))
+        rows = []
+        for i, (_, r) in enumerate(g.iterrows()):
+            rows.append({
+                "A": names[i], "B": names[len(g) + i],
+                "protocol": r["protocol"], "metric": r["metric"], "seeds": int(r["n_seed_pairs"]),
+                "sessions": int(r["n_sessions"]), "A mean": _fmt(r["mean_a"]), "B mean": _fmt(r["mean_b"]),
+                "A − B": f"{r['diff']:+.4f}", "95 % CI": f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+                "gain": _delta(r["mean_a"], r["mean_b"]) if r["mean_b"] else "–",
+                "p (sign-flip)": f"{r['p_value']:.2g}",
+                "p (Holm)": f"{r['p_holm']:.2g}" if r.get("p_holm") == r.get("p_holm") else "–",
+                "device": str(r.get("device_a", "")).split(":")[0] or "–",
+            })
+        t = pd.DataFrame(rows)
+        t.attrs["n_test_sessions"] = [int(n)]
+        t.attrs["title"] = f"{int(n):,} test sessions" + (" (the full test set)" if n == sig["n_sessions"].max() else
+                                                         " (a seeded sample)")
+        if notes:
+            t.attrs["note"] = "; ".join(notes) + "."
+        frames.append(t)
+    return frames
 
 
 def table_tuning(dataset: str = "beauty") -> pd.DataFrame | str:
@@ -319,7 +556,8 @@ def table_tuning(dataset: str = "beauty") -> pd.DataFrame | str:
 
 def table_llmseqprompt(dataset: str = "beauty") -> pd.DataFrame | str:
     """Notebook 06: every LLMSeqPrompt row beside the baselines evaluated on the same test subset
-    (same split fingerprint), with the output shares each LLMSeqPrompt run recorded."""
+    (same split fingerprint), with the output shares each LLMSeqPrompt run recorded: one table
+    per subset (a test population of its own), largest first."""
     s = summary(dataset)
     if s.empty or not (s["model"] == "LLMSeqPrompt").any():
         return "_Run notebook 06 (`make study`) for LLMSeqPrompt._"
@@ -329,19 +567,26 @@ def table_llmseqprompt(dataset: str = "beauty") -> pd.DataFrame | str:
         r = json.loads(path.read_text())
         out = (r.get("fit_info") or {}).get("output") or {}
         shares[(r["setting_id"], r["split_fingerprint"])] = out
-    rows = []
+    frames = []
     for fp, g in s.groupby("split_fingerprint", sort=False):
-        for _, r in g.sort_values("ndcg@20", ascending=False).iterrows():
+        g, merged = dedupe(g.sort_values("ndcg@20", ascending=False, kind="stable"))
+        names, notes = compact_labels(g["model"], g["variant"], drop=("test_sessions",))
+        rows = []
+        for name, (_, r) in zip(names, g.iterrows()):
             o = shares.get((r["setting_id"], fp), {})
             pct = lambda k: f"{o[k]:.0%}" if k in o else "–"  # noqa: E731
-            rows.append({"model": r["model"] + (f" ({r['variant']})" if r["variant"] else ""),
-                         "sessions": int(r["n_test_sessions"]), "NDCG@20": _fmt(r["ndcg@20"]),
+            rows.append({"model": name, "n": int(r["n_test_sessions"]), "NDCG@20": _fmt(r["ndcg@20"]),
                          "HR@20": _fmt(r["hit_rate@20"]), "MRR@20": _fmt(r["mrr@20"]),
                          "Cov@20": _fmt(r["catalog_coverage@20"]), "unique": pct("unique_share"),
                          "duplicate": pct("duplicate_share"), "hallucinated": pct("hallucinated_share"),
                          "parse failures": pct("parse_failure_share"), "wall s": f"{r['wall_s']:.0f}",
-                         "split": fp})
-    return pd.DataFrame(rows)
+                         "flag": row_flags(dataset, r)})
+        if merged:
+            notes.append("same results, shown once: " + "; ".join(merged))
+        t = _finish(pd.DataFrame(rows), g, notes)
+        t.attrs["title"] = f"n = {int(g['n_test_sessions'].iloc[0])} test sessions (split {fp})"
+        frames.append(t)
+    return sorted(frames, key=lambda t: -t["n"].iloc[0])
 
 
 def table_benchmarks_llmseqprompt() -> pd.DataFrame | str:
@@ -432,24 +677,44 @@ def table_hybrid_bands(dataset: str = "beauty") -> pd.DataFrame | str:
     return out
 
 
-def table_master(dataset: str = "beauty") -> pd.DataFrame | str:
-    """The master table of notebook 11 (``results/<dataset>/master_table.csv``), compact: every
-    model × protocol × label with NDCG@10/20 and HR@20 (mean ± sd), coverage and novelty @20,
-    the paper's NDCG@20 with the relative difference, and the best-of-n NDCG@20 (labelled extra)."""
+def table_master(dataset: str = "beauty") -> list[pd.DataFrame] | str:
+    """The master table of notebook 11 (``results/<dataset>/master_table.csv``, checked by
+    ``--check`` to be what :func:`rec_utils.analysis.master_table` writes), compact: one table per
+    protocol and test population (full test set, then each sample size), one row per distinct
+    result, with NDCG@10/20 and HR@20 (mean ± sd), coverage and novelty @20, the paper's NDCG@20
+    with the relative difference, the best-of-n NDCG@20 (labelled extra) and the row's flags."""
     path = RESULTS_ROOT / dataset / "master_table.csv"
     if not path.is_file():
         return "_Run notebook 11 (`make study`) for the master table._"
     t = pd.read_csv(path, dtype={"label": str, "split": str}).fillna({"label": ""})
-    rows = []
-    for _, r in t.iterrows():
-        rows.append({"model": r["model"] + (f" ({r['label']})" if r["label"] else ""), "protocol": r["protocol"],
-                     "seeds": int(r["seeds"]),
-                     **{f"{SHORT[c.split('@')[0]]}@{c.split('@')[1]}": _fmt(r[c], r[f"{c} sd"])
-                        for c in ("ndcg@10", "ndcg@20", "hit_rate@20")},
-                     "Cov@20": _fmt(r["catalog_coverage@20"]), "Nov@20": _fmt(r["novelty@20"], digits=3),
-                     "NDCG@20 paper": _fmt(r["ndcg@20 paper"]), "Δ paper": _delta(r["ndcg@20"], r["ndcg@20 paper"]),
-                     "NDCG@20 best-of-n (extra)": _fmt(r["ndcg@20 best-of-n"])})
-    return pd.DataFrame(rows)
+    by_key = {(r["model"], r["label"], r["protocol"], r["split"]): r for _, r in t.iterrows()}
+    s = _mean_rows_all(dataset)
+    s = s[[(r["model"], r["variant"], r["protocol"], r["split_fingerprint"]) in by_key for _, r in s.iterrows()]]
+    frames = []
+    for protocol in dict.fromkeys(t["protocol"]):
+        for n, rows in populations(s[s["protocol"] == protocol]):
+            rows, merged = dedupe(rows.sort_values("ndcg@20", ascending=False, kind="stable"))
+            names, notes = compact_labels(rows["model"], rows["variant"], drop=("test_sessions",) if n else ())
+            out = []
+            for name, (_, sr) in zip(names, rows.iterrows()):
+                r = by_key[(sr["model"], sr["variant"], sr["protocol"], sr["split_fingerprint"])]
+                out.append({"model": name, **({"n": n} if n else {}), "seeds": int(r["seeds"]),
+                            **{f"{SHORT[c.split('@')[0]]}@{c.split('@')[1]}": _fmt(r[c], r[f"{c} sd"])
+                               for c in ("ndcg@10", "ndcg@20", "hit_rate@20")},
+                            "Cov@20": _fmt(r["catalog_coverage@20"]), "Nov@20": _fmt(r["novelty@20"], digits=3),
+                            "NDCG@20 paper": _fmt(r["ndcg@20 paper"]), "Δ paper": _delta(r["ndcg@20"], r["ndcg@20 paper"]),
+                            "NDCG@20 best-of-n (extra)": _fmt(r["ndcg@20 best-of-n"]), "flag": row_flags(dataset, sr)})
+            if merged:
+                notes.append("same results, shown once: " + "; ".join(merged))
+            f = _finish(pd.DataFrame(out), rows, notes)
+            f.attrs["title"] = f"{protocol}, " + ("full test set" if n is None else f"n = {n} test sessions (seeded sample)")
+            frames.append(f)
+    return frames
+
+
+def _mean_rows_all(dataset: str) -> pd.DataFrame:
+    s = summary(dataset)
+    return s if s.empty else s[s["aggregate"] == "mean"]
 
 
 def figures_block() -> str:
@@ -577,28 +842,302 @@ BLOCKS.update({
 })
 
 
-def render(text: str) -> str:
+# --- the README's headline: the paper's three questions ---------------------------------------------------------
+
+HEADLINE_METRIC = "ndcg@20"
+
+
+def _split_of(dataset: str, row):
+    """The split a summary row was evaluated on, rebuilt from its setting and checked by fingerprint."""
+    from .data import load_dataset
+    from .split import make_split
+
+    st = _setting(row)
+    key = tuple(st.get(k) for k in ("protocol", "tie_order", "tie_seed", "test_sample", "test_sample_seed",
+                                    "train_sample", "train_sample_seed"))
+
+    def make():
+        protocol, tie_order, tie_seed, n_test, s_test, n_train, s_train = key
+        data = _cached(("data", dataset), lambda: load_dataset(dataset))
+        return (make_split(data, protocol, tie_order=tie_order or "shuffle", tie_seed=tie_seed or 0)
+                .sample_test(n_test or 0, seed=s_test or 0).sample_train(n_train or 0, seed=s_train or 0))
+
+    split = _cached(("split", dataset) + key, make)
+    if split.fingerprint != row["split_fingerprint"]:
+        raise ValueError(f"{dataset}: the split rebuilt for {_name(row['model'], row['variant'])} has fingerprint "
+                         f"{split.fingerprint}, its rows {row['split_fingerprint']}: the data changed, rerun the study")
+    return split
+
+
+def paired_on_sessions(dataset: str, row_a, row_b, metric: str = HEADLINE_METRIC) -> dict:
+    """A − B on the same test sessions for two summary rows of one split: per session the metric
+    of each side's stored top-20 lists averaged over that side's seeds (a deterministic model has
+    one), then :func:`rec_utils.significance.paired_stats` (mean difference, the inverted
+    sign-flip 95 % CI and p). ValueError when the rows are of different splits or a run has no lists."""
+    from .significance import load_lists, paired_stats, per_session
+
+    if row_a["split_fingerprint"] != row_b["split_fingerprint"]:
+        raise ValueError("paired_on_sessions: the rows are of different splits")
+    split = _split_of(dataset, row_a)
+    targets = pd.Series(np.asarray(split.test.targets, np.int64), index=np.asarray(split.test.session_ids, np.int64))
+
+    def side(row):
+        runs = [r for r in _runs(dataset) if r["setting_id"] == row["setting_id"]
+                and r["split_fingerprint"] == row["split_fingerprint"] and int(r["seed"]) in _seeds(row)]
+        if not runs:
+            raise ValueError(f"no stored runs for {_name(row['model'], row['variant'])}")
+        vals = []
+        for r in runs:
+            ids, recs = load_lists(r, RESULTS_ROOT / dataset)
+            v = pd.Series(per_session(recs, targets.reindex(ids).to_numpy(), metric), index=ids)
+            vals.append(v.reindex(targets.index).to_numpy())
+        return np.mean(vals, axis=0)
+
+    return paired_stats(side(row_a), side(row_b))
+
+
+def _paper_pair(dataset: str, a: str, b: str, metric: str, sections=(None,)) -> tuple[float, float]:
+    for section in sections:
+        paper = paper_results(dataset, section=section)
+        va, vb = paper_value(paper, a, metric), paper_value(paper, b, metric)
+        if va == va and vb == vb:
+            return va, vb
+    paper = paper_results(dataset, section=None)
+    return paper_value(paper, a, metric), paper_value(paper, b, metric)
+
+
+def _paper_cell(a: str, b: str, va: float, vb: float) -> str:
+    if va != va and vb != vb:
+        return "–"
+    return f"{_fmt(va)} vs {_fmt(vb)} ({_delta(va, vb)})"
+
+
+def _ci(st: dict) -> str:
+    return f"{st['diff']:+.4f} [{st['ci_low']:+.4f}, {st['ci_high']:+.4f}]"
+
+
+def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
+    """The paper's three questions on ``dataset``'s temporal split, NDCG@20, ours beside the paper's
+    (its values on its own test set; §9):
+
+    1. LLMSeqSim against the best sequential (neural) model, standard settings, full test set;
+    2. LLM initialisation: per LLM2 model the paired gain over its base trained as a pair (the
+       ``llm2-fair`` rows of significance.csv, :func:`table_llm2_fair`);
+    3. the fine-tuned LLM (LLMSeqPrompt) against MostPopular and V-SKNN on the same sampled test sessions.
+
+    A − B is the mean per-session difference with the 95 % CI of the inverted sign-flip test
+    (:func:`paired_on_sessions`, or the stored pair for question 2). Two tables: the full test set
+    (questions 1, 2) and the largest sample of test sessions (question 3), never mixed."""
+    from .llm2_comparison import FAIR_FAMILY
+    from .models.llm2 import LLM2_BASES
+    from .significance import read_significance
+
+    m = HEADLINE_METRIC
+    s = _mean_rows(dataset, "temporal")
+    if s.empty:
+        return "_No results yet: run `make study`._"
+    pops = populations(s)
+    full = next((rows for n, rows in pops if n is None), s.iloc[:0])
+    std = full[full["variant"] == ""]
+    rows_full = []
+    sim = std[std["model"] == "LLMSeqSim"]
+    seq = std[std["family"] == "neural"].sort_values(m, ascending=False, kind="stable")
+    paper = paper_results(dataset, section=None)
+    if len(sim) and len(seq):
+        a, b = sim.iloc[0], seq.iloc[0]
+        st = paired_on_sessions(dataset, a, b, m)
+        paper_seq = max((x for x in paper.index if model_family_safe(x) == "neural"),
+                        key=lambda x: paper_value(paper, x, m) if paper_value(paper, x, m) == paper_value(paper, x, m) else -1,
+                        default=None)
+        va, vb = paper_value(paper, "LLMSeqSim", m), paper_value(paper, paper_seq, m) if paper_seq else float("nan")
+        rows_full.append({"question": "1. LLMSeqSim vs the best sequential model", "A": "LLMSeqSim",
+                          "B": f"{b['model']} (our best)", "seeds A / B": f"{int(a['n_seeds'])} / {int(b['n_seeds'])}",
+                          "A NDCG@20": _fmt(a[m], a[f"{m}_sd"]), "B NDCG@20": _fmt(b[m], b[f"{m}_sd"]),
+                          "A − B [95 % CI]": _ci(st), "gain": _delta(st["mean_a"], st["mean_b"]),
+                          "paper A vs B (gain)": _paper_cell("LLMSeqSim", paper_seq, va, vb) + (f", B = {paper_seq}" if paper_seq else ""),
+                          "flag": " ".join(dict.fromkeys(filter(None, [row_flags(dataset, a), row_flags(dataset, b)])))})
+    sig = read_significance(RESULTS_ROOT / dataset)
+    fair = sig[sig["family"] == FAIR_FAMILY] if "family" in sig else sig.iloc[:0]
+    fair = fair[(fair["metric"] == m) & (fair["protocol"] == "temporal")]
+    for model in LLM2_BASES:
+        base = LLM2_BASES[model]
+        va, vb = _paper_pair(dataset, model, base, m, sections=("9.2", "9.1"))
+        g = fair[fair["model_a"] == model]
+        if g.empty:
+            rows_full.append({"question": "2. LLM-initialised item table vs random", "A": model, "B": f"{base} (= {model}, init=random)",
+                              "seeds A / B": "–", "A NDCG@20": "not paired yet", "B NDCG@20": "", "A − B [95 % CI]": "",
+                              "gain": "", "paper A vs B (gain)": _paper_cell(model, base, va, vb), "flag": ""})
+            continue
+        for _, r in g.iterrows():
+            cfg = r["label_a"].split("tuned: ", 1)[1] if "tuned: " in str(r["label_a"]) else "preset"
+            rows_full.append({"question": "2. LLM-initialised item table vs random", "A": f"{model} ({cfg})",
+                              "B": f"{base} (= {model}, init=random)",
+                              "seeds A / B": f"{int(r['n_seed_pairs'])} / {int(r['n_seed_pairs'])} (pairs)",
+                              "A NDCG@20": _fmt(r["mean_a"], r["seed_sd_a"]), "B NDCG@20": _fmt(r["mean_b"], r["seed_sd_b"]),
+                              "A − B [95 % CI]": _ci(r), "gain": _delta(r["mean_a"], r["mean_b"]),
+                              "paper A vs B (gain)": _paper_cell(model, base, va, vb), "flag": ""})
+            if int(r["n_sessions"]) != int(full["n_test_sessions"].iloc[0]):
+                raise ValueError(f"{model}'s fair pair is on {r['n_sessions']} sessions, not the full test set")
+    frames = []
+    if rows_full:
+        t = pd.DataFrame(rows_full)
+        t.attrs["n_test_sessions"] = sorted({int(x) for x in full["n_test_sessions"]})
+        t.attrs["title"] = f"Full test set: {int(full['n_test_sessions'].iloc[0]):,} test sessions ({dataset}, temporal split)"
+        frames.append(t)
+    sampled = [(n, rows) for n, rows in pops if n is not None and (rows["model"] == "LLMSeqPrompt").any()]
+    if sampled:
+        n, rows = sampled[0]
+        rows, _ = dedupe(rows)
+        prompt = rows[rows["model"] == "LLMSeqPrompt"].sort_values(m, ascending=False, kind="stable")
+        names, notes = compact_labels(prompt["model"], prompt["variant"], drop=("test_sessions",))
+        out = []
+        for name, (_, a) in zip(names, prompt.iterrows()):
+            for bname in ("MostPopular", "V-SKNN"):
+                bb = rows[(rows["model"] == bname) & (rows["split_fingerprint"] == a["split_fingerprint"])]
+                if bb.empty:
+                    continue
+                b = bb.iloc[0]
+                st = paired_on_sessions(dataset, a, b, m)
+                out.append({"question": "3. fine-tuned LLM vs baselines, same sessions", "n": int(a["n_test_sessions"]),
+                            "A": name, "B": bname, "seeds A / B": f"{int(a['n_seeds'])} / {int(b['n_seeds'])}",
+                            "A NDCG@20": _fmt(a[m], a[f"{m}_sd"]), "B NDCG@20": _fmt(b[m], b[f"{m}_sd"]),
+                            "A − B [95 % CI]": _ci(st), "gain": _delta(st["mean_a"], st["mean_b"]) if st["mean_b"] else "–",
+                            "paper A vs B (gain)": _paper_cell("LLMSeqPrompt", bname,
+                                                               paper_value(paper, _paper_prompt(paper), m), paper_value(paper, bname, m)),
+                            "flag": row_flags(dataset, a)})
+        if out:
+            t = pd.DataFrame(out)
+            t.attrs["n_test_sessions"] = [int(n)]
+            t.attrs["title"] = (f"A seeded sample of n = {n} test sessions (the largest LLMSeqPrompt was run on; "
+                                f"split {rows['split_fingerprint'].iloc[0]})")
+            notes.append(f"paper: its LLMSeqPrompt ({_paper_prompt(paper)}) on its full test set")
+            t.attrs["note"] = "; ".join(notes) + "."
+            frames.append(t)
+    for f in frames:
+        if "flag" in f and (f["flag"] != "").any():
+            flags = {x for v in f["flag"] for x in v.split()}
+            extra = "; ".join(f"{k}: {v}" for k, v in FLAG_LEGEND.items() if k in flags)
+            f.attrs["note"] = (f.attrs.get("note", "").rstrip(".") + "; " if f.attrs.get("note") else "") + extra + "."
+    return frames or "_No results yet: run `make study`._"
+
+
+def _paper_prompt(paper: pd.DataFrame) -> str:
+    return next((x for x in paper.index if x.startswith("LLMSeqPrompt")), "LLMSeqPrompt")
+
+
+def model_family_safe(name: str) -> str | None:
+    from .models import model_family
+
+    try:
+        return model_family(name)
+    except Exception:  # a paper-only name (e.g. "LLMSeqSim (last item, dot)")
+        return None
+
+
+BLOCKS.update({
+    "headline": lambda: table_headline("beauty"),
+    "beauty-temporal-sampled": lambda: table_metrics_sampled("beauty", "temporal"),
+    "ml-latest-small-temporal-sampled": lambda: table_metrics_sampled("ml-latest-small", "temporal"),
+})
+
+
+def figure_block(stem: str) -> str:
+    """One figure of ``results/figures/index.csv`` (block ``figure-<file stem>``), as a Markdown
+    image with its title and caption, so a document shows it next to the text that discusses it."""
+    idx = read_figure_index()
+    hit = idx[[Path(f).stem == stem for f in idx["file"]]] if len(idx) else idx
+    if hit.empty:
+        return f"_No figure {stem} yet: run notebook 11 (`make study`)._"
+    r = hit.iloc[0]
+    return f"**{r['title']}**\n\n![{r['title']}]({r['file']})\n\n_{r['caption']}_"
+
+
+def block_body(name: str) -> str:
+    if name in BLOCKS:
+        return to_markdown(BLOCKS[name]())
+    if name.startswith("figure-"):
+        return figure_block(name[len("figure-"):])
+    return f"_unknown block {name}_"
+
+
+_LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s#:]+)(\))")
+
+
+def _rebase(body: str, doc_dir: Path) -> str:
+    """Relative links of a block (written relative to the project root) made relative to the
+    folder of the document that holds it, so they work on GitHub and in a local browser."""
+    if doc_dir.resolve() == PROJECT_ROOT.resolve():
+        return body
+    return _LINK.sub(lambda m: m.group(1) + os.path.relpath(PROJECT_ROOT / m.group(2), doc_dir).replace(os.sep, "/")
+                     + m.group(3), body)
+
+
+def render(text: str, doc_dir: Path | None = None) -> str:
+    """``text`` with every generated block rewritten; links rebased to ``doc_dir`` (default the project root)."""
+    doc_dir = PROJECT_ROOT if doc_dir is None else Path(doc_dir)
+
     def repl(m):
         name = m.group(1)
-        body = to_markdown(BLOCKS[name]()) if name in BLOCKS else f"_unknown block {name}_"
+        body = _rebase(block_body(name), doc_dir)
         return f"<!-- BEGIN generated:{name} -->\n{body}\n<!-- END generated:{name} -->"
 
     return re.sub(r"<!-- BEGIN generated:([\w-]+) -->.*?<!-- END generated:\1 -->", repl, text, flags=re.S)
 
 
+def documents() -> list[Path]:
+    """Every document that may hold generated blocks: README.md and docs/*.md."""
+    return [README, *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+
+
+def master_tables() -> dict[Path, str]:
+    """``results/<dataset>/master_table.csv`` → the text :func:`rec_utils.analysis.master_table`
+    gives for every dataset folder with a summary.csv (what notebook 11 writes)."""
+    out = {}
+    for d in sorted(p for p in RESULTS_ROOT.iterdir() if p.is_dir() and (p / "summary.csv").is_file()):
+        t = _master(d.name)
+        if not t.empty:
+            out[d / "master_table.csv"] = t.to_csv(index=False)
+    return out
+
+
+def stale(paths=None) -> list[str]:
+    """What is out of date: documents whose generated blocks differ from what the result files
+    give, and master tables that differ from what the code writes (empty when all is current)."""
+    _CACHE.clear()
+    bad = []
+    for doc in (documents() if paths is None else paths):
+        old = doc.read_text()
+        if render(old, doc.parent) != old:
+            bad.append(str(doc.relative_to(PROJECT_ROOT)))
+    for path, text in master_tables().items():
+        if not path.is_file() or path.read_text() != text:
+            bad.append(str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path))
+    return bad
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="regenerate README result tables")
-    ap.add_argument("--check", action="store_true")
+    ap = argparse.ArgumentParser(description="regenerate the generated blocks of README.md and docs/*.md, and the "
+                                             "master tables results/<dataset>/master_table.csv")
+    ap.add_argument("--check", action="store_true", help="exit 1 (naming them) if any block or master table is out of date")
     args = ap.parse_args(argv)
-    old = README.read_text()
-    new = render(old)
     if args.check:
-        if new != old:
-            print("README.md tables are out of date: run `.venv/bin/python -m rec_utils.report`")
+        bad = stale()
+        if bad:
+            print("out of date: " + ", ".join(bad) + "\nrun `.venv/bin/python -m rec_utils.report`")
             return 1
+        print(f"{len(documents())} documents and {len(master_tables())} master tables are current")
         return 0
-    README.write_text(new)
-    print("README.md tables regenerated")
+    _CACHE.clear()
+    for path, text in master_tables().items():  # first: the master blocks render these files
+        if not path.is_file() or path.read_text() != text:
+            atomic_write_text(path, text)
+            print(f"{path} regenerated")
+    for doc in documents():
+        old = doc.read_text()
+        new = render(old, doc.parent)
+        if new != old:
+            atomic_write_text(doc, new)
+            print(f"{doc.relative_to(PROJECT_ROOT)}: blocks regenerated")
     return 0
 
 
