@@ -25,6 +25,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -858,7 +859,9 @@ def _split_of(dataset: str, row):
 
     def make():
         protocol, tie_order, tie_seed, n_test, s_test, n_train, s_train = key
-        data = _cached(("data", dataset), lambda: load_dataset(dataset))
+        with warnings.catch_warnings():  # the data's warnings (empty titles) are notebook 00's to show
+            warnings.simplefilter("ignore")
+            data = _cached(("data", dataset), lambda: load_dataset(dataset))
         return (make_split(data, protocol, tie_order=tie_order or "shuffle", tie_seed=tie_seed or 0)
                 .sample_test(n_test or 0, seed=s_test or 0).sample_train(n_train or 0, seed=s_train or 0))
 

@@ -136,10 +136,23 @@ def test_readme_leads_with_use():
     text = (PROJECT_ROOT / "README.md").read_text()
     first = [m.start() for m in re.finditer(r"^## ", text, re.M)]
     assert text.index("make test") < first[0] and text.index("make study") < first[0], "the two commands come first"
-    order = [text.index(s) for s in ("make lab", "make run NB=", "## Results", "## Layout", "## What is checked")]
-    assert order == sorted(order)
-    for block in re.findall(r"<!-- BEGIN generated:([\w-]+) -->", text):
-        assert f"<!-- END generated:{block} -->" in text
+    assert text.index("<!-- BEGIN generated:headline -->") < text.index("## Status") < text.index("## Where to go next")
+    for doc in [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]:
+        body = doc.read_text()
+        for block in re.findall(r"<!-- BEGIN generated:([\w-]+) -->", body):
+            assert f"<!-- END generated:{block} -->" in body, f"{doc.name}: block {block} has no END"
+
+
+def test_readme_is_a_front_page_that_links_every_document():
+    """README.md stays short (the details live in docs/) and leads to every docs/*.md; the
+    relative links of README and docs point at files that exist (figures included)."""
+    text = (PROJECT_ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 250, "README.md is longer than 250 lines: move details to docs/"
+    for doc in sorted((PROJECT_ROOT / "docs").glob("*.md")):
+        assert f"docs/{doc.name}" in text, f"README does not lead to docs/{doc.name}"
+    for doc in [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s#:]+)(?:#[^)]*)?\)", doc.read_text()):
+            assert (doc.parent / target).exists(), f"{doc.name} links to {target}, which does not exist"
 
 
 def test_make_help_lists_every_target():

@@ -45,7 +45,7 @@ def test_neural_sensitivity_and_tie_tables_keep_their_rows_apart(tmp_path, monke
     neural = report.to_markdown(report.table_neural_sensitivity("beauty"))
     assert "| SASRec | paper config (shuffled ties, per-item bias) | 1 |" in neural
     assert "| SASRec | tie_order=file | 1 |" in neural and "0.0276" in neural  # paper's SASRec NDCG@10
-    assert "MostPopular" not in neural
+    assert "| MostPopular" not in neural  # no row of it (the flag legend may name it)
     ties = report.to_markdown(report.table_tie_order("beauty"))
     assert "MostPopular" in ties and "SASRec" not in ties
     metrics = report.to_markdown(report.table_metrics("beauty", "temporal"))
@@ -86,3 +86,134 @@ def test_plan_times_show_each_plans_latest_recording_with_its_conditions(tmp_pat
     assert set(t.loc[t["plan"] == "default", "git_commit"]) == {"bbb"}
     assert t.loc[(t["plan"] == "default") & t["run"].str.startswith("TOTAL"), "minutes"].item() == 5.0
     assert "ml: busy box." in t.attrs["note"] and "idle box" in t.attrs["note"] and "old" not in t.attrs["note"]
+
+
+# --- one test population per table, one row per result, flags, and --check over every document -----------------
+
+def _record(out, split, model="MostPopular", *, label_fields=(), build="MostPopular", seeds=(0,)):
+    setting = Setting.of(model, split, config={} if model != build else None, label_fields=label_fields)
+    runs = run_seeds(lambda s: build_model(build), split, setting, notebook="any", out_dir=out, seeds=list(seeds))
+    results.record(runs, out)
+    return runs
+
+
+def test_sampled_rows_get_tables_of_their_own_one_per_sample_size(tmp_path, monkeypatch, tiny_folder):
+    """Rows evaluated on a seeded sample of test sessions never share a table with full-test rows
+    (nor with another sample size): the full-test table has one n, the sampled ones an `n` column each."""
+    full = pretend_temporal(make_split(load_dataset(tiny_folder), "loo"))
+    out = tmp_path / "beauty"
+    _record(out, full)
+    for n in (2, 4):
+        _record(out, pretend_temporal(make_split(load_dataset(tiny_folder), "loo").sample_test(n, seed=0)))
+    monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
+    t = report.table_metrics("beauty", "temporal")
+    assert len(t) == 1 and t.attrs["n_test_sessions"] == [len(full.test.targets)]
+    sampled = report.table_metrics_sampled("beauty", "temporal")
+    assert [x.attrs["n_test_sessions"] for x in sampled] == [[4], [2]]
+    assert all(set(x["n"]) == set(x.attrs["n_test_sessions"]) for x in sampled)
+    assert "test_sessions=" not in report.to_markdown(sampled)  # the n column says it
+
+
+def test_rows_of_the_same_runs_are_shown_once_and_named_in_the_note(tmp_path, monkeypatch, tiny_folder):
+    """A default label and its explicit `tie_order=shuffle,tie_seed=0` come from the same runs:
+    the master table shows one row, and its note says which label the row also stands for."""
+    from rec_utils.analysis import master_table
+
+    split = pretend_temporal(make_split(load_dataset(tiny_folder), "loo"))
+    out = tmp_path / "beauty"
+    _record(out, split)
+    _record(out, split, label_fields=("ties",))
+    master_table(out, "beauty").to_csv(out / "master_table.csv", index=False)
+    monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
+    assert len(results.read_summary(out).query("aggregate == 'mean'")) == 2
+    kept, merged = report.dedupe(report._mean_rows("beauty", "temporal"))
+    assert list(kept["variant"]) == [""] and merged == ["MostPopular (tie_order=shuffle,tie_seed=0) = MostPopular"]
+    (t,) = report.table_master("beauty")
+    assert list(t["model"]) == ["MostPopular"] and len(set(t.attrs["result_keys"])) == len(t)
+    assert "MostPopular (tie_order=shuffle,tie_seed=0) = MostPopular" in t.attrs["note"]
+
+
+def test_long_labels_are_shortened_with_a_legend():
+    label = "decoder={},epochs=1,eval_steps=2,lora=False,max_case_tokens=256,max_prompt_items=5,model=smollm2,test_sessions=9"
+    names, notes = report.compact_labels(["LLMSeqPrompt"] * 2 + ["V-SKNN"], [label.format("beam"), label.format("sample"), ""],
+                                         drop=("test_sessions",))
+    assert names[0] == "LLMSeqPrompt (decoder=beam †)" and names[2] == "V-SKNN"
+    assert all(len(n) <= report.MAX_LABEL + len("LLMSeqPrompt ()") for n in names)
+    assert notes == ["† LLMSeqPrompt rows also have epochs=1, eval_steps=2, lora=False, max_case_tokens=256, "
+                     "max_prompt_items=5, model=smollm2"]
+    one, notes = report.compact_labels(["X"], ["a=" + "1" * 80])
+    assert one == ["X ([1])"] and notes == ["[1] X (a=" + "1" * 80 + ")"]
+
+
+def test_a_run_that_stopped_at_its_first_epoch_is_flagged():
+    stopped = {"fit_info": {"stopped_by": "early_stopping", "best_epoch": 1, "epochs_run": 3}}
+    fine = {"fit_info": {"stopped_by": "early_stopping", "best_epoch": 4, "epochs_run": 6}}
+    old = {"history": [{"epoch": 1, "best": True}, {"epoch": 2, "best": False}, {"epoch": 3, "best": False}]}
+    assert report.first_epoch_stop(stopped) and report.first_epoch_stop(old)
+    assert not report.first_epoch_stop(fine) and not report.first_epoch_stop({"history": [{"epoch": 1, "best": True}]})
+    assert not report.first_epoch_stop({})
+
+
+def test_below_most_popular_flag_comes_from_the_master_table(tmp_path, monkeypatch, tiny_folder):
+    split = pretend_temporal(make_split(load_dataset(tiny_folder), "loo"))
+    out = tmp_path / "beauty"
+    _record(out, split)
+    _record(out, split, model="SASRec")  # MostPopular's lists under another name: not above it
+    monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
+    t = report.table_metrics("beauty", "temporal")
+    # same lists, so one row is shown (MostPopular's, the other named in the note); the flag is computed per row
+    s = report._mean_rows("beauty", "temporal")
+    sas = s[s["model"] == "SASRec"].iloc[0]
+    assert report.row_flags("beauty", sas) == "↓MP"
+    assert "SASRec = MostPopular" in t.attrs["note"]
+
+
+def test_check_covers_every_document_and_the_master_tables(tmp_path, monkeypatch, tiny_folder):
+    """`--check` fails on a stale block in docs/*.md (not only README.md) and on a master table
+    that differs from what rec_utils.analysis.master_table writes; the rewrite fixes both."""
+    split = pretend_temporal(make_split(load_dataset(tiny_folder), "loo"))
+    out = tmp_path / "results" / "beauty"
+    _record(out, split)
+    root = tmp_path / "project"
+    (root / "docs").mkdir(parents=True)
+    block = "<!-- BEGIN generated:beauty-temporal -->\nold\n<!-- END generated:beauty-temporal -->\n"
+    (root / "README.md").write_text("# x\n")
+    (root / "docs" / "results.md").write_text(block)
+    monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path / "results")
+    monkeypatch.setattr(report, "PROJECT_ROOT", root)
+    monkeypatch.setattr(report, "README", root / "README.md")
+    assert report.main(["--check"]) == 1
+    assert set(report.stale()) == {"docs/results.md", str(out / "master_table.csv")}
+    assert report.main([]) == 0
+    assert "| MostPopular |" in (root / "docs" / "results.md").read_text()
+    assert report.main(["--check"]) == 0
+    (out / "master_table.csv").write_text((out / "master_table.csv").read_text().replace("MostPopular", "Other"))
+    assert report.stale() == [str(out / "master_table.csv")]
+
+
+def test_figure_links_work_from_the_document_that_holds_them():
+    body = "![t](results/figures/a.png) [x](https://example.org/y.png) [r](#anchor)"
+    assert report._rebase(body, report.PROJECT_ROOT / "docs") == (
+        "![t](../results/figures/a.png) [x](https://example.org/y.png) [r](#anchor)")
+    assert report._rebase(body, report.PROJECT_ROOT) == body
+
+
+def test_committed_tables_keep_one_population_and_one_row_per_result():
+    """The blocks of the committed documents, built from the committed results: no table mixes
+    test-set sizes, none shows the same result twice, and every block name is known."""
+    import re
+
+    import pandas as pd
+
+    names = {m for doc in report.documents() for m in re.findall(r"<!-- BEGIN generated:([\w-]+) -->", doc.read_text())}
+    assert "headline" in names and not [n for n in names if n not in report.BLOCKS and not n.startswith("figure-")]
+    for name in sorted(n for n in names if n in report.BLOCKS):
+        got = report.BLOCKS[name]()
+        for t in got if isinstance(got, list) else [got]:
+            if not isinstance(t, pd.DataFrame):
+                continue
+            assert len(t.attrs.get("n_test_sessions", [])) <= 1, f"{name} mixes test populations"
+            if "n" in t and "n_test_sessions" in t.attrs:  # (a benchmark's n counts something else)
+                assert t["n"].nunique() == 1, f"{name} mixes sample sizes"
+            keys = t.attrs.get("result_keys", [])
+            assert len(keys) == len(set(keys)), f"{name} shows one result twice"
