@@ -919,6 +919,16 @@ def _ci(st: dict) -> str:
     return f"{st['diff']:+.4f} [{st['ci_low']:+.4f}, {st['ci_high']:+.4f}]"
 
 
+def verdict(st) -> str:
+    """The answer a paired comparison gives: ``A better`` / ``B better`` when its 95 % CI excludes
+    0 on that side, ``no difference shown`` when it contains 0."""
+    if st["ci_low"] > 0:
+        return "A better"
+    if st["ci_high"] < 0:
+        return "B better"
+    return "no difference shown"
+
+
 def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
     """The paper's three questions on ``dataset``'s temporal split, NDCG@20, ours beside the paper's
     (its values on its own test set; §9):
@@ -956,7 +966,7 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
         rows_full.append({"question": "1. LLMSeqSim vs the best sequential model", "A": "LLMSeqSim",
                           "B": f"{b['model']} (our best)", "seeds A / B": f"{int(a['n_seeds'])} / {int(b['n_seeds'])}",
                           "A NDCG@20": _fmt(a[m], a[f"{m}_sd"]), "B NDCG@20": _fmt(b[m], b[f"{m}_sd"]),
-                          "A − B [95 % CI]": _ci(st), "gain": _delta(st["mean_a"], st["mean_b"]),
+                          "A − B [95 % CI]": _ci(st), "answer": verdict(st), "gain": _delta(st["mean_a"], st["mean_b"]),
                           "paper A vs B (gain)": _paper_cell("LLMSeqSim", paper_seq, va, vb) + (f", B = {paper_seq}" if paper_seq else ""),
                           "flag": " ".join(dict.fromkeys(filter(None, [row_flags(dataset, a), row_flags(dataset, b)])))})
     sig = read_significance(RESULTS_ROOT / dataset)
@@ -969,7 +979,7 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
         if g.empty:
             rows_full.append({"question": "2. LLM-initialised item table vs random", "A": model, "B": f"{base} (= {model}, init=random)",
                               "seeds A / B": "–", "A NDCG@20": "not paired yet", "B NDCG@20": "", "A − B [95 % CI]": "",
-                              "gain": "", "paper A vs B (gain)": _paper_cell(model, base, va, vb), "flag": ""})
+                              "answer": "open", "gain": "", "paper A vs B (gain)": _paper_cell(model, base, va, vb), "flag": ""})
             continue
         for _, r in g.iterrows():
             cfg = r["label_a"].split("tuned: ", 1)[1] if "tuned: " in str(r["label_a"]) else "preset"
@@ -977,7 +987,7 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
                               "B": f"{base} (= {model}, init=random)",
                               "seeds A / B": f"{int(r['n_seed_pairs'])} / {int(r['n_seed_pairs'])} (pairs)",
                               "A NDCG@20": _fmt(r["mean_a"], r["seed_sd_a"]), "B NDCG@20": _fmt(r["mean_b"], r["seed_sd_b"]),
-                              "A − B [95 % CI]": _ci(r), "gain": _delta(r["mean_a"], r["mean_b"]),
+                              "A − B [95 % CI]": _ci(r), "answer": verdict(r), "gain": _delta(r["mean_a"], r["mean_b"]),
                               "paper A vs B (gain)": _paper_cell(model, base, va, vb), "flag": ""})
             if int(r["n_sessions"]) != int(full["n_test_sessions"].iloc[0]):
                 raise ValueError(f"{model}'s fair pair is on {r['n_sessions']} sessions, not the full test set")
@@ -1004,7 +1014,8 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
                 out.append({"question": "3. fine-tuned LLM vs baselines, same sessions", "n": int(a["n_test_sessions"]),
                             "A": name, "B": bname, "seeds A / B": f"{int(a['n_seeds'])} / {int(b['n_seeds'])}",
                             "A NDCG@20": _fmt(a[m], a[f"{m}_sd"]), "B NDCG@20": _fmt(b[m], b[f"{m}_sd"]),
-                            "A − B [95 % CI]": _ci(st), "gain": _delta(st["mean_a"], st["mean_b"]) if st["mean_b"] else "–",
+                            "A − B [95 % CI]": _ci(st), "answer": verdict(st),
+                            "gain": _delta(st["mean_a"], st["mean_b"]) if st["mean_b"] else "–",
                             "paper A vs B (gain)": _paper_cell("LLMSeqPrompt", bname,
                                                                paper_value(paper, _paper_prompt(paper), m), paper_value(paper, bname, m)),
                             "flag": row_flags(dataset, a)})

@@ -217,3 +217,9 @@ def test_committed_tables_keep_one_population_and_one_row_per_result():
                 assert t["n"].nunique() == 1, f"{name} mixes sample sizes"
             keys = t.attrs.get("result_keys", [])
             assert len(keys) == len(set(keys)), f"{name} shows one result twice"
+
+
+def test_the_headline_answer_reads_the_confidence_interval():
+    assert report.verdict({"ci_low": 0.001, "ci_high": 0.02}) == "A better"
+    assert report.verdict({"ci_low": -0.02, "ci_high": -0.001}) == "B better"
+    assert report.verdict({"ci_low": -0.01, "ci_high": 0.0}) == "no difference shown"
