@@ -915,13 +915,28 @@ def _paper_cell(a: str, b: str, va: float, vb: float) -> str:
     return f"{_fmt(va)} vs {_fmt(vb)} ({_delta(va, vb)})"
 
 
-def _ci(st: dict) -> str:
+def _paired_or_missing(dataset: str, row_a, row_b, metric: str) -> dict:
+    """:func:`paired_on_sessions`, or (when a side's stored lists are missing) the seed means with
+    a NaN CI, so the headline still renders and says that the pair could not be computed."""
+    try:
+        return paired_on_sessions(dataset, row_a, row_b, metric)
+    except (FileNotFoundError, ValueError) as e:
+        nan = float("nan")
+        return {"mean_a": float(row_a[metric]), "mean_b": float(row_b[metric]), "diff": nan, "ci_low": nan,
+                "ci_high": nan, "error": str(e)}
+
+
+def _ci(st) -> str:
+    if st["ci_low"] != st["ci_low"]:
+        return "not computed: " + str(st.get("error", "no stored lists"))[:80]
     return f"{st['diff']:+.4f} [{st['ci_low']:+.4f}, {st['ci_high']:+.4f}]"
 
 
 def verdict(st) -> str:
     """The answer a paired comparison gives: ``A better`` / ``B better`` when its 95 % CI excludes
     0 on that side, ``no difference shown`` when it contains 0."""
+    if st["ci_low"] != st["ci_low"]:
+        return "–"
     if st["ci_low"] > 0:
         return "A better"
     if st["ci_high"] < 0:
@@ -958,7 +973,7 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
     paper = paper_results(dataset, section=None)
     if len(sim) and len(seq):
         a, b = sim.iloc[0], seq.iloc[0]
-        st = paired_on_sessions(dataset, a, b, m)
+        st = _paired_or_missing(dataset, a, b, m)
         paper_seq = max((x for x in paper.index if model_family_safe(x) == "neural"),
                         key=lambda x: paper_value(paper, x, m) if paper_value(paper, x, m) == paper_value(paper, x, m) else -1,
                         default=None)
@@ -1010,7 +1025,7 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
                 if bb.empty:
                     continue
                 b = bb.iloc[0]
-                st = paired_on_sessions(dataset, a, b, m)
+                st = _paired_or_missing(dataset, a, b, m)
                 out.append({"question": "3. fine-tuned LLM vs baselines, same sessions", "n": int(a["n_test_sessions"]),
                             "A": name, "B": bname, "seeds A / B": f"{int(a['n_seeds'])} / {int(b['n_seeds'])}",
                             "A NDCG@20": _fmt(a[m], a[f"{m}_sd"]), "B NDCG@20": _fmt(b[m], b[f"{m}_sd"]),

@@ -1,5 +1,8 @@
-"""README tables are generated from summary.csv."""
+"""The tables of README.md and docs/*.md are generated from the result files: one test population
+per table, one row per result, short labels, flags, and --check over every document and master table."""
 from __future__ import annotations
+
+import pandas as pd
 
 from rec_utils import report, results
 from rec_utils.data import load_dataset
@@ -54,8 +57,6 @@ def test_neural_sensitivity_and_tie_tables_keep_their_rows_apart(tmp_path, monke
 
 def test_tables_are_dataframes_and_the_latest_row_of_a_label_wins(tmp_path, monkeypatch, tiny_folder):
     """A label with rows of two split fingerprints (the data changed in between) shows the latest."""
-    import pandas as pd
-
     split = pretend_temporal(make_split(load_dataset(tiny_folder), "loo"))
     out = tmp_path / "beauty"
     runs = run_seeds(lambda s: build_model("MostPopular"), split, Setting.of("MostPopular", split),
@@ -71,8 +72,6 @@ def test_tables_are_dataframes_and_the_latest_row_of_a_label_wins(tmp_path, monk
 
 
 def test_plan_times_show_each_plans_latest_recording_with_its_conditions(tmp_path, monkeypatch):
-    import pandas as pd
-
     (tmp_path / "benchmarks").mkdir()
     rows = [("default", "01_baselines", 60, "2026-01-01T00:01:00", "aaa", "old"),
             ("default", "TOTAL (make study, wall clock)", 600, "2026-01-01T00:10:00", "aaa", "old"),
@@ -203,8 +202,6 @@ def test_committed_tables_keep_one_population_and_one_row_per_result():
     test-set sizes, none shows the same result twice, and every block name is known."""
     import re
 
-    import pandas as pd
-
     names = {m for doc in report.documents() for m in re.findall(r"<!-- BEGIN generated:([\w-]+) -->", doc.read_text())}
     assert "headline" in names and not [n for n in names if n not in report.BLOCKS and not n.startswith("figure-")]
     for name in sorted(n for n in names if n in report.BLOCKS):
@@ -223,3 +220,14 @@ def test_the_headline_answer_reads_the_confidence_interval():
     assert report.verdict({"ci_low": 0.001, "ci_high": 0.02}) == "A better"
     assert report.verdict({"ci_low": -0.02, "ci_high": -0.001}) == "B better"
     assert report.verdict({"ci_low": -0.01, "ci_high": 0.0}) == "no difference shown"
+
+
+def test_headline_answers_the_three_questions_from_the_committed_results():
+    """README's headline, from the committed result files: questions 1 and 2 on the full test
+    set, question 3 on one sample of test sessions (a table of its own), every pair computed."""
+    full, sample = report.table_headline("beauty")
+    assert set(full["question"].str[:2]) == {"1.", "2."} and set(sample["question"].str[:2]) == {"3."}
+    assert len(full.attrs["n_test_sessions"]) == len(sample.attrs["n_test_sessions"]) == 1
+    assert full.attrs["n_test_sessions"] != sample.attrs["n_test_sessions"] and sample["n"].nunique() == 1
+    assert not pd.concat([full, sample])["A − B [95 % CI]"].str.startswith("not computed").any()
+    assert set(sample["B"]) == {"MostPopular", "V-SKNN"}
