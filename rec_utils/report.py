@@ -1063,10 +1063,34 @@ def model_family_safe(name: str) -> str | None:
         return None
 
 
+def tuning_figures(dataset: str = "beauty") -> str:
+    """Notebook 10's figures of every study in the tuning table (``<study>__history.png``,
+    ``__importances.png``), as Markdown images, found by the studies' comparison files."""
+    folder = RESULTS_ROOT / dataset / "tuning"
+    out = []
+    for comp in sorted(folder.glob("*__comparison.csv")):
+        study = comp.name[: -len("__comparison.csv")]
+        for kind, what in (("history", "search history"), ("importances", "parameter importances")):
+            png = folder / f"{study}__{kind}.png"
+            if png.is_file():
+                out.append(f"![{study}: {what}]({Path(os.path.relpath(png, PROJECT_ROOT)).as_posix()})")
+    return "\n\n".join(out) if out else "_Run notebook 10 (`make study`) for the search figures._"
+
+
+def benchmark_figure(name: str) -> str:
+    """``results/benchmarks/<name>.png`` as a Markdown image (or a note when it is missing)."""
+    png = RESULTS_ROOT / "benchmarks" / f"{name}.png"
+    if not png.is_file():
+        return f"_No figure results/benchmarks/{name}.png yet._"
+    return f"![{name}]({Path(os.path.relpath(png, PROJECT_ROOT)).as_posix()})"
+
+
 BLOCKS.update({
     "headline": lambda: table_headline("beauty"),
     "beauty-temporal-sampled": lambda: table_metrics_sampled("beauty", "temporal"),
     "ml-latest-small-temporal-sampled": lambda: table_metrics_sampled("ml-latest-small", "temporal"),
+    "beauty-tuning-figures": lambda: tuning_figures("beauty"),
+    "benchmarks-baselines-figure": lambda: benchmark_figure("baselines_cpu"),
 })
 
 
