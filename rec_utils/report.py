@@ -803,6 +803,29 @@ def table_llm2_fair(datasets=("beauty", "ml-latest-small")) -> pd.DataFrame | st
     return pd.DataFrame(rows).reindex(columns=cols).astype(object).fillna("")
 
 
+def table_llm2_fair_by_dataset(datasets=("beauty", "ml-latest-small")) -> list[pd.DataFrame] | str:
+    """:func:`table_llm2_fair` as one table per dataset and protocol (each a test population of its
+    own), titled with its number of test sessions; datasets without any row are left out."""
+    from .llm2_comparison import FAIR_FAMILY
+    from .significance import read_significance
+
+    frames = []
+    for ds in datasets:
+        t = table_llm2_fair((ds,))
+        t = t[t["dataset"] == ds].drop(columns="dataset").reset_index(drop=True)
+        if t.empty:
+            continue
+        sig = read_significance(RESULTS_ROOT / ds)
+        sig = sig[sig["family"] == FAIR_FAMILY] if "family" in sig else sig.iloc[:0]
+        for protocol in dict.fromkeys(t["protocol"]):
+            f = t[t["protocol"] == protocol].reset_index(drop=True)
+            n = sorted({int(x) for x in sig.loc[sig["protocol"] == protocol, "n_sessions"]})
+            f.attrs["n_test_sessions"] = n
+            f.attrs["title"] = f"{ds}, {protocol}" + (f": {n[0]:,} test sessions" if len(n) == 1 else "")
+            frames.append(f)
+    return frames or "_No fair LLM2 pair yet: `.venv/bin/python scripts/run_llm2_pairs.py`._"
+
+
 def table_benchmarks_llm2_pairs() -> pd.DataFrame | str:
     """scripts/benchmark_llm2_pairs.py: seconds per paired run and per search trial, measured on this
     (shared) machine, and the plans' sizes extrapolated from them (labelled)."""
@@ -829,7 +852,7 @@ def table_benchmarks_llm2_pairs() -> pd.DataFrame | str:
 
 
 BLOCKS.update({
-    "llm2-fair": table_llm2_fair,
+    "llm2-fair": table_llm2_fair_by_dataset,
     "benchmarks-llm2-pairs": table_benchmarks_llm2_pairs,
     "beauty-significance-refused": lambda: table_significance_refused("beauty"),
 })
