@@ -644,9 +644,11 @@ def table_hybrids(dataset: str = "beauty") -> pd.DataFrame | str:
     s = s[s["family"] == "hybrid"] if len(s) else s
     if s.empty:
         return "_Run notebook 07 (`make study`) for the hybrids._"
+    s = next((rows for n, rows in populations(s) if n is None), s.iloc[:0])
+    s, merged = dedupe(s.sort_values(["model", "variant"]))
     paper = paper_results(dataset, section="9.4")
     rows = []
-    for _, r in s.sort_values(["model", "variant"]).iterrows():
+    for _, r in s.iterrows():
         cfg = json.loads(r["config"])
         params = {k: cfg.get(k) for k in ("rank", "confidence", "quantile", "diversity_quantile") if cfg.get(k) is not None}
         row = {"hybrid": r["model"] + (f" ({r['variant']})" if r["variant"] else ""), "seeds": int(r["n_seeds"]),
@@ -660,7 +662,8 @@ def table_hybrids(dataset: str = "beauty") -> pd.DataFrame | str:
             row[f"{SHORT[m]}@{k} paper"] = _fmt(theirs)
             row[f"{SHORT[m]}@{k} Δ"] = _delta(r[c], theirs)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _finish(pd.DataFrame(rows), s, ["same results, shown once: " + "; ".join(merged)] if merged else [],
+                   flags=False)
 
 
 def table_hybrid_bands(dataset: str = "beauty") -> pd.DataFrame | str:
