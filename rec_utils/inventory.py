@@ -5,12 +5,14 @@ side lists, summary table, artifact, figure, executed notebook, done marker, gri
 study, tuned config, embeddings record, benchmark), and where the file belongs to a setting its
 ``model``, ``protocol``, ``label``, ``setting_id``, ``split_fingerprint``, ``seed``, ``device``
 and ``status``: a stored run is ``summary`` (its setting has a row in the dataset's
-summary.csv), ``validation fold`` (a fold run of a search: never a summary row) or ``no summary
+summary.csv), ``validation fold`` (a fold run of a search: never a summary row), ``paired
+comparison`` (an arm of a row of significance.csv or significance_refused.csv) or ``no summary
 row``; a GPU run (``device`` starting with ``cuda``) is never deleted.
 
 Artifacts named by :func:`rec_utils.results.artifact_path` (``<stem>__<id>``) get their protocol
-and label back from the labels of the dataset's summary rows (``label`` is ``?`` when none
-matches). Run it after a study (and before committing results)::
+and label back from the labels of the dataset's summary rows; side tables of runs
+(:func:`rec_utils.results.save_side_table`: learning curves) and their figures carry them inside
+(``label`` is ``?`` when neither says). Run it after a study (and before committing results)::
 
     .venv/bin/python -m rec_utils.inventory           # writes results/index.csv
     .venv/bin/python -m rec_utils.inventory --check   # fails when the index is stale or a path is too long
@@ -27,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from .paths import RESULTS_ROOT
-from .results import artifact_tag, read_summary
+from .results import SIDE_TABLE_COLUMNS, artifact_tag, read_summary
 from .utils import PROJECT_ROOT, atomic_write_text, short_hash
 
 INDEX = "index.csv"
@@ -84,16 +86,32 @@ def _artifact_labels(root: Path) -> dict[str, dict[str, tuple[str, str]]]:
     return out
 
 
-def _status(dataset: str, run: dict, summarised: set) -> str:
+def _compared(root: Path) -> set[tuple[str, str]]:
+    """(dataset, setting_id) of every arm of a paired comparison, recorded or refused
+    (``significance.csv``, ``significance_refused.csv``: the refusal names the runs it refused)."""
+    keys = set()
+    for name in ("significance.csv", "significance_refused.csv"):
+        for path in root.glob(f"*/{name}"):
+            t = pd.read_csv(path, dtype=str)
+            for col in ("setting_id_a", "setting_id_b"):
+                if col in t:
+                    keys |= {(path.parent.name, v) for v in t[col].dropna()}
+    return keys
+
+
+def _status(dataset: str, run: dict, summarised: set, compared: set) -> str:
     if "fold" in str(run.get("protocol")):
         return "validation fold"
-    return "summary" if (dataset, run["setting_id"], run["split_fingerprint"]) in summarised else "no summary row"
+    if (dataset, run["setting_id"], run["split_fingerprint"]) in summarised:
+        return "summary"
+    return "paired comparison" if (dataset, run["setting_id"]) in compared else "no summary row"
 
 
 def build_index(root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
     """The index of every file under ``root`` (module docstring); paths relative to the project."""
     root = Path(root)
     runs, summarised, labels = _run_rows(root), _summarised(root), _artifact_labels(root)
+    compared = _compared(root)
     rows = []
     for path in files(root):
         rel = path.relative_to(root)
@@ -117,7 +135,7 @@ def build_index(root: str | Path = RESULTS_ROOT) -> pd.DataFrame:
                 stem = path.with_name(path.name.split(".")[0])
                 run = runs.get(stem)
                 if run is not None:
-                    row.update(run, status=_status(dataset, run, summarised))
+                    row.update(run, status=_status(dataset, run, summarised, compared))
                 row["kind"] = ("run" if path.suffix == ".json" else
                                "run lists" if path.name.count(".") == 1 else "run side lists")
         rows.append({c: "" if row.get(c) is None else str(row.get(c)) for c in COLUMNS})
@@ -133,7 +151,22 @@ def _artifact_fields(path: Path, ids: dict) -> dict:
     if tail in ids:
         protocol, label = ids[tail]
         return {"protocol": protocol, "label": label}
-    return {"label": "?"}  # an older naming scheme or a label no summary row has
+    inside = _side_table_fields(path.with_suffix(".csv"))
+    return inside if inside is not None else {"label": "?"}  # a label no summary row has
+
+
+def _side_table_fields(csv: Path) -> dict | None:
+    """Protocol and label(s) a side table (:func:`rec_utils.results.save_side_table`) carries
+    inside; a figure reads them from its CSV of the same name. None when there is no such table."""
+    if not csv.is_file():
+        return None
+    head = pd.read_csv(csv, nrows=0).columns
+    if not set(SIDE_TABLE_COLUMNS) <= set(head):
+        return None
+    t = pd.read_csv(csv, usecols=list(SIDE_TABLE_COLUMNS), dtype=str).fillna("")
+    join = lambda values: " | ".join(sorted(set(values)))
+    return {"protocol": join(t["protocol"]), "label": join(t["label"].replace("", "(default)")),
+            "setting_id": join(t["setting_id"])}
 
 
 def _shown(path: Path) -> str:

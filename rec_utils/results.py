@@ -164,6 +164,31 @@ def artifact_path(out_dir: Path, stem: str, protocol: str = "temporal", label: s
     return Path(out_dir) / (f"{stem}__{short_hash(tag)[:10]}{ext}" if tag else f"{stem}{ext}")
 
 
+#: Columns a per-run side table (learning curves, ...) carries so it says what it is by itself.
+SIDE_TABLE_COLUMNS = ("protocol", "setting_id", "label")
+
+
+def save_side_table(out_dir: Path, stem: str, table: pd.DataFrame) -> Path:
+    """Write a side table of stored runs (learning curves and the like) as
+    ``<stem>__<id>.csv``, the same naming rule as :func:`artifact_path`, with ``id`` the 10-digit
+    short hash of the protocol(s) and the sorted setting ids of its rows: short, derived from the
+    settings, and never overwritten by a table of other runs. The label stays inside the file
+    (columns :data:`SIDE_TABLE_COLUMNS`, required in ``table``), so ``results/index.csv`` reads it
+    from there. Returns the CSV's path (a figure of the same table: ``.with_suffix(".png")``).
+
+    Raises:
+        ValueError: ``table`` lacks one of :data:`SIDE_TABLE_COLUMNS` (the message names it).
+    """
+    missing = [c for c in SIDE_TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"save_side_table({stem!r}): the table needs the columns {missing} (what its rows are)")
+    tag = "|".join(sorted(set(table["protocol"].astype(str)))) + ":" + ",".join(sorted(set(table["setting_id"].astype(str))))
+    path = Path(out_dir) / f"{stem}__{short_hash(tag)[:10]}.csv"
+    cols = list(SIDE_TABLE_COLUMNS) + [c for c in table.columns if c not in SIDE_TABLE_COLUMNS]
+    atomic_write_text(path, table[cols].to_csv(index=False))
+    return path
+
+
 def run_stem(setting: Setting, split_fingerprint: str, seed: int) -> str:
     return f"{setting.protocol}__{setting.id}__{split_fingerprint}__seed{int(seed)}"
 

@@ -3,6 +3,7 @@ short naming rule for side files (rec_utils.results.artifact_path)."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from rec_utils import inventory, results
 from rec_utils.data import load_dataset
@@ -50,3 +51,21 @@ def test_the_index_lists_runs_with_their_status_and_artifacts_with_their_label(t
     (out / ("x" * 130 + ".csv")).write_text("a\n")
     problems = inventory.check(root)
     assert any("characters (> 120)" in p for p in problems) and any("not in the index" in p for p in problems)
+
+
+def test_a_side_table_of_runs_is_named_by_its_settings_and_carries_its_labels(tmp_path):
+    curves = pd.DataFrame({"protocol": ["loo", "loo"], "setting_id": ["b" * 12, "a" * 12],
+                           "label": ["tie_order=file", ""], "epoch": [1, 1], "loss": [9.0, 8.5]})
+    path = results.save_side_table(tmp_path / "results" / "tiny", "neural_curves", curves)
+    again = results.save_side_table(tmp_path / "results" / "tiny", "neural_curves", curves.iloc[::-1])
+    other = results.save_side_table(tmp_path / "results" / "tiny", "neural_curves", curves.iloc[:1])
+    assert path == again != other  # the settings name the file, not the row order
+    assert len(path.name) == len("neural_curves__") + 10 + len(".csv")
+    assert list(pd.read_csv(path).columns[:3]) == list(results.SIDE_TABLE_COLUMNS)
+    path.with_suffix(".png").write_bytes(b"png")
+    index = inventory.build_index(tmp_path / "results").set_index("path")
+    for f in (path, path.with_suffix(".png")):  # a figure reads the labels of its table
+        row = index.loc[inventory._shown(f)]
+        assert (row["protocol"], row["label"]) == ("loo", "(default) | tie_order=file")
+    with pytest.raises(ValueError, match="setting_id"):
+        results.save_side_table(tmp_path, "x", curves.drop(columns="setting_id"))

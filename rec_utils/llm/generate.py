@@ -169,6 +169,26 @@ def sample_sequential(model, tok, prompts: list[str], *, n: int = 20, temperatur
     return out
 
 
+def _beam_select(ordered, finished: list, prefixes: list, num_beams: int, end_id: int) -> list:
+    """One step of beam search over candidates ``(score, beam row, token)`` in rank order (best
+    first, ties already broken): a candidate ending a name enters ``finished`` (a best-first list
+    of ``(score, prefix)``, kept at ``num_beams``) when it beats its worst; the first
+    ``num_beams`` others are the live beams returned. Stops at the ``num_beams``-th live one:
+    lower candidates cannot enter (the standard beam step)."""
+    live = []
+    for s, r, t in ordered:
+        if t == end_id:
+            if len(finished) < num_beams or s > finished[-1][0]:
+                finished.append((s, prefixes[r]))
+                finished.sort(key=lambda f: -f[0])
+                del finished[num_beams:]
+        elif len(live) < num_beams:
+            live.append((s, r, t))
+        if len(live) >= num_beams:
+            break
+    return live
+
+
 def constrained_beam_sequential(model, tok, prompts: list[str], trie: NameTrie, *, num_beams: int = 20,
                                 max_new_tokens: int | None = None, progress: bool = True
                                 ) -> tuple[list[list[str]], list[list[float]]]:
@@ -195,17 +215,7 @@ def constrained_beam_sequential(model, tok, prompts: list[str], trie: NameTrie, 
                     lp = logp[r, allowed].tolist()
                     cand += [(s + v, r, t) for v, t in zip(lp, allowed)]
                 cand.sort(key=lambda c: (-c[0], c[2], c[1]))  # ties: the smaller token id, then beam
-                live = []
-                for s, r, t in cand:
-                    if t == trie.end_id:
-                        if len(finished) < num_beams or s > finished[-1][0]:
-                            finished.append((s, beams[r][0]))
-                            finished.sort(key=lambda f: -f[0])
-                            del finished[num_beams:]
-                    elif len(live) < num_beams:
-                        live.append((s, r, t))
-                    if len(live) >= num_beams:  # lower candidates cannot enter (the standard beam step)
-                        break
+                live = _beam_select(cand, finished, [b[0] for b in beams], num_beams, trie.end_id)
                 if not live or (len(finished) >= num_beams and live[0][0] <= finished[-1][0]):
                     break
                 idx = torch.tensor([r for _, r, _ in live], device=logits.device)
@@ -461,18 +471,10 @@ def constrained_beam(model, tok, prompts: list[str], trie: NameTrie, *, num_beam
                     lp = lp_all[flat0:flat0 + len(t_arr)]
                     flat0 += len(t_arr)
                     s_arr = np.array([s for _, s, _ in bs], dtype=np.float64)[r_arr] + lp.astype(np.float64)
-                    fin, live = finished[i], []
-                    for c in np.lexsort((r_arr, t_arr, -s_arr)):  # ties: the smaller token id, then beam
-                        s, r, t = float(s_arr[c]), int(r_arr[c]), int(t_arr[c])
-                        if t == trie.end_id:
-                            if len(fin) < num_beams or s > fin[-1][0]:
-                                fin.append((s, bs[r][0]))
-                                fin.sort(key=lambda f: -f[0])
-                                del fin[num_beams:]
-                        elif len(live) < num_beams:
-                            live.append((s, r, t))
-                        if len(live) >= num_beams:  # lower candidates cannot enter (the standard beam step)
-                            break
+                    fin = finished[i]
+                    order = np.lexsort((r_arr, t_arr, -s_arr))  # ties: the smaller token id, then beam
+                    live = _beam_select(((float(s_arr[c]), int(r_arr[c]), int(t_arr[c])) for c in order), fin,
+                                        [b[0] for b in bs], num_beams, trie.end_id)
                     if not live or (len(fin) >= num_beams and live[0][0] <= fin[-1][0]):
                         beams[i] = []  # this prompt's search has stopped: its rows leave the batch
                     else:
