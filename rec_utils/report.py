@@ -427,11 +427,18 @@ def table_neural_sensitivity(dataset: str = "beauty") -> pd.DataFrame | str:
     return _finish(pd.DataFrame(rows), s, ["same results, shown once: " + "; ".join(merged)] if merged else [])
 
 
+def _benchmark(name: str, how: str, table) -> pd.DataFrame | str:
+    """``table`` (a function of the frame) of ``results/benchmarks/<name>``, or the line saying
+    which command writes that file (``how``) when it is missing."""
+    path = RESULTS_ROOT / "benchmarks" / name
+    return table(pd.read_csv(path)) if path.is_file() else f"_Run `{how}`._"
+
+
 def table_benchmarks() -> pd.DataFrame | str:
-    path = RESULTS_ROOT / "benchmarks" / "baselines_cpu.csv"
-    if not path.is_file():
-        return "_Run `python scripts/benchmark_baselines.py`._"
-    b = pd.read_csv(path)
+    return _benchmark("baselines_cpu.csv", "python scripts/benchmark_baselines.py", _baselines)
+
+
+def _baselines(b: pd.DataFrame) -> pd.DataFrame:
     fp = b[b["benchmark"] == "fit_predict"].groupby("model")[["fit_s", "predict_s"]].median()
     fp["test sessions/s"] = (b[b["benchmark"] == "fit_predict"].groupby("model")["sessions_per_s"].median()).round(0)
     fp = fp.round(3).reset_index()
@@ -442,10 +449,10 @@ def table_benchmarks() -> pd.DataFrame | str:
 
 def table_benchmarks_sknn_scale() -> pd.DataFrame | str:
     """V-SKNN predict time per session and peak memory by data size, faithful against indexed."""
-    path = RESULTS_ROOT / "benchmarks" / "sknn_scale.csv"
-    if not path.is_file():
-        return "_Run `python scripts/benchmark_sknn_scale.py`._"
-    b = pd.read_csv(path)
+    return _benchmark("sknn_scale.csv", "python scripts/benchmark_sknn_scale.py", _sknn_scale)
+
+
+def _sknn_scale(b: pd.DataFrame) -> pd.DataFrame:
     t = b.assign(**{"interactions": b["interactions"].map("{:,}".format)})[
         ["interactions", "model", "n_predicted", "fit_s", "predict_ms_per_session", "peak_rss_mb"]
         + (["hit_rate@20_common"] if "hit_rate@20_common" in b else ["hit_rate@20"])].round(3)
@@ -459,10 +466,11 @@ def table_benchmarks_sknn_scale() -> pd.DataFrame | str:
 
 def table_study_workers() -> pd.DataFrame | str:
     """Wall time of one plan with 1 and with several workers (rec_utils.study --workers)."""
-    path = RESULTS_ROOT / "benchmarks" / "study_workers.csv"
-    if not path.is_file():
-        return "_Run `python scripts/benchmark_study_workers.py --dataset <folder>`._"
-    b = pd.read_csv(path)
+    return _benchmark("study_workers.csv", "python scripts/benchmark_study_workers.py --dataset <folder>",
+                      _study_workers)
+
+
+def _study_workers(b: pd.DataFrame) -> pd.DataFrame:
     t = b[["plan", "dataset", "runs", "workers", "wall_s", "load_avg_1m_start", "load_avg_1m_end"]].rename(
         columns={"wall_s": "wall s", "load_avg_1m_start": "load before", "load_avg_1m_end": "load after"})
     t.attrs["note"] = f"{b['device'].iloc[0]} ({b['cpu_count'].iloc[0]} cores, shared), commit {b['git_commit'].iloc[0]}."

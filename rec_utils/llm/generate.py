@@ -325,6 +325,16 @@ def _chunks(tok, prompts: list[str], batch_size: int):
     return ids, [order[i:i + b] for i in range(0, len(order), b)]
 
 
+def _start(model, tok, prompts: list[str], batch_size: int, share_prefix: bool, desc: str, progress: bool):
+    """What every batched decoder starts with: the prompts' token ids and their batches
+    (:func:`_chunks`), the model in eval mode, the shared prefix's cache (when ``share_prefix``)
+    and a progress bar over the prompts."""
+    ids, chunks = _chunks(tok, prompts, batch_size)
+    model.eval()
+    prefix = _Prefix(model, ids) if share_prefix and ids else None
+    return ids, chunks, prefix, tqdm(total=len(prompts), desc=desc, disable=not progress)
+
+
 def sample(model, tok, prompts: list[str], *, n: int = 20, temperature: float = 0.25, top_p: float = 1.0,
            max_new_tokens: int = 48, seed: int = 0, eos_id: int | None = None, progress: bool = True,
            batch_size: int = 8, share_prefix: bool = True) -> list[list[str]]:
@@ -345,12 +355,10 @@ def sample(model, tok, prompts: list[str], *, n: int = 20, temperature: float = 
     eos = tok.eos_token_id if eos_id is None else eos_id
     greedy = temperature <= 0
     per = 1 if greedy else int(n)
-    ids, chunks = _chunks(tok, prompts, batch_size)
     out: list = [None] * len(prompts)
+    ids, chunks, prefix, bar = _start(model, tok, prompts, batch_size, share_prefix,
+                                      f"sampling x{per} (batches of {batch_size})", progress)
     t0, n_gen = time.perf_counter(), 0
-    model.eval()
-    prefix = _Prefix(model, ids) if share_prefix and ids else None
-    bar = tqdm(total=len(prompts), desc=f"sampling x{per} (batches of {batch_size})", disable=not progress)
     with torch.no_grad():
         for chunk in chunks:
             gens = {i: torch.Generator().manual_seed(seed * 1_000_003 + i) for i in chunk}
@@ -431,14 +439,12 @@ def constrained_beam(model, tok, prompts: list[str], trie: NameTrie, *, num_beam
         raise ValueError(f"constrained_beam: scores must be one of {BEAM_SCORES}, got {scores!r}")
     restrict = scores == "catalogue"
     limit = max_new_tokens or trie.depth
-    ids, chunks = _chunks(tok, prompts, batch_size)
     names: list = [None] * len(prompts)
     best: list = [None] * len(prompts)
     head = model.get_output_embeddings().weight if restrict else None
+    ids, chunks, prefix, bar = _start(model, tok, prompts, batch_size, share_prefix,
+                                      f"constrained beam x{num_beams} (batches of {batch_size})", progress)
     t0, n_gen = time.perf_counter(), 0
-    model.eval()
-    prefix = _Prefix(model, ids) if share_prefix and ids else None
-    bar = tqdm(total=len(prompts), desc=f"constrained beam x{num_beams} (batches of {batch_size})", disable=not progress)
     with torch.no_grad():
         for chunk in chunks:
             b = _Batch(model, [ids[i] for i in chunk], hidden=restrict, prefix=prefix)
