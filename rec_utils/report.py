@@ -22,7 +22,7 @@ import pandas as pd
 from .analysis import latest_with_family, read_figure_index
 from .metrics import METRIC_COLUMNS
 from .paper import paper_results, paper_value
-from .results import RESULTS_ROOT, read_summary
+from .results import RESULTS_ROOT, below_most_popular, read_summary
 from .significance import read_significance
 from .utils import PROJECT_ROOT
 
@@ -435,7 +435,9 @@ def table_hybrid_bands(dataset: str = "beauty") -> pd.DataFrame | str:
 def table_master(dataset: str = "beauty") -> pd.DataFrame | str:
     """The master table of notebook 11 (``results/<dataset>/master_table.csv``), compact: every
     model × protocol × label with NDCG@10/20 and HR@20 (mean ± sd), coverage and novelty @20,
-    the paper's NDCG@20 with the relative difference, and the best-of-n NDCG@20 (labelled extra)."""
+    the paper's NDCG@20 with the relative difference, the best-of-n NDCG@20 (labelled extra) and
+    the validation check: validation NDCG@20 with MostPopular's on the same validation cases in
+    brackets, "below: tune" where it is not above (:func:`_validation_cell`)."""
     path = RESULTS_ROOT / dataset / "master_table.csv"
     if not path.is_file():
         return "_Run notebook 11 (`make study`) for the master table._"
@@ -448,8 +450,22 @@ def table_master(dataset: str = "beauty") -> pd.DataFrame | str:
                         for c in ("ndcg@10", "ndcg@20", "hit_rate@20")},
                      "Cov@20": _fmt(r["catalog_coverage@20"]), "Nov@20": _fmt(r["novelty@20"], digits=3),
                      "NDCG@20 paper": _fmt(r["ndcg@20 paper"]), "Δ paper": _delta(r["ndcg@20"], r["ndcg@20 paper"]),
-                     "NDCG@20 best-of-n (extra)": _fmt(r["ndcg@20 best-of-n"])})
+                     "NDCG@20 best-of-n (extra)": _fmt(r["ndcg@20 best-of-n"]),
+                     "val NDCG@20 (MostPopular)": _validation_cell(r)})
     return pd.DataFrame(rows)
+
+
+def _validation_cell(r: pd.Series) -> str:
+    """The master table's validation check of a row: "0.0342 (0.0400) below: tune" where the
+    validation NDCG@20 is at or below MostPopular's on the same validation cases (the flag of
+    :func:`rec_utils.analysis.flag_below_most_popular`, recorded with the summary row), the two
+    numbers alone where above, "" for rows without a validation score (master tables written
+    before the check have no such columns)."""
+    score, ref = r.get("val ndcg@20", np.nan), r.get("val ndcg@20 MostPopular", np.nan)
+    if not (score == score and ref == ref):
+        return ""
+    below = below_most_popular(score, ref) is True and r["model"] != "MostPopular"
+    return f"{_fmt(score)} ({_fmt(ref)})" + (' below: tune (notebook 10, PRESET="tuned")' if below else "")
 
 
 def figures_block() -> str:
