@@ -91,12 +91,15 @@ def _is_tie_spread_row(s: pd.DataFrame) -> pd.Series:
 
 
 def table_metrics(dataset: str = "beauty", protocol: str = "temporal") -> pd.DataFrame | str:
-    """All twelve metrics (mean ± sd over seeds) for every model of a protocol."""
+    """All twelve metrics (mean ± sd over seeds) for every model of a protocol, and where any row
+    has one, the validation check against MostPopular (:func:`_validation_cell`)."""
     s = _mean_rows(dataset, protocol)
     if s.empty:
         return f"_No {protocol} results for {dataset} yet: run `make study`._"
     s = s[~_is_tie_spread_row(s)]  # the tie-order table shows those
     s = s.sort_values("ndcg@20", ascending=False)
+    # the validation check (summary columns val_ndcg@20, val_ndcg@20_most_popular) where any row has one
+    checked = "val_ndcg@20" in s.columns and pd.to_numeric(s["val_ndcg@20"], errors="coerce").notna().any()
     rows = []
     for _, r in s.iterrows():
         name = r["model"] + (f" ({r['variant']})" if r["variant"] else "")
@@ -107,6 +110,9 @@ def table_metrics(dataset: str = "beauty", protocol: str = "temporal") -> pd.Dat
             sd = r.get(f"{c}_sd") if m in ("ndcg", "hit_rate") else None
             row[f"{SHORT[m]}@{k}"] = _fmt(r[c], sd, digits)
         row["split"] = r["split_fingerprint"]
+        if checked:
+            row["val NDCG@20 (MostPopular)"] = _validation_cell(r["model"], r.get("val_ndcg@20"),
+                                                                r.get("val_ndcg@20_most_popular"))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -451,20 +457,21 @@ def table_master(dataset: str = "beauty") -> pd.DataFrame | str:
                      "Cov@20": _fmt(r["catalog_coverage@20"]), "Nov@20": _fmt(r["novelty@20"], digits=3),
                      "NDCG@20 paper": _fmt(r["ndcg@20 paper"]), "Δ paper": _delta(r["ndcg@20"], r["ndcg@20 paper"]),
                      "NDCG@20 best-of-n (extra)": _fmt(r["ndcg@20 best-of-n"]),
-                     "val NDCG@20 (MostPopular)": _validation_cell(r)})
+                     "val NDCG@20 (MostPopular)": _validation_cell(r["model"], r.get("val ndcg@20"),
+                                                                   r.get("val ndcg@20 MostPopular"))})
     return pd.DataFrame(rows)
 
 
-def _validation_cell(r: pd.Series) -> str:
-    """The master table's validation check of a row: "0.0342 (0.0400) below: tune" where the
-    validation NDCG@20 is at or below MostPopular's on the same validation cases (the flag of
-    :func:`rec_utils.analysis.flag_below_most_popular`, recorded with the summary row), the two
-    numbers alone where above, "" for rows without a validation score (master tables written
-    before the check have no such columns)."""
-    score, ref = r.get("val ndcg@20", np.nan), r.get("val ndcg@20 MostPopular", np.nan)
+def _validation_cell(model: str, score, ref) -> str:
+    """A table's validation check of a row: "0.0342 (0.0400) below: tune ..." where the
+    validation NDCG@20 ``score`` is at or below MostPopular's ``ref`` on the same validation cases
+    (the flag of :func:`rec_utils.analysis.flag_below_most_popular`, recorded with the summary
+    row), the two numbers alone where above, "" for rows without a validation score (models that
+    do not early-stop on one; tables written before the check)."""
+    score, ref = pd.to_numeric(pd.Series([score, ref]), errors="coerce").tolist()
     if not (score == score and ref == ref):
         return ""
-    below = below_most_popular(score, ref) is True and r["model"] != "MostPopular"
+    below = below_most_popular(score, ref) is True and model != "MostPopular"
     return f"{_fmt(score)} ({_fmt(ref)})" + (' below: tune (notebook 10, PRESET="tuned")' if below else "")
 
 

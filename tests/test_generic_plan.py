@@ -108,6 +108,8 @@ def test_the_validation_flag_goes_from_the_runs_through_summary_and_master_table
     cells = report.table_master("shop").set_index("model")["val NDCG@20 (MostPopular)"]
     assert cells["SASRec"].startswith("0.0100 (0.0200) below: tune") and 'PRESET="tuned"' in cells["SASRec"]
     assert cells["GRU4Rec"] == "0.0500 (0.0200)" and cells["MostPopular"] == ""
+    metrics = report.table_metrics("shop", "temporal").set_index("model")["val NDCG@20 (MostPopular)"]
+    assert metrics.to_dict() == cells.to_dict()  # the README's per-dataset table shows the same check
 
 
 def test_backfilled_validation_check_equals_the_one_a_new_run_records(tmp_path):
@@ -151,3 +153,34 @@ def test_backfilled_validation_check_equals_the_one_a_new_run_records(tmp_path):
     assert after["val_ndcg@20_most_popular"].tolist() == pytest.approx([new_check["most_popular_ndcg@20"]], rel=1e-5)
     assert after["created"].tolist() == before["created"].tolist()
     assert backfill.backfill_run(path, {"data_path": str(data)}, dry_run=True) == "already has the check"
+
+
+@pytest.mark.notebooks
+def test_the_generic_plan_takes_a_folder_dataset_through_11_results(tmp_path):
+    """`make study DATASET=<folder>` end to end on a tiny folder outside data/: the generic plan's
+    sizing, its 00 / 01 / 02 / 11 notebooks (the text-based ones are covered by the CI notebook
+    runs; tiny training parameters written over the sized ones), and 11's master table of the
+    folder's dataset with the validation check of the neural row."""
+    import yaml
+
+    from rec_utils import results
+
+    data = folder(tmp_path, name="myshop", sessions=60, length=5)
+    generic = study.load_plan("generic")
+    tiny = {"01_baselines": {"MODELS": ["MostPopular", "V-SKNN"], "SEEDS": [0]},
+            "02_sequential": {"MODELS": ["SASRec"], "CONFIG": {"SASRec": {"epochs": 2, "emb_dim": 8}},
+                              "CHECKPOINT_DIR": None, "PROGRESS": False},
+            "00_data": {}, "11_results": {"LENGTH_MODELS": ["MostPopular", "V-SKNN", "SASRec"]}}
+    runs = [{**r, "parameters": {**(r.get("parameters") or {}), **tiny[r["notebook"]]}}
+            for r in generic["runs"] if r["notebook"] in tiny]
+    plan = {"description": "generic plan, tiny", "sized_by_data": True, "runs": runs}
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    out = tmp_path / "results"
+    assert study.main([str(tmp_path / "plan.yaml"), "--dataset", str(data), "--out", str(out), "--no-log-output"]) == 0
+    master = pd.read_csv(out / "myshop" / "master_table.csv")
+    assert {"MostPopular", "V-SKNN", "SASRec"} <= set(master["model"])
+    sasrec = master[master["model"] == "SASRec"].iloc[0]
+    assert sasrec["label"] == "max_len=5"  # the sized max_len: sessions of 5 items
+    assert sasrec["val ndcg@20"] == sasrec["val ndcg@20"] and "below MostPopular" in master.columns
+    assert results.read_summary(out / "myshop")["val_ndcg@20"].notna().sum() == 1  # only the neural row has one
+    assert (out / "figures" / "myshop" / "index.csv").is_file()
