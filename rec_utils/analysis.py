@@ -5,8 +5,10 @@ from the result files (``summary.csv``, the stored runs and their top-20 lists),
 * :func:`master_table` — per dataset every model × protocol × label (mean rows): the 12
   metrics as mean ± sd over seeds, the paper's value and the relative difference where the
   paper has one (§9.1, §9.2, §9.4), and the best-of-n-on-test NDCG@20 as a labelled extra.
-* :func:`flag_below_most_popular` / :func:`tuning_advice` — rows that score no better than
-  MostPopular on the same split (a configuration that did not transfer), and what to do.
+* :func:`flag_below_most_popular` / :func:`tuning_advice` — rows whose **validation** NDCG@20
+  is no better than MostPopular's on the same validation cases (a configuration that did not
+  transfer; recorded with the summary row), and what to do. :func:`validation_flags`: the same
+  check for a notebook's own summary rows.
 * :func:`representative_runs` — one setting per model (the latest mean row of the requested
   label, default the standard setting ``""``) with its stored runs.
 * :func:`hit_rate_by_length` — §8.2: per model and test-prompt length, the mean HitRate@20.
@@ -29,7 +31,7 @@ import pandas as pd
 from .metrics import METRIC_COLUMNS
 from .models import model_family
 from .paper import paper_results, paper_value
-from .results import RESULTS_ROOT, find_runs, latest_rows, load_runs, read_summary
+from .results import RESULTS_ROOT, below_most_popular, find_runs, latest_rows, load_runs, read_summary
 from .significance import load_lists, per_session
 from .utils import atomic_write_text
 
@@ -47,7 +49,10 @@ def master_table(out_dir: str | Path, dataset: str = "beauty") -> pd.DataFrame:
     label has several): seeds, the 12 metrics (mean, and ``<metric> sd``), the paper's value
     ``<metric> paper`` and ``<metric> Δ`` (relative difference, for the temporal protocol,
     standard label only), and ``ndcg@20 best-of-n`` (the paper's protocol: the seed with the
-    best test NDCG@20; NaN for one seed). Sorted by protocol, then test NDCG@20."""
+    best test NDCG@20; NaN for one seed), the validation scores recorded with the summary row,
+    ``val ndcg@20`` and ``val ndcg@20 MostPopular`` (MostPopular on the same validation cases;
+    NaN for models without a validation score), and ``below MostPopular``
+    (:func:`flag_below_most_popular`). Sorted by protocol, then test NDCG@20."""
     s = latest_with_family(read_summary(out_dir))
     if s.empty:
         return pd.DataFrame()
@@ -67,29 +72,54 @@ def master_table(out_dir: str | Path, dataset: str = "beauty") -> pd.DataFrame:
             row[f"{c} Δ"] = (r[c] - theirs) / theirs if theirs == theirs else np.nan
         key = (r["model"], r["protocol"], r["variant"])
         row["ndcg@20 best-of-n"] = best.loc[[key], "ndcg@20"].iloc[0] if key in best.index else np.nan
+        row["val ndcg@20"] = _number(r.get("val_ndcg@20"))
+        row["val ndcg@20 MostPopular"] = _number(r.get("val_ndcg@20_most_popular"))
         rows.append(row)
     t = flag_below_most_popular(pd.DataFrame(rows))
     return t.sort_values(["protocol", "ndcg@20"], ascending=[False, False], kind="stable").reset_index(drop=True)
 
 
+def _number(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return np.nan
+
+
 def flag_below_most_popular(table: pd.DataFrame, metric: str = "ndcg@20") -> pd.DataFrame:
-    """``table`` (master-table rows: model, label, protocol, split, metrics) with a column
-    ``below MostPopular``: True where a model's ``metric`` is at or below MostPopular's on
-    the same protocol and split (the same test sessions) (the configuration, e.g. Beauty's
-    presets on another dataset, did not transfer); False where it is above; NaN where there is
-    no MostPopular row to compare with, and for MostPopular itself. A diagnostic of the test
-    rows, never a model choice: the remedy is a search on the validation folds (notebook 10)."""
+    """``table`` (master-table rows: model, label, protocol, ...) with a column ``below
+    MostPopular``: True where a row's **validation** ``metric`` (column ``val <metric>``, recorded
+    with its summary row: the best epoch's early-stopping score, mean over seeds) is at or below
+    MostPopular's on the same validation cases (column ``val <metric> MostPopular``): the
+    configuration, e.g. Beauty's presets on another dataset, did not transfer. False where it is
+    above; NaN where the row has no validation score (models that do not early-stop on one, runs
+    stored before the check was recorded) and for MostPopular itself. Decided on validation, never
+    on the test split (a test comparison would be a model choice on test); the remedy is a search
+    on the validation folds (notebook 10). Only NDCG@20 is recorded: another ``metric`` flags
+    nothing unless the table has its two columns."""
     t = table.copy()
     if t.empty:
         return t.assign(**{"below MostPopular": []})
-    # MostPopular has no hyper-parameters: any of its rows on the same split is the reference
-    ref = t[t["model"] == "MostPopular"].groupby(["protocol", "split"])[metric].max()
-    keys = list(zip(t["protocol"], t["split"]))
-    base = np.array([ref.get(k, np.nan) for k in keys], dtype=float)
-    flag = pd.Series(t[metric].to_numpy(dtype=float) <= base, index=t.index, dtype=object)
-    flag[np.isnan(base) | (t["model"] == "MostPopular").to_numpy()] = np.nan
+    score = pd.to_numeric(t.get(f"val {metric}", pd.Series(np.nan, index=t.index)), errors="coerce")
+    ref = pd.to_numeric(t.get(f"val {metric} MostPopular", pd.Series(np.nan, index=t.index)), errors="coerce")
+    flag = pd.Series([below_most_popular(a, b) for a, b in zip(score, ref)], index=t.index, dtype=object)
+    flag[(t["model"] == "MostPopular").to_numpy()] = np.nan
     t["below MostPopular"] = flag
     return t
+
+
+def validation_flags(summary: pd.DataFrame) -> pd.DataFrame:
+    """The validation check of summary rows (a notebook's own ``mean`` rows): model, label,
+    protocol, ``val ndcg@20``, ``val ndcg@20 MostPopular`` and ``below MostPopular``, one row per
+    mean row that has a validation score (empty when none has)."""
+    s = summary[summary["aggregate"] == "mean"] if "aggregate" in summary.columns else summary
+    t = pd.DataFrame({"model": s["model"].to_numpy(), "label": s["variant"].fillna("").astype(str).to_numpy(),
+                      "protocol": s["protocol"].to_numpy(),
+                      "val ndcg@20": [_number(v) for v in s.get("val_ndcg@20", [np.nan] * len(s))],
+                      "val ndcg@20 MostPopular": [_number(v) for v in s.get("val_ndcg@20_most_popular",
+                                                                            [np.nan] * len(s))]})
+    t = flag_below_most_popular(t)
+    return t[t["val ndcg@20"].notna()].reset_index(drop=True)
 
 
 def tuning_advice(table: pd.DataFrame, dataset: str, metric: str = "ndcg@20") -> str | None:
@@ -101,9 +131,9 @@ def tuning_advice(table: pd.DataFrame, dataset: str, metric: str = "ndcg@20") ->
     if bad.empty:
         return None
     names = ", ".join(f"{r.model}{f' ({r.label})' if r.label else ''} {getattr(r, 'protocol')}" for r in bad.itertuples())
-    return (f"{dataset}: {len(bad)} row(s) score {metric} at or below MostPopular on the same split: {names}. "
-            "Their configurations (the Beauty presets) do not transfer to this data: tune them on its validation "
-            f'folds (notebook 10_tuning with MODEL=<model>), then rerun with PRESET="tuned".')
+    return (f"{dataset}: {len(bad)} row(s) score validation {metric} at or below MostPopular on the same validation "
+            f"cases: {names}. Their configurations (the Beauty presets) do not transfer to this data: tune them on "
+            f'its validation folds (notebook 10_tuning with MODEL=<model>), then rerun with PRESET="tuned".')
 
 
 def representative_runs(out_dir: str | Path, protocol: str = "temporal", label: str = "",

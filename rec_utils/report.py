@@ -34,7 +34,7 @@ import pandas as pd
 from .analysis import latest_with_family, read_figure_index
 from .metrics import METRIC_COLUMNS
 from .paper import paper_results, paper_value
-from .results import RESULTS_ROOT, read_summary
+from .results import RESULTS_ROOT, below_most_popular, read_summary
 from .significance import read_significance
 from .utils import PROJECT_ROOT, atomic_write_text
 
@@ -108,7 +108,10 @@ def _is_tie_spread_row(s: pd.DataFrame) -> pd.Series:
 # --- what a table row is: its test population, its runs, its flags, its short label -------------------------------
 
 FLAG_LEGEND = {
-    "↓MP": "at or below MostPopular on the same test sessions (`below MostPopular` of master_table.csv)",
+    "↓MP": ("at or below MostPopular on the validation cases the model early-stops on (`below MostPopular` of "
+            "master_table.csv; decided on validation, never on test): tune it (notebook 10, `PRESET=\"tuned\"`)"),
+    "<MP": ("at or below MostPopular's NDCG@20 on the same test sessions (descriptive only: whether to tune is "
+            "decided on validation, ↓MP)"),
     "e1": "a run of the row stopped training at its first epoch (best validation epoch 1): a failed run, not a result",
 }
 #: a label longer than this is shortened (shared fields to a note, else a footnote)
@@ -182,12 +185,29 @@ def _below_mp(dataset: str) -> dict:
             for _, r in m.iterrows()}
 
 
+def _most_popular_test(dataset: str) -> dict:
+    """(protocol, split fingerprint) → MostPopular's test NDCG@20 (its unlabelled row, or the row
+    whose label only names the test sample)."""
+    def make():
+        s = summary(dataset)
+        if s.empty:
+            return {}
+        mp = s[(s["model"] == "MostPopular") & (s["aggregate"] == "mean")
+               & s["variant"].fillna("").str.fullmatch(r"(test_sessions=\d+)?")]
+        return {(r["protocol"], r["split_fingerprint"]): float(r["ndcg@20"]) for _, r in mp.iterrows()}
+    return _cached(("mp-test", dataset), make)
+
+
 def row_flags(dataset: str, row) -> str:
-    """The marks of a summary row (see :data:`FLAG_LEGEND`): ``↓MP`` and/or ``e1``."""
+    """The marks of a summary row (see :data:`FLAG_LEGEND`): ``↓MP`` (decided on validation),
+    ``<MP`` (descriptive: at or below MostPopular on the row's own test sessions) and ``e1``."""
     flags = []
     below = _below_mp(dataset).get((row["model"], row["variant"], row["protocol"], row["split_fingerprint"]))
     if below is True or below == 1.0:
         flags.append("↓MP")
+    mp = _most_popular_test(dataset).get((row["protocol"], row["split_fingerprint"]))
+    if row["model"] != "MostPopular" and mp is not None and float(row["ndcg@20"]) <= mp:
+        flags.append("<MP")
     e1 = _first_epoch_rows(dataset)
     if any((row["setting_id"], row["split_fingerprint"], s) in e1 for s in _seeds(row)):
         flags.append("e1")
@@ -285,6 +305,8 @@ def _metric_rows(dataset: str, protocol: str) -> pd.DataFrame:
 def _metrics_frame(dataset: str, rows: pd.DataFrame, sampled: bool) -> pd.DataFrame:
     rows, merged = dedupe(rows.sort_values("ndcg@20", ascending=False, kind="stable"))
     names, notes = compact_labels(rows["model"], rows["variant"], drop=("test_sessions",) if sampled else ())
+    # the validation check (summary columns val_ndcg@20, val_ndcg@20_most_popular) where any row has one
+    checked = "val_ndcg@20" in rows.columns and pd.to_numeric(rows["val_ndcg@20"], errors="coerce").notna().any()
     out = []
     for name, (_, r) in zip(names, rows.iterrows()):
         row = {"model": name, "seeds": int(r["n_seeds"])}
@@ -296,6 +318,9 @@ def _metrics_frame(dataset: str, rows: pd.DataFrame, sampled: bool) -> pd.DataFr
             sd = r.get(f"{c}_sd") if m in ("ndcg", "hit_rate") else None
             row[f"{SHORT[m]}@{k}"] = _fmt(r[c], sd, digits)
         row["split"] = r["split_fingerprint"]
+        if checked:
+            row["val NDCG@20 (MostPopular)"] = _validation_cell(r["model"], r.get("val_ndcg@20"),
+                                                                r.get("val_ndcg@20_most_popular"))
         row["flag"] = row_flags(dataset, r)
         out.append(row)
     if merged:
@@ -702,6 +727,7 @@ def table_master(dataset: str = "beauty") -> list[pd.DataFrame] | str:
     by_key = {(r["model"], r["label"], r["protocol"], r["split"]): r for _, r in t.iterrows()}
     s = _mean_rows_all(dataset)
     s = s[[(r["model"], r["variant"], r["protocol"], r["split_fingerprint"]) in by_key for _, r in s.iterrows()]]
+    checked = "val ndcg@20" in t.columns and pd.to_numeric(t["val ndcg@20"], errors="coerce").notna().any()
     frames = []
     for protocol in dict.fromkeys(t["protocol"]):
         for n, rows in populations(s[s["protocol"] == protocol]):
@@ -715,7 +741,11 @@ def table_master(dataset: str = "beauty") -> list[pd.DataFrame] | str:
                                for c in ("ndcg@10", "ndcg@20", "hit_rate@20")},
                             "Cov@20": _fmt(r["catalog_coverage@20"]), "Nov@20": _fmt(r["novelty@20"], digits=3),
                             "NDCG@20 paper": _fmt(r["ndcg@20 paper"]), "Δ paper": _delta(r["ndcg@20"], r["ndcg@20 paper"]),
-                            "NDCG@20 best-of-n (extra)": _fmt(r["ndcg@20 best-of-n"]), "flag": row_flags(dataset, sr)})
+                            "NDCG@20 best-of-n (extra)": _fmt(r["ndcg@20 best-of-n"]),
+                            **({"val NDCG@20 (MostPopular)": _validation_cell(r["model"], r.get("val ndcg@20"),
+                                                                              r.get("val ndcg@20 MostPopular"))}
+                               if checked else {}),
+                            "flag": row_flags(dataset, sr)})
             if merged:
                 notes.append("same results, shown once: " + "; ".join(merged))
             f = _finish(pd.DataFrame(out), rows, notes)
@@ -727,6 +757,19 @@ def table_master(dataset: str = "beauty") -> list[pd.DataFrame] | str:
 def _mean_rows_all(dataset: str) -> pd.DataFrame:
     s = summary(dataset)
     return s if s.empty else s[s["aggregate"] == "mean"]
+
+
+def _validation_cell(model: str, score, ref) -> str:
+    """A table's validation check of a row: "0.0342 (0.0400) below: tune ..." where the
+    validation NDCG@20 ``score`` is at or below MostPopular's ``ref`` on the same validation cases
+    (the flag of :func:`rec_utils.analysis.flag_below_most_popular`, recorded with the summary
+    row), the two numbers alone where above, "" for rows without a validation score (models that
+    do not early-stop on one; tables written before the check)."""
+    score, ref = pd.to_numeric(pd.Series([score, ref]), errors="coerce").tolist()
+    if not (score == score and ref == ref):
+        return ""
+    below = below_most_popular(score, ref) is True and model != "MostPopular"
+    return f"{_fmt(score)} ({_fmt(ref)})" + (' below: tune (notebook 10, PRESET="tuned")' if below else "")
 
 
 def figures_block() -> str:

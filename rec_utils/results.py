@@ -19,7 +19,10 @@ the seed, so no run ever replaces a different one. Runs are found by what they a
 A summary row aggregates **every stored seed** of its setting on its split (whichever plan entry
 or notebook call stored them): ``aggregate="mean"`` holds the mean over seeds with ``<metric>_sd``
 columns (sample sd, 0 for one seed); ``aggregate="best_of_n_on_test"`` is the paper's protocol
-(the seed with the highest **test** NDCG@20) and is only a labelled extra row. The row's
+(the seed with the highest **test** NDCG@20) and is only a labelled extra row. Models that
+early-stop on a validation score (the neural ones) also fill :data:`VALIDATION_COLUMNS`: their
+validation NDCG@20 beside MostPopular's on the same validation cases, and ``below_most_popular``
+(the flag the tables show: decided on validation, never on test). The row's
 ``variant`` is the setting's label; ``notebook`` says which notebook recorded it (provenance,
 not identity). Writes are atomic and locked, so an interrupted batch resumes by skipping the
 runs already on disk.
@@ -50,7 +53,13 @@ SUMMARY_COLUMNS = (
     *METRIC_COLUMNS, *SD_COLUMNS,
     "n_test_sessions", "split_fingerprint", "setting_id", "config", "setting",
     "git_commit", "wall_s", "device", "created",
+    "val_ndcg@20", "val_ndcg@20_most_popular", "below_most_popular",
 )
+#: The validation check of a summary row (:func:`validation_columns`): the setting's validation
+#: NDCG@20 (mean over its seeds), MostPopular's on the same validation cases, and whether the
+#: first is at or below the second (the configuration did not transfer: tune it). NaN for models
+#: without a validation score (those that do not early-stop on one).
+VALIDATION_COLUMNS = ("val_ndcg@20", "val_ndcg@20_most_popular", "below_most_popular")
 
 
 #: Columns read back as text (a fingerprint like "409566827248" must not become a number).
@@ -274,6 +283,33 @@ def latest_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return s.sort_index()
 
 
+def run_validation(run: dict) -> dict | None:
+    """A run's validation check (``fit_info["validation"]``, written by the neural models'
+    :func:`rec_utils.models.neural.base.validation_record`), or None where the model has none."""
+    v = (run.get("fit_info") or {}).get("validation") if isinstance(run.get("fit_info"), dict) else None
+    return v if isinstance(v, dict) and "ndcg@20" in v and "most_popular_ndcg@20" in v else None
+
+
+def below_most_popular(score: float, reference: float):
+    """True where ``score`` is at or below MostPopular's ``reference`` (both validation scores),
+    False where above, NaN where either is missing."""
+    if score is None or reference is None or score != score or reference != reference:
+        return np.nan
+    return bool(score <= reference)
+
+
+def validation_columns(runs: list[dict]) -> dict:
+    """The :data:`VALIDATION_COLUMNS` of a setting's runs: validation NDCG@20 and MostPopular's
+    on the same cases, each the mean over the seeds that have a validation check (each seed has
+    its own inner-validation sessions, so both means are over the same cases), and the flag."""
+    checks = [v for v in map(run_validation, runs) if v is not None]
+    if not checks:
+        return {"val_ndcg@20": np.nan, "val_ndcg@20_most_popular": np.nan, "below_most_popular": np.nan}
+    score = float(np.mean([v["ndcg@20"] for v in checks]))
+    ref = float(np.mean([v["most_popular_ndcg@20"] for v in checks]))
+    return {"val_ndcg@20": score, "val_ndcg@20_most_popular": ref, "below_most_popular": below_most_popular(score, ref)}
+
+
 def summary_rows(runs: list[dict]) -> list[dict]:
     """Mean ± sd row (and a best-of-n-on-test row when n > 1) for runs of one configuration."""
     if not runs:
@@ -302,6 +338,7 @@ def summary_rows(runs: list[dict]) -> list[dict]:
         "wall_s": round(float(np.mean([r["wall_s"] for r in runs])), 2),
         "device": ",".join(sorted({r["device"] for r in runs})),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **validation_columns(runs),
     }
     mean_row = {**base, "aggregate": "mean", **m.mean().to_dict(),
                 **{f"{c}_sd": (m[c].std(ddof=1) if len(m) > 1 else 0.0) for c in METRIC_COLUMNS}}

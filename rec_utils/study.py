@@ -253,7 +253,9 @@ INDEX_ABOVE = 500_000
 MAX_TEST_SESSIONS = 5_000
 #: BERT4Rec only up to this many train sessions: with its 10 randomly masked copies per session an
 #: epoch is 11 sequences per session (ml-latest-small: 488 sessions, minutes in all on 2 cores; a
-#: synthetic shop of 2,400 train sessions: ~9 min per epoch on a busy 2-core box). Beyond it BERT4Rec
+#: synthetic shop of 2,400 train sessions: ~9 min per epoch on a busy 2-core box; one of 640 train
+#: sessions of ~6 items: ~70 s per epoch under load 6, validation NDCG@20 still rising after 4 epochs at
+#: the Beauty preset's learning rate 1e-4, so minutes to tens of minutes in all). Beyond it BERT4Rec
 #: is left to a GPU (`make run NB=02_sequential` there, or the paper plan).
 BERT4REC_MAX_TRAIN_SESSIONS = 1_000
 #: The neural models' maximum length: this percentile of the session lengths, within the bounds.

@@ -378,10 +378,31 @@ def test_on_epoch_may_freeze_and_unfreeze_parameters(tmp_path):
 def test_fit_info_records_what_was_used():
     m = tiny("GRU4Rec", epochs=2, patience=5).fit(cyclic_sessions(80))
     info = m.fit_info_
+    check = info.pop("validation")
     assert info == {"precision_requested": "fp32", "precision_used": "fp32",
                     "bf16_native": T.native_bf16("cpu"), "best_epoch": m.best_epoch_, "epochs_run": 2,
                     "stopped_by": "epochs", "loaded_from_checkpoint": None}
+    assert check["best_epoch"] == m.best_epoch_
     assert GRU4Rec().fit_info_ is None
+
+
+def test_validation_check_sets_the_best_epoch_beside_most_popular_on_the_same_cases(tmp_path):
+    """fit_info_["validation"]: the restored epoch's validation NDCG beside the faithful
+    MostPopular's, fitted on the same interactions and scored on the same inner-validation
+    cases; a checkpoint reload records the same check."""
+    train = cyclic_sessions(200)
+    m = tiny("SASRec", epochs=3, patience=5, checkpoint_dir=tmp_path).fit(train)
+    check = m.fit_info_["validation"]
+    best = next(h for h in m.history_ if h["epoch"] == m.best_epoch_)
+    assert (check["ndcg@20"], check["ndcg@10"]) == (best["val_ndcg@20"], best["val_ndcg@10"])
+    rest, val = inner_validation_split(train, frac=m.config.val_frac, max_sessions=m.config.val_max_sessions,
+                                       seed=m.config.seed)
+    pop = MostPopular().fit(rest).predict(val, k=20)
+    assert check["cases"] == len(val) == 20
+    assert check["most_popular_ndcg@20"] == pytest.approx(ndcg_at_k(pop, val.targets, 20).mean())
+    assert check["ndcg@20"] > check["most_popular_ndcg@20"]  # the cycle is learnt, popularity is flat
+    again = tiny("SASRec", epochs=3, patience=5, checkpoint_dir=tmp_path).fit(train)
+    assert again.loaded_from_checkpoint_ is not None and again.fit_info_["validation"] == check
 
 
 def test_bf16_falls_back_to_fp32_where_the_device_lacks_it(monkeypatch):

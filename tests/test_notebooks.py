@@ -129,6 +129,9 @@ def test_02_sequential_rows():
         models = run["parameters"].get("MODELS", ["GRU4Rec", "SASRec", "BERT4Rec"])
         assert set(models) <= set(mean["model"]), name
         assert mean[list(METRIC_COLUMNS)].notna().all(axis=None)
+        # the validation check against MostPopular (early-stopping cases) is recorded with every row
+        assert mean[["val_ndcg@20", "val_ndcg@20_most_popular"]].notna().all(axis=None)
+        assert mean["below_most_popular"].isin([True, False]).all()
         assert (mean["n_test_sessions"] == run["parameters"]["SAMPLE_SESSIONS"]).all()
         assert (mean["n_seeds"] == len(run["parameters"]["SEEDS"])).all()
         if len(run["parameters"]["SEEDS"]) > 1:

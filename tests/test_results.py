@@ -107,6 +107,30 @@ def test_summary_rows_mean_sd_and_best_of_n(tiny_split, tmp_path):
     assert not list(tmp_path.glob(".summary.csv.*.tmp")), "no temporary files left behind"
 
 
+def test_summary_rows_record_the_validation_check_of_their_runs(tiny_split, tmp_path):
+    """The validation columns: means over the seeds that have a check, the flag "at or below
+    MostPopular" from those means; NaN for a model without a validation score."""
+    runs = run_seeds(lambda s: build_model("MostPopular"), tiny_split, pop_setting(tiny_split),
+                     notebook="nb", out_dir=tmp_path, seeds=[0])
+    table = results.update_summary(results.summary_rows(runs), tmp_path)
+    assert table[list(results.VALIDATION_COLUMNS)].isna().all().all()
+
+    def with_check(seed, score, ref):
+        return dict(runs[0], model="SASRec", seed=seed, fit_info={"validation": {
+            "cases": 10, "best_epoch": 1, "ndcg@10": score, "ndcg@20": score,
+            "most_popular_ndcg@10": ref, "most_popular_ndcg@20": ref}})
+
+    below = [with_check(0, 0.25, 0.125), with_check(1, 0.0, 0.125)]  # mean 0.125: at MostPopular's
+    assert results.summary_rows(below)[0]["below_most_popular"] is True
+    results.update_summary(results.summary_rows(below), tmp_path)
+    read = results.read_summary(tmp_path)
+    row = read[(read["model"] == "SASRec") & (read["aggregate"] == "mean")].iloc[0]
+    assert row["val_ndcg@20"] == pytest.approx(0.125) and row["val_ndcg@20_most_popular"] == pytest.approx(0.125)
+    assert read.loc[read["model"] == "SASRec", "below_most_popular"].tolist() == [True, True]  # mean, best-of-2
+    above = results.summary_rows([with_check(0, 0.2, 0.1), dict(runs[0], model="SASRec", seed=1)])[0]
+    assert above["val_ndcg@20"] == pytest.approx(0.2) and above["below_most_popular"] is False
+
+
 def test_mixed_fingerprints_are_refused(tiny_split, tmp_path):
     runs = run_seeds(lambda s: build_model("MostPopular"), tiny_split, pop_setting(tiny_split),
                      notebook="nb", out_dir=tmp_path, seeds=[0])

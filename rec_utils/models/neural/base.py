@@ -13,7 +13,10 @@ Common to GRU4Rec, SASRec and BERT4Rec:
 * AdamW (lr, weight decay, optional Keras-style per-tensor clipnorm), up to 100 epochs, early
   stopping on validation NDCG@20 with patience 2, best epoch restored;
 * prediction excludes the items of the (truncated) input window;
-* ``init_item_embeddings`` initialises the item table from a matrix (LLM2Sequential hook).
+* ``init_item_embeddings`` initialises the item table from a matrix (LLM2Sequential hook);
+* ``fit_info_["validation"]`` (:func:`validation_record`): the best epoch's validation NDCG@10/20
+  beside MostPopular's on the same validation cases, so a configuration that does not transfer to
+  a dataset is flagged from validation scores, never from the test split.
 
 Runtime settings that do not change results (device, threads, checkpoint folder, progress
 bars, the ``on_epoch`` callback) are constructor arguments, not config fields, so they do not
@@ -30,9 +33,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ...metrics import ndcg_at_k
 from ...split import Prompts, inner_validation_split
 from ...utils import PROJECT_ROOT, resolve_device, short_hash
 from ..base import ItemIndex, Recommender, as_prompts, topk_tensor
+from ..popular import MostPopular
 from . import trainer as T
 from .batching import IGNORE, prompt_windows, train_sequences, trim
 from .layers import TiedHead
@@ -92,6 +97,34 @@ class SequentialModule(nn.Module):
         return self.logits(self.encode(x)[:, -1])
 
 
+def validation_record(fit_train: pd.DataFrame, val: Prompts | None, history: list[dict],
+                      best_epoch: int) -> dict | None:
+    """The validation scores of a fitted neural model beside MostPopular's on the same cases.
+
+    ``fit_train`` is what the model trained on (train minus the inner-validation sessions, or the
+    whole train split under leave-one-out), ``val`` the early-stopping cases, ``history`` the
+    trainer's epoch rows and ``best_epoch`` the restored epoch (1-based). MostPopular (the
+    faithful one of §6.5: counts of ``fit_train``, prompt items not excluded) is fitted on the
+    same interactions and scored with :func:`rec_utils.metrics.ndcg_at_k` on the same cases, which
+    agrees with the trainer's NDCG (:func:`.trainer.ndcg_of_scores`). Costs one count and a
+    (cases, 20) top list.
+
+    Returns ``{"cases", "best_epoch", "ndcg@10", "ndcg@20", "most_popular_ndcg@10",
+    "most_popular_ndcg@20"}`` (mean NDCG over the cases), or None without validation cases
+    or without a validation score at the best epoch."""
+    if val is None or not len(val):
+        return None
+    best = next((h for h in history if h.get("epoch") == best_epoch and "val_ndcg@20" in h), None)
+    if best is None:
+        return None
+    recs = MostPopular().fit(fit_train).predict(val, k=20)
+    targets = np.asarray(val.targets, np.int64)
+    return {"cases": int(len(val)), "best_epoch": int(best_epoch),
+            "ndcg@10": float(best["val_ndcg@10"]), "ndcg@20": float(best["val_ndcg@20"]),
+            "most_popular_ndcg@10": float(ndcg_at_k(recs, targets, 10).mean()),
+            "most_popular_ndcg@20": float(ndcg_at_k(recs, targets, 20).mean())}
+
+
 class SequentialRecommender(Recommender):
     """fit/predict for a :class:`SequentialModule`; subclasses set ``name``, ``config_class``
     and implement ``build_module``, ``training_data`` and ``prediction_inputs``.
@@ -122,7 +155,7 @@ class SequentialRecommender(Recommender):
     ``history_`` (one dict per epoch), ``best_epoch_``, ``loaded_from_checkpoint_`` and
     ``fit_info_``: ``{"precision_requested", "precision_used", "bf16_native", "best_epoch",
     "epochs_run", "stopped_by" ("early_stopping" | "epochs" | "time_budget" | "callback"),
-    "loaded_from_checkpoint" (path or None)}``.
+    "loaded_from_checkpoint" (path or None), "validation" (:func:`validation_record`)}``.
     """
 
     name = "Sequential"
@@ -270,7 +303,8 @@ class SequentialRecommender(Recommender):
                 self.history_, self.best_epoch_ = ck["history"], ck["best_epoch"]
                 self.loaded_from_checkpoint_ = str(ckpt_path)
                 self.fit_info_ = {**info, "best_epoch": ck["best_epoch"], "epochs_run": len(ck["history"]),
-                                  "stopped_by": ck.get("stopped_by"), "loaded_from_checkpoint": str(ckpt_path)}
+                                  "stopped_by": ck.get("stopped_by"), "loaded_from_checkpoint": str(ckpt_path),
+                                  "validation": validation_record(fit_df, val, ck["history"], ck["best_epoch"])}
                 module.eval()
                 return self
         self.loaded_from_checkpoint_ = None
@@ -284,7 +318,8 @@ class SequentialRecommender(Recommender):
                               desc=self.name, on_epoch=self.on_epoch)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.fit_info_ = {**info, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
-                          "stopped_by": result.stopped_by, "loaded_from_checkpoint": None}
+                          "stopped_by": result.stopped_by, "loaded_from_checkpoint": None,
+                          "validation": validation_record(fit_df, val, result.history, result.best_epoch)}
         module.eval()
         if ckpt_path is not None:
             T.save_checkpoint(ckpt_path, {"state": {k: v.cpu() for k, v in module.state_dict().items()},
