@@ -343,3 +343,15 @@ def test_variant_arms_pair_with_the_base_and_objectives_with_their_base(tmp_path
     rows = compare_variants(arms, runs, split, out_dir=tmp_path, n_boot=99)
     assert len(rows) == 2 * 4 and {r["family"] for r in rows} == {"llm2-variants"}
     assert all(r["pairing"] == "" for r in rows), [r["pairing"] for r in rows if r["pairing"]]
+
+
+@pytest.mark.parametrize("kw", [dict(loss="gbce", n_negatives=10), dict(loss="sampled_softmax", negatives="mixed"),
+                                dict(item_table="adapter"), dict(item_table="offset")])
+def test_sampled_objectives_and_frozen_tables_run_under_bf16_autocast(kw):
+    m = V.build("LLM2SASRec", epochs=0, **kw).fit(TRAIN)
+    x, y = (torch.as_tensor(a[:16]) for a in m.epoch_data(np.random.default_rng(0)))
+    m.module_.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = m.module_.loss(x, y)
+    low.backward()
+    assert math.isfinite(float(low.detach())) and low.dtype == torch.float32

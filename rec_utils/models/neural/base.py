@@ -120,9 +120,9 @@ class SequentialModule(nn.Module):
         sel = y != IGNORE
         if self.objective is None:
             return self.head.loss(h[sel], self.item_table(), y[sel])
-        with torch.autocast(h.device.type, enabled=False):
-            return self.objective(self.head.project(h[sel]).float(), self.item_table().float(),
-                                  self.head.bias.float(), y[sel])
+        z = self.head.project(h[sel])  # under the caller's autocast, like the full-softmax path
+        with torch.autocast(z.device.type, enabled=False):
+            return self.objective(z.float(), self.item_table().float(), self.head.bias.float(), y[sel])
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """Scores over the catalogue from the last position of each row."""
