@@ -355,3 +355,22 @@ def test_sampled_objectives_and_frozen_tables_run_under_bf16_autocast(kw):
         low = m.module_.loss(x, y)
     low.backward()
     assert math.isfinite(float(low.detach())) and low.dtype == torch.float32
+
+
+def test_objective_search_spaces_are_opt_in_and_their_samples_build():
+    import optuna
+
+    from rec_utils.models import build_model, preset_config
+    from rec_utils.tuning.optuna_search import suggest
+    from rec_utils.tuning.spaces import TPE_SPACES, tpe_space
+
+    assert "loss" not in TPE_SPACES["SASRec"].params  # the paper's spaces are unchanged
+    for name in ("SASRec", "LLM2SASRec", "BERT4Rec"):
+        space = tpe_space(f"{name}+objective")
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(6):
+            trial = study.ask()
+            cfg = space.to_config(suggest(trial, space))
+            m = build_model(name, **{**preset_config(name, "beauty"), **cfg})
+            assert m.config.loss in ("ce", "sampled_softmax", "gbce")
+            study.tell(trial, 0.0)
