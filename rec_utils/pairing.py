@@ -37,7 +37,7 @@ TESTED_FIELDS = frozenset({"init", "permutation_seed", "embedding", "provider", 
                            "init_scale", "reduce_on", "pad_dims",
                            # the issue-23 variants (notebook 12): frozen-text tables and training objectives
                            "item_table", "offset_radius", "offset_bound", "loss", "n_negatives", "negatives",
-                           "logq", "gbce_t"})
+                           "logq", "gbce_t", "negative_sharing"})
 #: Fields that are never tuned and must be equal (stopping rule, input length, precision).
 FIXED_FIELDS = ("epochs", "patience", "val_frac", "val_max_sessions", "time_budget_s", "max_len", "precision")
 #: Setting fields that must be equal (what the runs were evaluated on).

@@ -157,9 +157,25 @@ def test_gbce_positive_term_equals_the_gsasrec_transform():
     assert float(gbce_loss(z, W, b, y, negs, beta)) == pytest.approx(float(want), rel=1e-5)
 
 
+def test_per_target_negatives_score_each_row_against_its_own_draws():
+    z, W, b, y = _head_inputs(T=5, n=20)
+    negs = torch.randint(0, 20, (5, 7), generator=torch.Generator().manual_seed(1))
+    negs[0, 0] = y[0]  # an accidental hit: no loss
+    want = []
+    for r in range(5):
+        s_pos = float(z[r] @ W[y[r]] + b[y[r]])
+        s_neg = [float(z[r] @ W[j] + b[j]) for j in negs[r] if j != y[r]]
+        want.append(0.4 * math.log1p(math.exp(-s_pos)) + sum(math.log1p(math.exp(s)) for s in s_neg))
+    assert float(gbce_loss(z, W, b, y, negs, beta=0.4)) == pytest.approx(sum(want) / (5 * 8), rel=1e-5)
+    obj = SampledObjective("gbce", 20, 7, negative_sharing="target", seed=0)
+    assert obj.uniform(5).shape == (5, 7)
+
+
 def test_objective_settings_are_checked_with_the_parameter_named():
     for kw, word in (({"loss": "bpr"}, "loss"), ({"loss": "gbce", "negatives": "in_batch"}, "gbce"),
-                     ({"loss": "sampled_softmax", "n_negatives": 0}, "n_negatives"), ({"gbce_t": 1.5}, "gbce_t")):
+                     ({"loss": "sampled_softmax", "n_negatives": 0}, "n_negatives"), ({"gbce_t": 1.5}, "gbce_t"),
+                     ({"negative_sharing": "row"}, "negative_sharing"),
+                     ({"loss": "sampled_softmax", "negatives": "mixed", "negative_sharing": "target"}, "target")):
         with pytest.raises(ValueError, match=word):
             V.build("SASRec", **kw)
 
@@ -175,7 +191,9 @@ def test_negative_draws_are_seeded():
 OBJECTIVES = {"sampled_softmax-uniform": dict(loss="sampled_softmax", n_negatives=10),
               "sampled_softmax-in_batch": dict(loss="sampled_softmax", negatives="in_batch"),
               "sampled_softmax-mixed": dict(loss="sampled_softmax", negatives="mixed", n_negatives=10),
-              "gbce": dict(loss="gbce", n_negatives=10, gbce_t=0.75)}
+              "gbce": dict(loss="gbce", n_negatives=10, gbce_t=0.75),
+              "gbce-per-target": dict(loss="gbce", n_negatives=10, negative_sharing="target"),
+              "sampled_softmax-per-target": dict(loss="sampled_softmax", n_negatives=10, negative_sharing="target")}
 
 
 @pytest.mark.parametrize("model", ["SASRec", "GRU4Rec", "BERT4Rec"])

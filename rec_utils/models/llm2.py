@@ -407,6 +407,6 @@ def like_for_like(base_config: Mapping, **llm2) -> dict:
     return {**base_config, "reduction": DEFAULT_REDUCTION, "pad_dims": True, **llm2}
 
 
-__all__ = ["BASE_INIT_STD", "INITS", "INIT_SCALES", "LLM2BERT4Rec", "LLM2_VARIANTS", "MPNET", "LLM2BERT4RecConfig", "LLM2Fields",
+__all__ = ["BASE_INIT_STD", "INITS", "INIT_SCALES", "LLM2BERT4Rec", "LLM2BERT4RecConfig", "LLM2Fields",
            "LLM2GRU4Rec", "LLM2GRU4RecConfig", "LLM2SASRec", "LLM2SASRecConfig", "LLM2Sequential", "LLM2_BASES",
-           "REDUCE_ON", "like_for_like", "llm2_embedding"]
+           "LLM2_VARIANTS", "MPNET", "REDUCE_ON", "like_for_like", "llm2_embedding"]

@@ -75,12 +75,14 @@ class SequentialConfig:
     negatives: str = "uniform"  # str: sampled softmax's negatives: "uniform" | "in_batch" (the batch's targets) | "mixed" (both)
     logq: bool = True  # bool: sampled softmax: subtract log q (expected draws) from each logit; without it in-batch negatives over-penalise popular items
     gbce_t: float = 0.75  # float: gBCE calibration t in [0, 1] (0 = plain BCE; gSASRec's recommended 0.75)
+    negative_sharing: str = "batch"  # str: uniform negatives drawn once per "batch" (shared, one matmul) or per "target" (gSASRec; more gradient signal per step, a k×d gather per target)
 
 
 #: Config fields added after checkpoints were first keyed by the whole config (issue 23): each is
 #: left out of the checkpoint key while at this value, so the stored checkpoints of the default
 #: path keep their keys (the default path computes exactly what it computed before them).
 KEY_OMITTED_AT = {"loss": "ce", "n_negatives": 256, "negatives": "uniform", "logq": True, "gbce_t": 0.75,
+                  "negative_sharing": "batch",
                   "item_table": "trainable", "offset_radius": 0.1, "offset_bound": "tanh"}
 
 
@@ -214,7 +216,7 @@ class SequentialRecommender(Recommender):
             raise ValueError(f"drop_rate must be in [0, 1), not {c.drop_rate}")
         if c.precision not in T.PRECISIONS:
             raise ValueError(f"precision must be 'fp32' or 'bf16', not {c.precision!r}")
-        check_objective(c.loss, c.n_negatives, c.negatives, c.gbce_t)
+        check_objective(c.loss, c.n_negatives, c.negatives, c.gbce_t, c.negative_sharing)
 
     # -- data helpers
     def _windows(self, p: Prompts) -> np.ndarray:
@@ -299,6 +301,7 @@ class SequentialRecommender(Recommender):
         if c.loss != "ce":
             module.objective = SampledObjective(
                 c.loss, self.n_items_, c.n_negatives, c.negatives, c.logq, c.gbce_t, seed=c.seed, device=self.device,
+                negative_sharing=c.negative_sharing,
                 popularity=np.bincount(self.index_.to_index(fit_df["item_id"].to_numpy()), minlength=self.n_items_))
         info = {"precision_requested": c.precision, "precision_used": precision,
                 "bf16_native": T.native_bf16(self.device)}

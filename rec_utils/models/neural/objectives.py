@@ -29,10 +29,15 @@ Python loop):
   fully calibrated). Per target: −β·log σ(s⁺) − Σ_neg log(1 − σ(s⁻)), averaged over the k + 1
   logits of every target as gSASRec's ``BCEWithLogitsLoss`` (mean reduction) does.
 
+Uniform negatives are drawn once per batch and shared by its targets (``negative_sharing=
+"batch"``, default: k distinct items, one dense matmul) or per target (``"target"``: k items with
+replacement for every target, as gSASRec; a (targets × k × d) gather, more memory and time, but
+every step pushes down T·k item rows instead of k).
+
 Deviations:
-    * Negatives are shared by all targets of a batch (one draw per optimiser step, without
-      replacement), not drawn per target as in gSASRec / most sampled-softmax code: one dense
-      matmul instead of a (targets × k × d) gather; every target still sees k negatives.
+    * ``negative_sharing="batch"`` (default) shares the negatives of a batch: cheaper, but fewer
+      distinct items get a negative gradient per step than gSASRec's per-target draws
+      (``"target"``).
     * gBCE masks accidental hits (a negative equal to the target adds nothing); gSASRec does not
       check. Its float64 clamped transform is replaced by the identical, stable
       ``β·softplus(−s⁺)`` (equal to −log σ(s⁺)^β; tested against the gSASRec formula).
@@ -51,6 +56,8 @@ import torch.nn.functional as F
 OBJECTIVES = ("ce", "sampled_softmax", "gbce")
 #: ``negatives`` values of the sampled softmax (gBCE draws uniform negatives).
 NEGATIVES = ("uniform", "in_batch", "mixed")
+#: ``negative_sharing``: one uniform draw per batch shared by its targets, or one per target.
+SHARING = ("batch", "target")
 
 
 def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
@@ -68,25 +75,35 @@ def sampled_softmax_loss(z: torch.Tensor, W: torch.Tensor, b: torch.Tensor, y: t
     that row; the target's own logit is always in its row."""
     z = z.float()
     pos = (z * W[y].float()).sum(1) + b[y].float()
-    neg = torch.addmm(b[cand].float(), z, W[cand].float().t())
+    neg, hit = negative_logits(z, W, b, y, cand)
     if logq_y is not None:
         pos = pos - logq_y
         neg = neg - logq_c
-    neg = neg.masked_fill(cand[None, :] == y[:, None], -math.inf)
+    neg = neg.masked_fill(hit, -math.inf)
     logits = torch.cat([pos[:, None], neg], 1)
     return (torch.logsumexp(logits, 1) - pos).mean()
+
+
+def negative_logits(z: torch.Tensor, W: torch.Tensor, b: torch.Tensor, y: torch.Tensor,
+                    negs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, k) logits of the negatives and the (T, k) mask of accidental hits (negative = target):
+    ``negs`` (k,) shared by every row (one matmul) or (T, k), one set per row (a batched product
+    over the gathered (T, k, d) rows)."""
+    if negs.dim() == 1:
+        return torch.addmm(b[negs].float(), z, W[negs].float().t()), negs[None, :] == y[:, None]
+    return torch.einsum("td,tkd->tk", z, W[negs].float()) + b[negs].float(), negs == y[:, None]
 
 
 def gbce_loss(z: torch.Tensor, W: torch.Tensor, b: torch.Tensor, y: torch.Tensor, negs: torch.Tensor,
               beta: float) -> torch.Tensor:
     """gSASRec's gBCE (module docstring) of the (T, d) projected states ``z`` against targets ``y``
-    with the (k,) shared negatives ``negs``: mean over the T·(k + 1) logits of
+    with the negatives ``negs`` ((k,) shared or (T, k) per row): mean over the T·(k + 1) logits of
     ``β·softplus(−s⁺) + Σ softplus(s⁻)``; accidental hits carry no loss."""
     z = z.float()
     pos = (z * W[y].float()).sum(1) + b[y].float()
-    neg = torch.addmm(b[negs].float(), z, W[negs].float().t())
-    neg_loss = F.softplus(neg).masked_fill(negs[None, :] == y[:, None], 0.0).sum(1)
-    return (beta * F.softplus(-pos) + neg_loss).sum() / (len(y) * (len(negs) + 1))
+    neg, hit = negative_logits(z, W, b, y, negs)
+    neg_loss = F.softplus(neg).masked_fill(hit, 0.0).sum(1)
+    return (beta * F.softplus(-pos) + neg_loss).sum() / (len(y) * (negs.shape[-1] + 1))
 
 
 class SampledObjective:
@@ -109,8 +126,10 @@ class SampledObjective:
     """
 
     def __init__(self, loss: str, n_items: int, n_negatives: int, negatives: str = "uniform", logq: bool = True,
-                 gbce_t: float = 0.75, popularity: np.ndarray | None = None, seed: int = 0, device: str = "cpu"):
-        check_objective(loss, n_negatives, negatives, gbce_t)
+                 gbce_t: float = 0.75, popularity: np.ndarray | None = None, seed: int = 0, device: str = "cpu",
+                 negative_sharing: str = "batch"):
+        check_objective(loss, n_negatives, negatives, gbce_t, negative_sharing)
+        self.sharing = negative_sharing
         if loss == "ce":
             raise ValueError("loss='ce' is the full softmax of the head (TiedHead.loss), not a sampled objective")
         self.loss, self.n_items, self.k = loss, int(n_items), int(n_negatives)
@@ -123,8 +142,12 @@ class SampledObjective:
         share = pop / max(pop.sum(), 1.0)
         self.p = torch.as_tensor(share, dtype=torch.float32, device=device)
 
-    def uniform(self) -> torch.Tensor:
-        """k distinct items drawn uniformly (the whole catalogue, in order, when k ≥ n)."""
+    def uniform(self, rows: int | None = None) -> torch.Tensor:
+        """k distinct items drawn uniformly (the whole catalogue, in order, when k ≥ n) shared by
+        the batch; with ``rows`` (``negative_sharing="target"``): (rows, k) items drawn uniformly
+        with replacement, one set per target (as gSASRec)."""
+        if rows is not None:
+            return torch.randint(0, self.n_items, (rows, self.k), generator=self.generator).to(self.device)
         if self.k >= self.n_items:
             return torch.arange(self.n_items, device=self.device)
         return torch.randperm(self.n_items, generator=self.generator)[: self.k].to(self.device)
@@ -133,8 +156,11 @@ class SampledObjective:
         """Loss of the (T, d) projected states ``z`` (after the head's Dense), the (rows, d) item
         table ``W`` (rows ≥ n are padding/mask and never candidates), the (n,) bias and targets ``y``."""
         W = W[: self.n_items]
+        rows = len(y) if self.sharing == "target" else None
         if self.loss == "gbce":
-            return gbce_loss(z, W, b, y, self.uniform(), self.beta)
+            return gbce_loss(z, W, b, y, self.uniform(rows), self.beta)
+        if rows is not None:  # uniform per target: q constant, no correction
+            return sampled_softmax_loss(z, W, b, y, self.uniform(rows))
         parts = []
         if self.negatives in ("in_batch", "mixed"):
             parts.append(y)
@@ -149,8 +175,13 @@ class SampledObjective:
         return sampled_softmax_loss(z, W, b, y, cand, logq[y], logq[cand])
 
 
-def check_objective(loss: str, n_negatives: int, negatives: str, gbce_t: float) -> None:
+def check_objective(loss: str, n_negatives: int, negatives: str, gbce_t: float, negative_sharing: str = "batch") -> None:
     """ValueError naming the parameter when the objective's settings are not valid."""
+    if negative_sharing not in SHARING:
+        raise ValueError(f"negative_sharing must be one of {SHARING}, not {negative_sharing!r}")
+    if negative_sharing == "target" and negatives != "uniform":
+        raise ValueError(f"negative_sharing='target' draws uniform negatives per target; negatives={negatives!r} "
+                         "shares the batch's targets (use negative_sharing='batch')")
     if loss not in OBJECTIVES:
         raise ValueError(f"loss must be one of {OBJECTIVES}, not {loss!r}")
     if negatives not in NEGATIVES:
@@ -164,5 +195,5 @@ def check_objective(loss: str, n_negatives: int, negatives: str, gbce_t: float) 
                          "loss='sampled_softmax'")
 
 
-__all__ = ["NEGATIVES", "OBJECTIVES", "SampledObjective", "check_objective", "gbce_beta", "gbce_loss",
-           "sampled_softmax_loss"]
+__all__ = ["NEGATIVES", "OBJECTIVES", "SHARING", "SampledObjective", "check_objective", "gbce_beta", "gbce_loss",
+           "negative_logits", "sampled_softmax_loss"]
