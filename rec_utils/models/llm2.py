@@ -394,8 +394,10 @@ LLM2_VARIANTS = {
     "mpnet": ("llm", {"embedding_model": MPNET}),  # the larger local embedder instead of MiniLM
     "base+ssm": ("random", {"loss": "sampled_softmax", "negatives": "mixed", "n_negatives": 256}),
     "llm+ssm": ("llm", {"loss": "sampled_softmax", "negatives": "mixed", "n_negatives": 256}),
-    "base+gbce": ("random", {"loss": "gbce", "n_negatives": 256, "gbce_t": 0.75}),
-    "llm+gbce": ("llm", {"loss": "gbce", "n_negatives": 256, "gbce_t": 0.75}),
+    # gBCE with gSASRec's per-target negatives: on Beauty LOO (2 epochs, one seed) shared draws of 256
+    # reached validation NDCG@20 0.0014, per-target draws 0.012 (full softmax 0.020)
+    "base+gbce": ("random", {"loss": "gbce", "n_negatives": 256, "gbce_t": 0.75, "negative_sharing": "target"}),
+    "llm+gbce": ("llm", {"loss": "gbce", "n_negatives": 256, "gbce_t": 0.75, "negative_sharing": "target"}),
 }
 
 
