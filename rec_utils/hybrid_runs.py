@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .evaluation import resolved_config, run_seeds
+from .evaluation import _changed_fields, resolved_config, run_seeds
 from .models import HYBRIDS, build_model, model_family, preset_config
 from .models.hybrids import ComponentLists, popularity_of, popularity_threshold, session_popularity
 from .results import record, run_path
@@ -116,7 +116,7 @@ def component_lists(comp: Component, split, *, out_dir: str | Path, items: pd.Da
     model = make(seed)
     model.fit(split.train, items=items)
     long = model.predict(split.test, k=comp.k)
-    if resolved_config(model) != run.get("resolved_config"):
+    if _changed_fields(run.get("resolved_config"), resolved_config(model)):  # fields added later: ignored
         raise RuntimeError(f"{side}: the model rebuilt for the top-{comp.k} lists differs from its run {path}")
     if not np.array_equal(long[:, :recs.shape[1]], recs):
         raise RuntimeError(f"{side}: the top-{comp.k} lists do not start with the stored top-{recs.shape[1]} of {path}")

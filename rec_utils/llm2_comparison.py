@@ -24,6 +24,11 @@ the init and, for arms tuned with the same budget, the searched hyper-parameters
 A pair that does not pair is refused (``pairing="refuse"``: :class:`PairingRefused`) or marked
 with its reasons (``"mark"``) and kept out of significance.csv; never silent.
 
+The issue-23 variants (whitening, variance selection, frozen table + adapter / bounded offset,
+mpnet, sampled objectives; :data:`rec_utils.models.llm2.LLM2_VARIANTS`) go through the same
+machinery: :func:`variant_arms` (base + one arm per variant), :func:`run_arms`,
+:func:`compare_variants` (each vs the base, ``llm+X`` vs ``base+X``; family ``llm2-variants``).
+
 Deviations: the base arm is the LLM2 model with ``init="random"`` (tested weight for weight equal to
 the base model), not the base model's own stored runs (those came partly from a GPU of unknown
 commit). Every arm's search uses the base model's §7 space (the LLM arm's reduction is fixed to
@@ -237,6 +242,59 @@ def compare_arms(arms: Mapping[str, Setting], runs: Mapping[str, list[dict]], sp
     return rows
 
 
+# ----------------------------------------------------------------------------------- issue-23 variants
+#: Holm family of the variant rows (each variant vs the base; ``llm+<objective>`` vs ``base+<objective>``).
+VARIANT_FAMILY = "llm2-variants"
+#: Name of the base arm of a variant comparison.
+VARIANT_BASE = "base"
+
+
+def variant_arms(model: str, split, variants: Iterable[str], *, preset: str | None = "beauty",
+                 overrides: Mapping | None = None, num_threads: int | None = None) -> dict[str, Setting]:
+    """The base arm (``init="random"``, the paper's objective) and one arm per named variant of
+    :data:`rec_utils.models.llm2.LLM2_VARIANTS` (its init and overrides on top of the preset's
+    like-for-like config and ``overrides``), all with the same thread count: the arms of the
+    issue-23 ablation (notebook 12). Raises ValueError naming an unknown variant."""
+    from .models.llm2 import LLM2_VARIANTS
+
+    variants = list(variants)
+    unknown = [v for v in variants if v not in LLM2_VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; known: {sorted(LLM2_VARIANTS)}")
+    over = dict(overrides or {})
+    arms = {VARIANT_BASE: arm_setting(model, BASE_INIT, split, preset=preset, overrides=over, num_threads=num_threads)}
+    for name in variants:
+        init, extra = LLM2_VARIANTS[name]
+        arms[name] = arm_setting(model, init, split, preset=preset, overrides={**over, **extra}, num_threads=num_threads)
+    return arms
+
+
+def variant_pairs(arms: Iterable[str]) -> list[tuple[str, str]]:
+    """(A, B) pairs of a variant comparison: every variant against the base, and ``llm+X`` against
+    ``base+X`` when both are arms (the text init's gain under objective X)."""
+    arms = list(arms)
+    pairs = [(a, VARIANT_BASE) for a in arms if a != VARIANT_BASE]
+    pairs += [(a, "base+" + a[4:]) for a in arms if a.startswith("llm+") and "base+" + a[4:] in arms]
+    return pairs
+
+
+def compare_variants(arms: Mapping[str, Setting], runs: Mapping[str, list[dict]], split, *, out_dir: str | Path,
+                     n_boot: int = 10_000, metrics=FAIR_METRICS, pairing: str = "mark") -> list[dict]:
+    """significance.csv rows (family :data:`VARIANT_FAMILY`) of the pairs of :func:`variant_pairs`,
+    with this module's pairing rules (``same_settings``: the arms may differ only in the tested
+    fields, which include the variants' table and objective fields)."""
+    from .significance import compare_runs
+
+    def side(arm):
+        return [{**r, "variant": arm_label(arms[arm])} for r in runs[arm]]
+
+    rows = []
+    for a, b in variant_pairs(arms):
+        rows += compare_runs(side(a), side(b), split, out_dir=out_dir, metrics=metrics, n_boot=n_boot,
+                             pairing=pairing, same_settings=True, family=VARIANT_FAMILY)
+    return rows
+
+
 def paper_gain(model: str, dataset: str = "beauty", metric: str = "ndcg@10") -> float:
     """The paper's relative gain of ``model`` (an LLM2 model) over its base on ``metric``: from the
     table that holds both (§9.2 for LLM2SASRec/LLM2GRU4Rec, §9.1 for LLM2BERT4Rec); NaN if none."""
@@ -254,4 +312,5 @@ def paper_gain(model: str, dataset: str = "beauty", metric: str = "ndcg@10") -> 
 __all__ = ["ABLATION_FAMILY", "FAIR_FAMILY", "FAIR_METRICS", "arm_label", "compare_arms", "paper_gain",
            "ARM_INITS", "BASE_INIT", "FIXED_FIELDS", "PairingRefused", "SPLIT_FIELDS", "TESTED_FIELDS", "arm_setting",
            "budget_label", "check_pair", "failed_run", "make_model_factory", "pairing_problems", "run_arms",
-           "tune_arm", "tuned_arm_setting", "tuned_config_path"]
+           "tune_arm", "tuned_arm_setting", "tuned_config_path", "VARIANT_BASE", "VARIANT_FAMILY", "compare_variants",
+           "variant_arms", "variant_pairs"]

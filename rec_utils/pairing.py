@@ -17,9 +17,10 @@ empty list: they pair):
   recorded fingerprint pairs with nothing (its code is not known);
 * the same **precision** used (where recorded);
 * with ``check_settings`` (two arms of one model): resolved configs that differ only in the
-  fields under test (:data:`TESTED_FIELDS`: the init and the embedding) and — when both sides were
-  selected by searches of the **same budget** (equal ``selected_by``) — in the searched
-  hyper-parameters; the stopping rule, ``max_len`` and ``precision`` (:data:`FIXED_FIELDS`) never;
+  fields under test (:data:`TESTED_FIELDS`: the init, the embedding, and the issue-23 variants'
+  item table and training objective) and — when both sides were selected by searches of the
+  **same budget** (equal ``selected_by``) — in the searched hyper-parameters; the stopping rule,
+  ``max_len`` and ``precision`` (:data:`FIXED_FIELDS`) never;
 * no **failed run** (:func:`failed_run`): a neural run whose best validation epoch is its first
   and that stopped by early stopping is a collapsed control, not a baseline.
 """
@@ -33,7 +34,10 @@ from .provenance import run_code_fingerprint
 #: Config fields that are what the comparison tests (may differ between arms).
 TESTED_FIELDS = frozenset({"init", "permutation_seed", "embedding", "provider", "embedding_model", "reduction",
                            "reduced_dim", "lda_labels", "normalize", "whiten", "text_clean", "path",
-                           "init_scale", "reduce_on", "pad_dims"})
+                           "init_scale", "reduce_on", "pad_dims",
+                           # the issue-23 variants (notebook 12): frozen-text tables and training objectives
+                           "item_table", "offset_radius", "offset_bound", "loss", "n_negatives", "negatives",
+                           "logq", "gbce_t", "negative_sharing"})
 #: Fields that are never tuned and must be equal (stopping rule, input length, precision).
 FIXED_FIELDS = ("epochs", "patience", "val_frac", "val_max_sessions", "time_budget_s", "max_len", "precision")
 #: Setting fields that must be equal (what the runs were evaluated on).

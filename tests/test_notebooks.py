@@ -275,9 +275,36 @@ def test_06_llmseqprompt_rows():
     assert (sig["model_a"] == "LLMSeqPrompt").sum() == 2 * len(p["DECODER"])
 
 
+def test_12_llm2_ablation_rows():
+    """The base and every CI variant of LLM2SASRec with the CI seeds, each variant paired with the
+    base (and llm+gbce with base+gbce) in family llm2-variants, all pairs pair, CIs agree with p."""
+    from rec_utils.significance import p_disagrees_with_ci
+
+    run = CI_RUNS["12_llm2_ablation"]
+    p = run["parameters"]
+    out = results_of("12_llm2_ablation")
+    mean = read_summary(out)
+    mean = mean[(mean["aggregate"] == "mean") & (mean["notebook"] == "12_llm2_ablation")
+                & (mean["n_seeds"] == len(p["SEEDS"]))]
+    assert len(mean) >= 1 + len(p["VARIANTS"])
+    labels = " | ".join(mean["variant"].fillna(""))
+    assert "item_table=offset" in labels and "loss=gbce" in labels and "whiten=True" in labels
+    sig = pd.read_csv(out / "significance.csv")
+    sig = sig[sig["family"] == "llm2-variants"]
+    n_pairs = len(p["VARIANTS"]) + sum(v.startswith("llm+") and "base+" + v[4:] in p["VARIANTS"] for v in p["VARIANTS"])
+    assert len(sig) >= 2 * n_pairs  # (a re-run with changed variants adds rows of its own settings)
+    both_gbce = sig["label_a"].str.contains("loss=gbce") & sig["label_b"].str.contains("loss=gbce")
+    assert set(sig.loc[both_gbce, "metric"]) == {"ndcg@10", "ndcg@20"}  # llm+gbce vs base+gbce
+    assert ((sig["ci_low"] <= sig["diff"]) & (sig["diff"] <= sig["ci_high"])).all()
+    assert not p_disagrees_with_ci(sig).any() and (sig["p_holm"] >= sig["p_value"]).all()
+    assert (sig["pairing"].fillna("") == "").all() and (sig["n_sessions"] == p["SAMPLE_SESSIONS"]).all()
+    assert list((out / "figures").glob("12_llm2_ablation_*.png"))
+
+
 #: Notebooks added by later issues register their checks here: {notebook: test function}.
 EXTRA_CHECKS: dict = {"02_sequential": test_02_sequential_rows, "03_embeddings": test_03_embeddings_record,
                       "04_llmseqsim": test_04_llmseqsim_rows, "05_llm2sequential": test_05_llm2sequential_rows}
 EXTRA_CHECKS["10_tuning"] = test_10_tuning_study_config_and_rows
 EXTRA_CHECKS.update({"07_hybrids": test_07_hybrids_rows, "11_results": test_11_results_outputs})
 EXTRA_CHECKS["06_llmseqprompt"] = test_06_llmseqprompt_rows
+EXTRA_CHECKS["12_llm2_ablation"] = test_12_llm2_ablation_rows

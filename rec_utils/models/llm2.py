@@ -53,6 +53,20 @@ and of the checkpoint key (the aligned init table is too):
   its random init. ``freeze_epochs=k`` freezes it for the first k epochs only, then fine-tunes
   it (an ``on_epoch`` schedule, chained before the caller's callback; as with any callback the
   checkpoint cache is bypassed).
+* ``item_table`` (issue 23) — ``"trainable"`` (default, the paper: the table is fine-tuned end to
+  end) or a frozen text table with a small trainable part
+  (:class:`~rec_utils.models.neural.layers.FrozenItemTable`, input and tied output alike):
+  ``"adapter"`` / ``"adapter_mlp"`` — a linear / residual-MLP projection of the frozen vectors,
+  identity at init (LLM2Rec style); ``"offset"`` — the frozen vector plus a trainable per-item
+  offset whose norm stays below ``offset_radius`` × the RMS norm of the item rows (``offset_bound``
+  ``"tanh"`` or ``"clip"``; Let It Go? Not Quite, RecSys'25). Not combinable with ``freeze`` /
+  ``freeze_epochs``.
+* Further issue-23 options live elsewhere: ``whiten`` (whitening before the reduction) and
+  ``reduction="variance"`` (LLMInit's variance-based dimension selection) in the embedding spec
+  (:mod:`rec_utils.text.reduction`), ``embedding_model="sentence-transformers/all-mpnet-base-v2"``
+  (the larger local embedder, ``make embedders``; a clear error when it is not installed), and the
+  training objective ``loss`` (sampled softmax with logQ, gBCE) of every neural model
+  (:mod:`rec_utils.models.neural.objectives`). :data:`LLM2_VARIANTS` names them for the ablation.
 * ``pad_dims`` — when the reduced vectors have fewer dimensions than ``emb_dim`` (the embedder
   is smaller, e.g. MiniLM's 384 < 448 of the extended optima, or LDA's #classes − 1): False
   (default) builds the model with the smaller size (the reference's rule for LDA); True keeps
@@ -81,8 +95,9 @@ Deviations (from the paper / reference):
       reference's random projection is unseeded).
     * The permutation is over the train items (the rows of the table), not the whole catalogue,
       so that the permuted table holds exactly the same vectors as the true one.
-    * ``init_scale="base_std"``, ``freeze``, ``freeze_epochs``, ``pad_dims`` and
-      ``reduce_on="train"`` are options beyond the paper (defaults = the reference).
+    * ``init_scale="base_std"``, ``freeze``, ``freeze_epochs``, ``pad_dims``,
+      ``reduce_on="train"``, ``item_table`` and the issue-23 options are beyond the paper
+      (defaults = the reference).
 """
 from __future__ import annotations
 
@@ -100,6 +115,7 @@ from .base import UsesItemVectors
 from .neural import BERT4Rec, BERT4RecConfig, GRU4Rec, GRU4RecConfig, SASRec, SASRecConfig
 from .neural.bert4rec import BERT4RecModule
 from .neural.gru4rec import GRU4RecModule
+from .neural.layers import ITEM_TABLES, OFFSET_BOUNDS, FrozenItemTable
 from .neural.sasrec import SASRecModule
 
 INITS = ("llm", "permuted", "random")
@@ -143,6 +159,11 @@ class LLM2Fields:
     freeze_epochs: int = 0  # int: frozen for the first k epochs, then fine-tuned (0 = not scheduled)
     reduce_on: str = "catalogue"  # str: reducer fitted on the "catalogue" (reference) or the "train" items
     pad_dims: bool = False  # bool: vectors shorter than emb_dim: False = smaller model (reference), True = rest random
+    # issue 23: keep the text vectors frozen and learn only a small part (FrozenItemTable); the
+    # paper fine-tunes the whole table, which lets rare items drift away from their text
+    item_table: str = "trainable"  # str: "trainable" (paper) | "adapter" | "adapter_mlp" (frozen + identity-init projection, LLM2Rec) | "offset" (frozen + bounded offset, Let It Go)
+    offset_radius: float = 0.1  # float: item_table="offset": bound on each offset's norm, as a share of the frozen item rows' RMS norm
+    offset_bound: str = "tanh"  # str: item_table="offset": "tanh" (smooth rescaling, < radius) | "clip" (projection onto the ball)
 
     def __post_init__(self):
         self.embedding = llm2_embedding(self.embedding, self.emb_dim)
@@ -154,6 +175,15 @@ class LLM2Fields:
         if self.freeze and self.freeze_epochs:
             raise ValueError("freeze=True freezes the table for the whole training; freeze_epochs schedules "
                              "it for the first epochs: give one of them")
+        if self.item_table not in ITEM_TABLES:
+            raise ValueError(f"item_table must be one of {ITEM_TABLES}, not {self.item_table!r}")
+        if self.offset_bound not in OFFSET_BOUNDS:
+            raise ValueError(f"offset_bound must be one of {OFFSET_BOUNDS}, not {self.offset_bound!r}")
+        if not self.offset_radius > 0:
+            raise ValueError(f"offset_radius must be > 0, not {self.offset_radius}")
+        if self.item_table != "trainable" and (self.freeze or self.freeze_epochs):
+            raise ValueError(f"item_table={self.item_table!r} already keeps the text vectors frozen (and trains "
+                             "its adapter/offset); freeze / freeze_epochs are for the trainable table")
 
 
 @dataclass
@@ -265,7 +295,24 @@ class LLM2Sequential(UsesItemVectors):
             self.init_item_embeddings, self.init_item_ids = table, self._vector_ids
         if self.config.freeze or self.config.freeze_epochs:
             module.item_emb.weight.requires_grad_(False)
+        if self.config.item_table != "trainable":
+            self._frozen_table(module, n_items)
         return module
+
+    def _frozen_table(self, module, n_items: int) -> None:
+        """Replace the module's item table by a :class:`FrozenItemTable` over its current rows (the
+        init rows written in; padding/mask rows at their random init). The offset's radius is
+        ``offset_radius`` × the RMS norm of the item rows; recorded as ``self.offset_radius_abs_``."""
+        import torch
+
+        c = self.config
+        base = module.item_emb.weight.detach().clone()
+        if self.init_item_embeddings is not None:
+            base[:n_items] = torch.from_numpy(self._aligned_init_table(base.shape[1]))
+        rms = float(base[:n_items].double().square().sum(1).mean().sqrt())
+        self.offset_radius_abs_ = c.offset_radius * rms if c.item_table == "offset" else None
+        module.item_emb = FrozenItemTable(base, n_items, c.item_table, radius=self.offset_radius_abs_ or 0.0,
+                                          bound=c.offset_bound)
 
     def _unfreeze_after(self, k: int, then):
         def on_epoch(row, module):
@@ -295,6 +342,8 @@ class LLM2Sequential(UsesItemVectors):
         finally:
             self.on_epoch = callback
         self.fit_info_["llm2"] = {**info, "emb_dim_used": self.emb_dim_used_}
+        if c.item_table != "trainable":
+            self.fit_info_["llm2"].update(item_table=c.item_table, offset_radius_abs=self.offset_radius_abs_)
         return self
 
 
@@ -329,6 +378,29 @@ class LLM2BERT4Rec(LLM2Sequential, BERT4Rec):
 LLM2_BASES = {m.name: m.base.name for m in (LLM2GRU4Rec, LLM2SASRec, LLM2BERT4Rec)}
 
 
+#: all-mpnet-base-v2, the larger local embedder (768-d, ``make embedders``).
+MPNET = "sentence-transformers/all-mpnet-base-v2"
+
+#: The issue-23 variants of the LLM2 recipe: name → (init, config overrides on top of the arm's
+#: like-for-like config). ``init="random"`` rows are the base model with another objective (so an
+#: objective's gain with text init can be told from its gain without). Used by notebook 12.
+LLM2_VARIANTS = {
+    "llm": ("llm", {}),  # the paper's recipe: PCA to emb_dim, trainable table, full softmax
+    "whiten": ("llm", {"whiten": True, "init_scale": "base_std"}),  # PCA-whitened (unit-variance comps, rescaled to the base init's RMS)
+    "variance": ("llm", {"reduction": "variance"}),  # LLMInit: the emb_dim highest-variance text dims, no rotation
+    "adapter": ("llm", {"item_table": "adapter"}),  # frozen text vectors + linear adapter (LLM2Rec style)
+    "adapter_mlp": ("llm", {"item_table": "adapter_mlp"}),  # frozen text vectors + residual MLP adapter
+    "offset": ("llm", {"item_table": "offset"}),  # frozen text vectors + bounded offset (Let It Go)
+    "mpnet": ("llm", {"embedding_model": MPNET}),  # the larger local embedder instead of MiniLM
+    "base+ssm": ("random", {"loss": "sampled_softmax", "negatives": "mixed", "n_negatives": 256}),
+    "llm+ssm": ("llm", {"loss": "sampled_softmax", "negatives": "mixed", "n_negatives": 256}),
+    # gBCE with gSASRec's per-target negatives: on Beauty LOO (2 epochs, one seed) shared draws of 256
+    # reached validation NDCG@20 0.0014, per-target draws 0.012 (full softmax 0.020)
+    "base+gbce": ("random", {"loss": "gbce", "n_negatives": 256, "gbce_t": 0.75, "negative_sharing": "target"}),
+    "llm+gbce": ("llm", {"loss": "gbce", "n_negatives": 256, "gbce_t": 0.75, "negative_sharing": "target"}),
+}
+
+
 def like_for_like(base_config: Mapping, **llm2) -> dict:
     """The LLM2 config that differs from the base model's ``base_config`` only in the init:
     the same fields, PCA to its emb_dim (``reduction`` given explicitly), ``pad_dims=True`` so the
@@ -339,4 +411,4 @@ def like_for_like(base_config: Mapping, **llm2) -> dict:
 
 __all__ = ["BASE_INIT_STD", "INITS", "INIT_SCALES", "LLM2BERT4Rec", "LLM2BERT4RecConfig", "LLM2Fields",
            "LLM2GRU4Rec", "LLM2GRU4RecConfig", "LLM2SASRec", "LLM2SASRecConfig", "LLM2Sequential", "LLM2_BASES",
-           "REDUCE_ON", "like_for_like", "llm2_embedding"]
+           "LLM2_VARIANTS", "MPNET", "REDUCE_ON", "like_for_like", "llm2_embedding"]

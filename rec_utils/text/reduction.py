@@ -27,8 +27,14 @@ Methods:
   vector. Seeded; runs on CUDA when present.
 * ``variance`` — keep the d input dimensions with the highest variance over the fitted items
   (LLMInit's variance-based selection); coordinates stay in the original basis.
-* ``whiten=True`` (pca only) — also scale every component to unit variance ("BERT-whitening",
-  Su et al. 2021): an option beyond the paper against the anisotropy of sentence embeddings.
+* ``whiten=True`` — whitening of the text vectors before the reduction ("BERT-whitening", Su et
+  al. 2021: centre, rotate to the principal axes, scale each to unit variance), an option beyond
+  the paper against the anisotropy of sentence embeddings. With ``pca`` it is sklearn's
+  ``PCA(whiten=True)`` — whitening, then the top-d whitened components (Su et al.'s whitening-k);
+  with ``random`` and ``autoencoder`` the vectors are whitened in full (components with variance
+  ≤ 1e-12 × the largest dropped) and then reduced (issue 23). With ``variance`` (every whitened
+  dimension has variance 1: nothing to select), ``lda`` (invariant to it) and no reduction it is
+  a ValueError.
 * ``None`` / ``"none"`` — no reduction (rows are still L2-normalised when ``normalize``).
 
 ``normalize=True`` L2-normalises the reduced rows (zero rows stay zero), as the reference's
@@ -75,6 +81,23 @@ def kmeans_labels(X: np.ndarray, n_classes: int, seed: int = 0) -> np.ndarray:
     return km.fit_predict(X)
 
 
+#: Reductions that ``whiten=True`` applies to (see the module docstring).
+WHITENED = ("pca", "random", "autoencoder")
+
+
+def fit_whitener(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PCA-whitening of the rows of ``X`` (n, D): ``(shift, W)`` with ``X @ W − shift`` centred, on
+    the principal axes and of unit variance per axis; W is (D, r), r the components whose variance
+    exceeds 1e-12 × the largest (a rank-deficient X keeps only its real directions)."""
+    X64 = np.asarray(X, dtype=np.float64)
+    mu = X64.mean(0)
+    _, s, vt = np.linalg.svd(X64 - mu, full_matrices=False)
+    var = s ** 2 / max(len(X64) - 1, 1)
+    keep = var > 1e-12 * var.max() if len(var) and var.max() > 0 else np.zeros(len(var), bool)
+    W = vt[keep].T / np.sqrt(var[keep])
+    return (mu @ W).astype(np.float32), W.astype(np.float32)
+
+
 @dataclass
 class Reducer:
     """A fitted reduction; ``fit`` on some items, ``transform`` any vectors of the same space."""
@@ -100,6 +123,11 @@ class Reducer:
         self.method = m
         if m != "none" and (self.dim is None or int(self.dim) < 1):
             raise ValueError(f"reduction {m!r} needs a positive dim, got {self.dim!r}")
+        if self.whiten and m not in WHITENED:
+            why = {"variance": "every whitened dimension has variance 1, there is nothing to select",
+                   "lda": "LDA is invariant to whitening", "none": "there is no reduction to whiten before; "
+                   "use reduction='pca' (whitening-k) or a reduced_dim"}[m]
+            raise ValueError(f"whiten=True with reduction {m!r}: {why}; whiten works with {WHITENED}")
 
     # ------------------------------------------------------------------ fit / transform
 
@@ -109,6 +137,11 @@ class Reducer:
         n, D = X.shape
         m = self.method
         d = None if m == "none" else int(self.dim)
+        self.whitener_ = None
+        if self.whiten and m in ("random", "autoencoder"):  # pca whitens itself (PCA(whiten=True))
+            self.whitener_ = fit_whitener(X)
+            X = X @ self.whitener_[1] - self.whitener_[0]
+            D = X.shape[1]
         if m in ("pca", "random", "variance", "autoencoder") and d > D:
             warnings.warn(f"{m}: dim {d} > input dimension {D}; using {D}", stacklevel=2)
             d = D
@@ -133,6 +166,8 @@ class Reducer:
     def transform(self, X: np.ndarray) -> np.ndarray:
         X = _check(X)
         m = self.method
+        if getattr(self, "whitener_", None) is not None:
+            X = (X @ self.whitener_[1] - self.whitener_[0]).astype(np.float32)
         if m == "none":
             Z = X
         elif m == "variance":
@@ -262,4 +297,4 @@ def reduce_embeddings(X: np.ndarray, method: str | None = "pca", dim: int | None
     return Z
 
 
-__all__ = ["METHODS", "Reducer", "autoencoder_widths", "kmeans_labels", "l2_normalize", "reduce_embeddings"]
+__all__ = ["METHODS", "Reducer", "WHITENED", "fit_whitener", "autoencoder_widths", "kmeans_labels", "l2_normalize", "reduce_embeddings"]

@@ -73,7 +73,8 @@ class EmbeddingSpec:
     reduction: str | None = None
     # target size of the reduction (clipped to the input dim / #classes − 1 with a warning)
     reduced_dim: int | None = None
-    # pca only: unit-variance components (BERT-whitening; beyond the paper, wins with MiniLM)
+    # whiten the vectors before the reduction (BERT-whitening; beyond the paper, wins with MiniLM):
+    # pca = PCA(whiten=True), random / autoencoder = full whitening then the reduction; others: error
     whiten: bool = False
     # L2-normalise the *reduced* rows (reference DimReducer default); unreduced vectors stay raw;
     # None = the model's default (MODEL_DEFAULTS: True, LLM2: False, the reference's LLM2 path)
@@ -88,7 +89,8 @@ class EmbeddingSpec:
         if self.text_clean not in TEXT_CLEANING:
             raise ValueError(f"text_clean must be one of {TEXT_CLEANING}, got {self.text_clean!r}")
         # validates the method and its dim (a reduction's size may be left to the model: LLM2's emb_dim)
-        Reducer(self.reduction, self.reduced_dim if self.reduced_dim is not None or not self.reduces else 1)
+        Reducer(self.reduction, self.reduced_dim if self.reduced_dim is not None or not self.reduces else 1,
+                whiten=self.whiten and self.reduction is not None)  # None: the model's reduction, checked when resolved
 
     @classmethod
     def coerce(cls, value, **model_defaults) -> "EmbeddingSpec":
@@ -122,7 +124,7 @@ class EmbeddingSpec:
             fill.pop("reduced_dim", None)  # a size only for a reduction
         fill = {k: v for k, v in fill.items() if v is not None}
         out = replace(self, **fill) if fill else self
-        Reducer(out.reduction, out.reduced_dim)  # a reduction needs its size now
+        Reducer(out.reduction, out.reduced_dim, whiten=out.whiten)  # a reduction needs its size now
         return out
 
     @property

@@ -250,13 +250,40 @@ TPE_SPACES: dict[str, TPESpace] = {
 }
 
 
+#: Opt-in training-objective dimensions (issue 23, :mod:`rec_utils.models.neural.objectives`): the
+#: spaces ``"<model>+objective"`` (pass as ``space_model`` to ``llm2_comparison.tune_arm``) search the
+#: loss beside the §7 ranges. The declared spaces of the paper's models do not change.
+_OBJECTIVE_PARAMS = {"loss": _cat("ce", "sampled_softmax", "gbce"), "n_negatives": _cat(64, 256, 1024),
+                     "negatives": _cat("uniform", "in_batch", "mixed"), "gbce_t": FloatDistribution(0.0, 1.0, step=0.05)}
+
+
+def _objective_decode(decode):
+    def dec(cfg: dict) -> dict:
+        cfg = decode(cfg)
+        if cfg.get("loss") == "gbce":
+            cfg["negatives"] = "uniform"  # gSASRec draws uniform negatives
+        return cfg
+
+    return dec
+
+
+#: The neural models' spaces with the objective dimensions, by ``"<model>+objective"``.
+OBJECTIVE_SPACES: dict[str, TPESpace] = {
+    f"{name}+objective": TPESpace({**space.params, **_OBJECTIVE_PARAMS}, decode=_objective_decode(space.decode),
+                                  source=space.source + " + training objective (issue 23)")
+    for name, space in TPE_SPACES.items() if name.removeprefix("LLM2") in _NEURAL}
+
+
 def tpe_space(model: str) -> TPESpace:
-    """The declared TPE space of ``model``; ``ValueError`` naming the models that have one."""
+    """The declared TPE space of ``model`` (or an opt-in ``"<neural model>+objective"`` space,
+    :data:`OBJECTIVE_SPACES`); ``ValueError`` naming the models that have one."""
+    if model in OBJECTIVE_SPACES:
+        return OBJECTIVE_SPACES[model]
     if model not in TPE_SPACES:
         raise ValueError(f"no TPE search space declared for {model!r} (rec_utils/tuning/spaces.py); "
-                         f"declared: {sorted(TPE_SPACES)}")
+                         f"declared: {sorted(TPE_SPACES)} and {sorted(OBJECTIVE_SPACES)}")
     return TPE_SPACES[model]
 
 
-__all__ = ["LLMSeqSimSpace", "OrNone", "TPESpace", "TPE_SPACES", "agg_fields", "parse_red", "red_fields",
+__all__ = ["LLMSeqSimSpace", "OBJECTIVE_SPACES", "OrNone", "TPESpace", "TPE_SPACES", "agg_fields", "parse_red", "red_fields",
            "sized_reductions", "sknnemb_configs", "sknnemb_fields", "tpe_space"]

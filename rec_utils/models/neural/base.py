@@ -18,6 +18,11 @@ Common to GRU4Rec, SASRec and BERT4Rec:
   beside MostPopular's on the same validation cases, so a configuration that does not transfer to
   a dataset is flagged from validation scores, never from the test split.
 
+Beyond the paper (issue 23, defaults = the paper): the training objective ``loss`` may be a
+sampled softmax with logQ correction or gSASRec's gBCE (:mod:`.objectives`), and a model may
+replace its ``item_emb`` by a :class:`.layers.FrozenItemTable` (LLM2's frozen-text variants);
+everything reads the table through :meth:`SequentialModule.item_table`.
+
 Runtime settings that do not change results (device, threads, checkpoint folder, progress
 bars, the ``on_epoch`` callback) are constructor arguments, not config fields, so they do not
 enter the run's config id.
@@ -41,6 +46,7 @@ from ..popular import MostPopular
 from . import trainer as T
 from .batching import IGNORE, prompt_windows, train_sequences, trim
 from .layers import TiedHead
+from .objectives import SampledObjective, check_objective
 
 DEFAULT_CHECKPOINT_DIR = PROJECT_ROOT / ".cache" / "neural"
 
@@ -65,6 +71,24 @@ class SequentialConfig:
     precision: str = "fp32"  # str: "fp32" or "bf16" (autocast; faster on CPUs with avx512_bf16); bf16 is used only where the device runs it natively, else fp32 with a warning (fit_info_ records what was used)
     time_budget_s: float | None = None  # float|None: stop after this many training seconds, for time-to-quality curves only: a wall-clock budget makes results machine-dependent (plans stop by epochs)
     seed: int = 0  # int: seeds weights, dropout, batch order, masking and the inner split
+    # Training objective (issue 23, :mod:`.objectives`). "ce" = the paper's full-softmax cross-entropy
+    # over the whole catalogue (faithful default); "sampled_softmax" (negatives + logQ correction) and
+    # "gbce" (gSASRec) are what the strongest published SASRec numbers train with, and cost
+    # O(k) instead of O(n) per target in the loss
+    loss: str = "ce"  # str: "ce" | "sampled_softmax" | "gbce"
+    n_negatives: int = 256  # int: k uniform negatives per batch (shared by its targets); >= #items: the whole catalogue
+    negatives: str = "uniform"  # str: sampled softmax's negatives: "uniform" | "in_batch" (the batch's targets) | "mixed" (both)
+    logq: bool = True  # bool: sampled softmax: subtract log q (expected draws) from each logit; without it in-batch negatives over-penalise popular items
+    gbce_t: float = 0.75  # float: gBCE calibration t in [0, 1] (0 = plain BCE; gSASRec's recommended 0.75)
+    negative_sharing: str = "batch"  # str: uniform negatives drawn once per "batch" (shared, one matmul) or per "target" (gSASRec; more gradient signal per step, a k×d gather per target)
+
+
+#: Config fields added after checkpoints were first keyed by the whole config (issue 23): each is
+#: left out of the checkpoint key while at this value, so the stored checkpoints of the default
+#: path keep their keys (the default path computes exactly what it computed before them).
+KEY_OMITTED_AT = {"loss": "ce", "n_negatives": 256, "negatives": "uniform", "logq": True, "gbce_t": 0.75,
+                  "negative_sharing": "batch",
+                  "item_table": "trainable", "offset_radius": 0.1, "offset_bound": "tanh"}
 
 
 class SequentialModule(nn.Module):
@@ -79,18 +103,33 @@ class SequentialModule(nn.Module):
         self.item_emb = nn.Embedding(n_items + extra_tokens, emb_dim)
         self.head = TiedHead(out_dim, emb_dim, n_items, act, item_bias, project=project_head)
 
+    #: None: the paper's full softmax (``TiedHead.loss``); else a sampled objective
+    #: (:class:`.objectives.SampledObjective`, set by ``fit`` from the config's ``loss``).
+    objective = None
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def item_table(self) -> torch.Tensor:
+        """The (rows, emb_dim) item table the model embeds inputs with and scores against: the
+        embedding's weight, or the effective table of a :class:`.layers.FrozenItemTable`."""
+        emb = self.item_emb
+        return emb.weight if isinstance(emb, nn.Embedding) else emb.table()
+
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """(..., out_dim) hidden states → (..., n_items) catalogue logits of the tied head."""
-        return self.head(h, self.item_emb.weight)
+        return self.head(h, self.item_table())
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Full-softmax cross-entropy at the target positions only (y ≠ −100)."""
+        """The training loss at the target positions only (y ≠ −100): full-softmax cross-entropy
+        (paper), or the sampled ``objective`` when one is set."""
         h = self.encode(x)
         sel = y != IGNORE
-        return self.head.loss(h[sel], self.item_emb.weight, y[sel])
+        if self.objective is None:
+            return self.head.loss(h[sel], self.item_table(), y[sel])
+        z = self.head.project(h[sel])  # under the caller's autocast, like the full-softmax path
+        with torch.autocast(z.device.type, enabled=False):
+            return self.objective(z.float(), self.item_table().float(), self.head.bias.float(), y[sel])
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """Scores over the catalogue from the last position of each row."""
@@ -210,6 +249,7 @@ class SequentialRecommender(Recommender):
             raise ValueError(f"drop_rate must be in [0, 1), not {c.drop_rate}")
         if c.precision not in T.PRECISIONS:
             raise ValueError(f"precision must be 'fp32' or 'bf16', not {c.precision!r}")
+        check_objective(c.loss, c.n_negatives, c.negatives, c.gbce_t, c.negative_sharing)
 
     # -- data helpers
     def _windows(self, p: Prompts) -> np.ndarray:
@@ -249,7 +289,8 @@ class SequentialRecommender(Recommender):
         aligned init table (so the init rows' order does not matter, their values do)."""
         rows = pd.util.hash_pandas_object(train[["session_id", "item_id"]], index=False).to_numpy()
         cases = (None,) if val is None else tuple(np.asarray(a, np.int64) for a in (val.indptr, val.items, val.targets))
-        return short_hash(self.name, asdict(self.config), precision_used, rows, *cases, init_table)
+        config = {k: v for k, v in asdict(self.config).items() if not (k in KEY_OMITTED_AT and v == KEY_OMITTED_AT[k])}
+        return short_hash(self.name, config, precision_used, rows, *cases, init_table)
 
     def epoch_data(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One epoch of training rows as ``fit`` trains on them, drawn with ``rng``: (inputs,
@@ -290,6 +331,11 @@ class SequentialRecommender(Recommender):
         seqs = train_sequences(fit_df, self.index_.to_index(fit_df["item_id"].to_numpy()), c.max_len + 1,
                                self.pad_)
         self._epoch_data = self.training_data(seqs)
+        if c.loss != "ce":
+            module.objective = SampledObjective(
+                c.loss, self.n_items_, c.n_negatives, c.negatives, c.logq, c.gbce_t, seed=c.seed, device=self.device,
+                negative_sharing=c.negative_sharing,
+                popularity=np.bincount(self.index_.to_index(fit_df["item_id"].to_numpy()), minlength=self.n_items_))
         info = {"precision_requested": c.precision, "precision_used": precision,
                 "bf16_native": T.native_bf16(self.device)}
 
@@ -353,4 +399,4 @@ class SequentialRecommender(Recommender):
 
     def item_embeddings(self) -> np.ndarray:
         """The learned (n_train_items, emb_dim) item table, rows in ``self.index_.ids`` order."""
-        return self.module_.item_emb.weight[: self.n_items_].detach().cpu().numpy()
+        return self.module_.item_table()[: self.n_items_].detach().cpu().numpy()

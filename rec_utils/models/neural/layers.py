@@ -2,6 +2,8 @@
 initialisation, the tied projection head with its fused full-softmax cross-entropy, the
 self-attention block and its padding/causal mask.
 
+The frozen-text item tables of the issue-23 variants (:class:`FrozenItemTable`) live here too.
+
 Shapes: B = batch rows, L = sequence positions, d = ``emb_dim``, n = catalogue size (train
 items; the item table has 1 or 2 more rows for padding and BERT4Rec's mask token).
 """
@@ -92,6 +94,10 @@ class TiedHead(nn.Module):
             self.register_buffer("bias", torch.zeros(n_items), persistent=False)
         self.n_items = n_items
 
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """(..., in_dim) hidden states → (..., emb_dim) states that are scored against the table."""
+        return self.act(self.dense(h))
+
     def forward(self, h: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         z = self.act(self.dense(h))
         return F.linear(z, table[: self.n_items], self.bias)
@@ -104,6 +110,103 @@ class TiedHead(nn.Module):
             w = w.to(z.dtype)
         with torch.autocast(z.device.type, enabled=False):
             return SoftmaxCrossEntropy.apply(z, w, self.bias, y)
+
+
+#: ``item_table`` values: the paper's trainable table and the frozen-text-table variants (issue 23).
+ITEM_TABLES = ("trainable", "adapter", "adapter_mlp", "offset")
+#: How the offset of ``item_table="offset"`` is kept inside its radius.
+OFFSET_BOUNDS = ("tanh", "clip")
+
+
+class FrozenItemTable(nn.Module):
+    """An item table whose base rows are **frozen** (e.g. reduced text vectors) plus a small trainable
+    part; a drop-in for the ``nn.Embedding`` of :class:`~.base.SequentialModule` (``forward(x)`` gives
+    the effective rows of ids ``x``, :meth:`table` the whole effective table, tied to the head).
+
+    * ``kind="adapter"`` — effective item row = A·v + c, a trainable linear map of the frozen vector v
+      (LLM2Rec style: frozen text embeddings, a learned projection), initialised to the identity
+      (training starts exactly from the frozen vectors);
+    * ``kind="adapter_mlp"`` — v + W₂·GELU(W₁·v + c₁) + c₂ (residual two-layer MLP, hidden width d,
+      W₂ = 0 at init: again the identity at the start);
+    * ``kind="offset"`` — v + bound(o), a trainable per-item offset o (zero init) whose norm is kept
+      below ``radius`` (Let It Go? Not Quite, RecSys'25: frozen content embedding + a bounded
+      trainable delta): ``bound="tanh"`` rescales o to r·tanh(‖o‖/r)·o/‖o‖ (smooth, always < r),
+      ``"clip"`` to o·min(1, r/‖o‖) (projection onto the ball).
+
+    The rows beyond ``n_items`` (padding, BERT4Rec's mask token) carry no text: they are their frozen
+    random init plus an unbounded trainable offset (``extra``, zero init), so the mask token still
+    learns. ``weight`` is the frozen (rows, d) base table (``requires_grad=False``; the LLM2 init
+    rows are written into it).
+
+    Deviations: the adapter maps the *reduced* vectors (d → d), not the raw embedder output (D → d)
+    as LLM2Rec does; the offset's radius is given relative to the RMS row norm of the frozen item
+    rows (``radius`` is the absolute value computed from it by the caller).
+    """
+
+    def __init__(self, base: torch.Tensor, n_items: int, kind: str, radius: float = 0.0, bound: str = "tanh"):
+        super().__init__()
+        if kind not in ITEM_TABLES[1:]:
+            raise ValueError(f"FrozenItemTable kind must be one of {ITEM_TABLES[1:]}, not {kind!r}")
+        if bound not in OFFSET_BOUNDS:
+            raise ValueError(f"offset_bound must be one of {OFFSET_BOUNDS}, not {bound!r}")
+        if kind == "offset" and not radius > 0:
+            raise ValueError(f"the offset's radius must be > 0, not {radius}")
+        rows, d = base.shape
+        self.kind, self.n_items, self.radius, self.bound = kind, int(n_items), float(radius), bound
+        self.weight = nn.Parameter(base.detach().clone(), requires_grad=False)
+        self.extra = nn.Parameter(torch.zeros(rows - self.n_items, d))
+        if kind == "adapter":
+            self.adapter = nn.Linear(d, d)
+            with torch.no_grad():
+                self.adapter.weight.copy_(torch.eye(d))
+                self.adapter.bias.zero_()
+        elif kind == "adapter_mlp":
+            self.up, self.down = nn.Linear(d, d), nn.Linear(d, d)
+            nn.init.xavier_uniform_(self.up.weight)
+            nn.init.zeros_(self.up.bias)
+            nn.init.zeros_(self.down.weight)
+            nn.init.zeros_(self.down.bias)
+        else:
+            self.offset = nn.Parameter(torch.zeros(self.n_items, d))
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.weight.shape[0]
+
+    def bounded_offset(self, o: torch.Tensor) -> torch.Tensor:
+        """(..., d) offsets rescaled to norm < ``radius`` (``bound``: tanh or clip)."""
+        norm = torch.sqrt(torch.square(o).sum(-1, keepdim=True) + 1e-24)  # smooth at o = 0
+        if self.bound == "tanh":
+            scale = self.radius * torch.tanh(norm / self.radius) / norm
+        else:
+            scale = torch.clamp(self.radius / norm, max=1.0)
+        return o * scale
+
+    def _items(self, v: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
+        """Effective rows of items from their frozen rows ``v`` (ids: their indices, for the offset)."""
+        if self.kind == "adapter":
+            return self.adapter(v)
+        if self.kind == "adapter_mlp":
+            return v + self.down(F.gelu(self.up(v)))
+        o = self.offset if ids is None else F.embedding(ids, self.offset)
+        return v + self.bounded_offset(o)
+
+    def table(self) -> torch.Tensor:
+        """The (rows, d) effective table: items transformed, extra rows = frozen + ``extra``."""
+        n = self.n_items
+        return torch.cat([self._items(self.weight[:n], None), self.weight[n:] + self.extra])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Effective rows of the ids ``x`` (any shape) → (*x.shape, d); only the rows used are computed."""
+        n = self.n_items
+        v = F.embedding(x, self.weight)
+        items = self._items(v, x.clamp_max(n - 1))
+        extra = v + F.embedding((x - n).clamp_min(0), self.extra)
+        return torch.where((x < n)[..., None], items, extra)
 
 
 class SelfAttention(nn.Module):
