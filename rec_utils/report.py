@@ -905,7 +905,29 @@ def table_benchmarks_llm2_pairs() -> pd.DataFrame | str:
     return t
 
 
+def table_benchmarks_llm2_variants() -> pd.DataFrame | str:
+    """scripts/benchmark_llm2_variants.py: seconds per epoch of every LLM2 initialisation variant
+    and training objective (issue 23) against the base, from a timed slice of one epoch; a variant
+    costing more than twice the base per epoch is marked."""
+    return _benchmark("llm2_variants.csv", ".venv/bin/python scripts/benchmark_llm2_variants.py", _llm2_variants)
+
+
+def _llm2_variants(b: pd.DataFrame) -> pd.DataFrame:
+    t = b[["model", "variant", "loss", "epoch_cpu_s", "x_base", "epoch_s", "x_base_wall", "over_2x_base", "error"]].copy()
+    t["over 2× base"] = t.pop("over_2x_base").map(lambda v: "yes" if v is True or str(v) == "True" else "")
+    t["error"] = t["error"].fillna("").astype(str).str.slice(0, 60)
+    t = t.rename(columns={"epoch_cpu_s": "CPU s/epoch", "x_base": "× base (CPU)", "epoch_s": "wall s/epoch",
+                          "x_base_wall": "× base (wall)"}).round(2)
+    t = t.astype(object).where(t.notna(), "")
+    t.attrs["note"] = (f"{b['device'].iloc[0]}, {int(b['threads'].iloc[0])} thread, a timed slice of one epoch scaled "
+                       f"to the epoch (fraction per row in the CSV); load average {b['load_avg_1m_before'].min():.1f}-"
+                       f"{b['load_avg_1m_after'].max():.1f} (a shared machine: CPU seconds are the steadier measure, "
+                       f"ratios carry about ±15 % noise), commit {b['git_commit'].iloc[0]}.")
+    return t
+
+
 BLOCKS.update({
+    "benchmarks-llm2-variants": table_benchmarks_llm2_variants,
     "llm2-fair": table_llm2_fair_by_dataset,
     "benchmarks-llm2-pairs": table_benchmarks_llm2_pairs,
     "beauty-significance-refused": lambda: table_significance_refused("beauty"),
