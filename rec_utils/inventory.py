@@ -42,9 +42,11 @@ TOP_KINDS = {"runs": "run", "notebooks": "executed notebook", "grid": "grid cell
 
 
 def files(root: Path) -> list[Path]:
-    """Every file under ``root`` but the ad-hoc ``scratch/`` folder and the index itself, sorted."""
+    """Every file under ``root`` but the ad-hoc ``scratch/`` folder, the index itself and the lock
+    files of writers (``*.lock``, never committed), sorted."""
     return sorted(p for p in root.rglob("*") if p.is_file() and "scratch" not in p.relative_to(root).parts[:1]
-                  and p.relative_to(root).as_posix() != INDEX and "__pycache__" not in p.parts)
+                  and p.relative_to(root).as_posix() != INDEX and "__pycache__" not in p.parts
+                  and p.suffix != ".lock")
 
 
 def _run_rows(root: Path) -> dict[Path, dict]:

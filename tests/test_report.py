@@ -153,7 +153,11 @@ def test_a_run_that_stopped_at_its_first_epoch_is_flagged():
     assert not report.first_epoch_stop({})
 
 
-def test_below_most_popular_flag_comes_from_the_master_table(tmp_path, monkeypatch, tiny_folder):
+def test_a_row_at_most_popular_on_test_is_marked_descriptively_not_flagged_for_tuning(tmp_path, monkeypatch,
+                                                                                       tiny_folder):
+    """<MP (at or below MostPopular on the row's own test sessions) is a description; ↓MP, the advice
+    to tune, is decided on validation only (tests/test_generic_plan.py), so a run without a
+    validation check never gets it."""
     split = pretend_temporal(make_split(load_dataset(tiny_folder), "loo"))
     out = tmp_path / "beauty"
     _record(out, split)
@@ -163,7 +167,9 @@ def test_below_most_popular_flag_comes_from_the_master_table(tmp_path, monkeypat
     # same lists, so one row is shown (MostPopular's, the other named in the note); the flag is computed per row
     s = report._mean_rows("beauty", "temporal")
     sas = s[s["model"] == "SASRec"].iloc[0]
-    assert report.row_flags("beauty", sas) == "↓MP"
+    assert report.row_flags("beauty", sas) == "<MP"
+    mp = s[s["model"] == "MostPopular"].iloc[0]
+    assert report.row_flags("beauty", mp) == ""  # MostPopular is not compared with itself
     assert "SASRec = MostPopular" in t.attrs["note"]
 
 
