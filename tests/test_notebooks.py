@@ -145,6 +145,7 @@ def test_05_llm2sequential_rows():
     stores each arm's TPE optimum and pairs the two tuned arms."""
     import json
 
+    from rec_utils.llm2_comparison import VARIANT_FAMILY
     from rec_utils.significance import p_disagrees_with_ci
 
     run = CI_RUNS["05_llm2sequential"]
@@ -159,6 +160,7 @@ def test_05_llm2sequential_rows():
         assert inits == ["llm", "permuted", "random"], (m, labels)
     sig = pd.read_csv(out / "significance.csv")
     sig = sig[sig["model_a"].isin(models) & sig["family"].str.startswith("llm2-")
+              & (sig["family"] != VARIANT_FAMILY)  # notebook 12's ablation pairs share the CI folder
               & ~sig["label_a"].fillna("").str.contains("tuned")]
     assert {"ndcg@10", "ndcg@20"} == set(sig["metric"])
     assert len(sig) == 2 * 3 * len(models), "llm vs base, permuted vs base, llm vs permuted; two metrics each"
