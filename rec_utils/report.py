@@ -628,8 +628,11 @@ def table_benchmarks_llmseqprompt() -> pd.DataFrame | str:
     path = RESULTS_ROOT / "benchmarks" / "llmseqprompt.csv"
     if not path.is_file():
         return "_Run `.venv/bin/python scripts/benchmark_llmseqprompt.py`._"
-    b = pd.read_csv(path).fillna({"decoder": ""})
-    cols = ["benchmark", "llm_variant", "model", "decoder", "value", "n", "seconds", "threads", "load_avg_1m", "device"]
+    b = pd.read_csv(path).fillna({"decoder": "", "code_path": "", "batching": ""})
+    if "precision" in b:  # rows before the option: fp32
+        b["precision"] = b["precision"].fillna("fp32")
+    cols = ["benchmark", "code_path", "precision", "batching", "llm_variant", "model", "decoder", "value", "n", "seconds",
+            "threads", "load_avg_1m", "device"]
     return b[[c for c in cols if c in b.columns]].round(2)
 
 

@@ -19,6 +19,9 @@ weights: the speed of a decoder hardly depends on the fine-tuning):
   without validation (no evaluation passes or checkpoint writes in either path). Reference:
   random padded batches, LM head at every position (``batching=padded, loss_head=all``); new:
   ``grouped`` / ``packed`` batches with the answer-only head, full fine-tuning and LoRA.
+* ``--precisions fp32 bf16``: every new path also in bf16 (decoding: ``generate.for_decoding``,
+  bf16 weights, fp32 log-probabilities; fine-tuning: ``TrainConfig(precision="bf16")``, the
+  Trainer's bf16 autocast), interleaved with the others; column ``precision``.
 
     .venv/bin/python scripts/benchmark_llmseqprompt.py --measure --threads 2
 
@@ -151,26 +154,33 @@ def measure(a) -> int:
         cat = sorted(set(names[np.unique(split.train["item_id"])]) - {""})
         trie = G.NameTrie.from_names(tok, cat, tok.eos_token_id)
         label = f"test_sessions={len(texts)},max_prompt_items={a.max_prompt_items},base weights"
-        paths = {
-            "beam": [("reference", lambda ps: G.constrained_beam_sequential(lm, tok, ps, trie, num_beams=20, progress=False)[0]),
-                     ("new", lambda ps: G.constrained_beam(lm, tok, ps, trie, num_beams=20, progress=False,
-                                                          batch_size=a.gen_batch_size)[0])],
-            "sample": [("reference", lambda ps: G.sample_sequential(lm, tok, ps, n=20, temperature=0.25, progress=False)),
-                       ("new", lambda ps: G.sample(lm, tok, ps, n=20, temperature=0.25, progress=False,
-                                                   batch_size=a.gen_batch_size))]}
+        models = {"fp32": lm}
+        if "bf16" in a.precisions:
+            models["bf16"] = G.for_decoding(load_model("smollm2", tok).eval(), "bf16")
+        paths = {"beam": [] if a.skip_reference_decoding else [("reference", "fp32", lambda ps: G.constrained_beam_sequential(
+                     lm, tok, ps, trie, num_beams=20, progress=False)[0])],
+                 "sample": [] if a.skip_reference_decoding else [("reference", "fp32", lambda ps: G.sample_sequential(
+                     lm, tok, ps, n=20, temperature=0.25, progress=False))]}
+        for prec in a.precisions:
+            m = models[prec]
+            paths["beam"].append(("new", prec, lambda ps, m=m: G.constrained_beam(
+                m, tok, ps, trie, num_beams=20, progress=False, batch_size=a.gen_batch_size)[0]))
+            paths["sample"].append(("new", prec, lambda ps, m=m: G.sample(
+                m, tok, ps, n=20, temperature=0.25, progress=False, batch_size=a.gen_batch_size)))
         chunks = np.array_split(np.arange(len(texts)), a.rounds)
         for dec in a.decoders:
             for chunk in chunks:  # interleaved: each chunk of sessions by both paths, one after the other
-                for path, fn in paths[dec]:
+                for path, prec, fn in paths[dec]:
                     ps = [texts[i] for i in chunk]
                     with Timer() as t:
                         out = fn(ps)
                     answers = sum(map(len, out))
                     record({"variant": label, "benchmark": "generation_items_per_s", "decoder": dec, "code_path": path,
+                            "precision": prec,
                             "gen_batch_size": a.gen_batch_size if path == "new" else 1,
                             "value": len(ps) * 20 / t.seconds, "n": len(ps), "seconds": t.seconds,
                             "load_avg_1m": t.load, "n_test_sessions": len(ps), "answers_per_s": answers / t.seconds})
-        del lm
+        del lm, models
 
     if not a.skip_finetune:
         cs = C.train_cases(split.train, names, seed=42).take(a.train_cases, 1)
@@ -178,7 +188,8 @@ def measure(a) -> int:
               if not cs.is_val[i]]
         bid = base_model_id("smollm2")
         variants = [("reference", dict(batching="padded", loss_head="all", lora=False))]
-        variants += [("new", dict(batching=b, loss_head="answer", lora=False)) for b in a.batchings]
+        variants += [("new", dict(batching=b, loss_head="answer", lora=False, precision=p))
+                     for p in a.precisions for b in a.batchings]
         if a.lora:
             variants += [("new", dict(batching=a.batchings[0], loss_head="answer", lora=True))]
         import tempfile
@@ -193,6 +204,7 @@ def measure(a) -> int:
                                    f"max_prompt_items={a.max_prompt_items}",
                         "benchmark": "finetune_train_tokens_per_s", "decoder": "", "code_path": path,
                         "batching": kw["batching"], "loss_head": kw["loss_head"], "lora": kw["lora"],
+                        "precision": kw.get("precision", "fp32"),
                         "value": info["train_tokens_per_s"], "n": info["train_tokens"], "seconds": info["train_s"],
                         "load_avg_1m": t.load, "finetune_key": info["key"]})
     return 0
@@ -215,6 +227,10 @@ def main(argv=None) -> int:
     ap.add_argument("--ft-rounds", type=int, default=1)
     ap.add_argument("--batchings", nargs="+", default=["grouped", "packed"])
     ap.add_argument("--lora", action="store_true", help="also measure LoRA (new path)")
+    ap.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                    help="precisions of the new paths (bf16: only where the CPU runs it natively)")
+    ap.add_argument("--skip-reference-decoding", action="store_true",
+                    help="decode only the new paths (the revision-2 reference takes minutes a session under load)")
     ap.add_argument("--skip-decoding", action="store_true")
     ap.add_argument("--skip-finetune", action="store_true")
     a = ap.parse_args(argv)

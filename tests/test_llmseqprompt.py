@@ -179,17 +179,27 @@ def test_prepare_torch_flushes_denormals():
 
 
 def test_constrained_beam_search_names_only_catalogue_items(tok):
-    from rec_utils.llm.generate import NameTrie, constrained_beam
     from rec_utils.llm.local import load_model
 
-    lm = load_model("tiny-random", tok, seed=1)
-    cat = ["Lego City Fire Station", "Lego City Police Car", "Dog food", "Shampoo Extra Long Name For Hair", "Soap"]
-    trie = NameTrie.from_names(tok, cat, tok.eos_token_id)
+    names, scores = _toy_beam(tok, load_model("tiny-random", tok, seed=1))
+    assert names
+
+
+TOY_CATALOGUE = ["Lego City Fire Station", "Lego City Police Car", "Dog food", "Shampoo Extra Long Name For Hair", "Soap"]
+
+
+def _toy_beam(tok, lm):
+    """Constrained beam (4 beams) of ``lm`` over :data:`TOY_CATALOGUE` for two prompts, checked:
+    only catalogue names, each once, best first."""
+    from rec_utils.llm.generate import NameTrie, constrained_beam
+
+    trie = NameTrie.from_names(tok, TOY_CATALOGUE, tok.eos_token_id)
     p = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
     names, scores = constrained_beam(lm, tok, [p, p + "more"], trie, num_beams=4, progress=False)
     for row, sc in zip(names, scores):
-        assert row and set(row) <= set(cat) and len(set(row)) == len(row)
+        assert row and set(row) <= set(TOY_CATALOGUE) and len(set(row)) == len(row)
         assert sc == sorted(sc, reverse=True)
+    return names, scores
 
 
 def test_sampling_returns_n_answers_per_prompt(tok):
@@ -537,3 +547,70 @@ def test_notebook_06_run_config_is_the_preset_with_config_on_top():
     assert (run["variant"], run["lora"], run["temperature"]) == ("genlist", True, 0.25)  # the rest: defaults
     with pytest.raises(TypeError, match=r"unknown config field\(s\) \['n_train'\]"):
         run_config({"n_train": 5})
+
+
+bf16_native = pytest.mark.skipif(
+    not __import__("rec_utils.models.neural.trainer", fromlist=["native_bf16"]).native_bf16("cpu"),
+    reason="the CPU does not run bf16 natively (avx512_bf16 / amx_bf16)")
+
+
+@bf16_native
+def test_bf16_beam_search_names_only_catalogue_items_and_repeats_itself(tok):
+    """bf16 decoding (an option): weights in bf16, log-probabilities in fp32; still only catalogue
+    names, best first, fp32 scores, and the same prompts give the same names and scores."""
+    import torch
+
+    from rec_utils.llm.generate import for_decoding
+    from rec_utils.llm.local import load_model
+
+    lm = for_decoding(load_model("tiny-random", tok, seed=1), "bf16")
+    assert next(lm.parameters()).dtype == torch.bfloat16
+    names, scores = _toy_beam(tok, lm)
+    assert all(s <= 0 for sc in scores for s in sc)
+    assert _toy_beam(tok, lm) == (names, scores)
+    with pytest.raises(ValueError, match="precision"):
+        for_decoding(lm, "fp16")
+
+
+def test_bf16_runs_and_finetunings_are_keyed_apart_from_fp32_ones():
+    """bf16 is another numerics: its runs and fine-tunings never stand for fp32 ones; fp32 keeps the
+    keys it had before the option existed (no ``precision`` entry)."""
+    from dataclasses import asdict
+
+    from rec_utils.llm.finetune import TrainConfig, finetune_key
+    from rec_utils.utils import short_hash
+
+    items = pd.DataFrame({"item_id": [0, 1], "title": ["a", "b"]})
+    fp32 = LLMSeqPrompt(model="tiny-random").input_fingerprint(items)
+    assert "precision" not in fp32
+    ex = [("p", "a")]
+    cfg = TrainConfig()
+    old = {k: v for k, v in asdict(cfg).items() if k != "precision"}
+    assert finetune_key("b", ex, [], cfg) == short_hash("b", ex, [], old)
+    assert finetune_key("b", ex, [], TrainConfig(precision="bf16")) != finetune_key("b", ex, [], cfg)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")
+    with pytest.raises(ValueError, match="precision"):
+        LLMSeqPrompt(model="tiny-random", precision="int8")
+
+
+@bf16_native
+def test_bf16_fingerprint_differs_from_fp32_where_bf16_is_native():
+    items = pd.DataFrame({"item_id": [0, 1], "title": ["a", "b"]})
+    fp = LLMSeqPrompt(model="tiny-random", precision="bf16", device="cpu").input_fingerprint(items)
+    assert fp["precision"] == "bf16"
+    assert fp != LLMSeqPrompt(model="tiny-random", device="cpu").input_fingerprint(items)
+
+
+@bf16_native
+def test_bf16_finetuning_trains_with_autocast_and_keeps_fp32_weights(tok, tmp_path):
+    import torch
+
+    from rec_utils.llm.finetune import TrainConfig, finetune
+
+    ex = [(f"items {i}:" + " word" * (i % 5), f" name {i % 3}" + tok.eos_token) for i in range(8)]
+    cfg = TrainConfig(epochs=1, batch_size=4, max_steps=1, lr=1e-3, batching="grouped", loss_head="answer",
+                      precision="bf16")
+    lm, info = finetune("tiny-random", tok, ex, [], cfg, base_id="tiny", cache=tmp_path, progress=False)
+    assert info["steps"] == 1 and info["precision"] == "bf16" and np.isfinite(info["train_loss"])
+    assert next(lm.parameters()).dtype == torch.float32

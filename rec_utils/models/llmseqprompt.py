@@ -75,6 +75,7 @@ class LLMSeqPromptConfig:
     max_new_tokens: int | None = None  # None: 48 for one name, 24 per list entry; beam: the longest name
     gen_batch_size: int = 0  # prompts decoded together (one padded batch and key/value cache); 0: 8 on a CPU, 64 on a GPU
     beam_scores: str = "full"  # beam: full (log P(name | prompt)) | catalogue (renormalised over the trie's tokens)
+    precision: str = "fp32"  # local fine-tuning and decoding: fp32 | bf16 (where the device runs it natively, else fp32 with a warning)
     list_length: int = 20  # names per list (genlist / classify / rank), candidates of rank
     n_clusters: int = 200  # classify: k-means classes (paper 200)
     fuzzy_fallback: str = "next"  # classify / rank duplicates: next best (sound) | last (reference)
@@ -93,7 +94,8 @@ class LLMSeqPromptConfig:
         checks = {"variant": (self.variant, C.VARIANTS), "backend": (self.backend, BACKENDS),
                   "decoder": (self.decoder, DECODERS), "fuzzy_fallback": (self.fuzzy_fallback, ("next", "last")),
                   "catalogue": (self.catalogue, ("train", "all")), "batching": (self.batching, ("padded", "grouped", "packed")),
-                  "loss_head": (self.loss_head, ("all", "answer")), "beam_scores": (self.beam_scores, ("full", "catalogue"))}
+                  "loss_head": (self.loss_head, ("all", "answer")), "beam_scores": (self.beam_scores, ("full", "catalogue")),
+                  "precision": (self.precision, ("fp32", "bf16"))}
         for name, (v, ok) in checks.items():
             if v not in ok:
                 raise ValueError(f"LLMSeqPrompt: {name} must be one of {ok}, got {v!r}")
@@ -156,7 +158,18 @@ class LLMSeqPrompt(Recommender):
                 # reference way, and must not stand for a run of the faster paths (float noise over
                 # hundreds of steps is another model); the reference values keep the old key
                 fp["training"] = f"batching={self.config.batching},loss_head={self.config.loss_head}"
+            if self._precision() != "fp32":  # another numerics (fine-tuning and decoding): keyed apart
+                fp["precision"] = self._precision()
         return fp
+
+    def _precision(self) -> str:
+        """The precision used: ``config.precision`` where the device runs it natively, else fp32
+        (with a warning; ``models.neural.trainer.resolve_precision``)."""
+        if self.config.precision == "fp32":
+            return "fp32"
+        from .neural.trainer import resolve_precision  # heavy (torch): only when bf16 is asked for
+
+        return resolve_precision(self.config.precision, resolve_device(self.device))
 
     def _embedder(self):
         if self.embed is not None:
@@ -264,10 +277,10 @@ class LLMSeqPrompt(Recommender):
                                        val_examples=len(va), mean_example_tokens=float(np.mean(lens)) if lens else 0)
         tc = TrainConfig(epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, eval_steps=c.eval_steps,
                          patience=c.patience, lora=c.lora, seed=c.seed, max_steps=c.max_steps, batching=c.batching,
-                         loss_head=c.loss_head)
+                         loss_head=c.loss_head, precision=self._precision())
         self.lm_, info = finetune(c.model, self.tok_, tr, va, tc, base_id=base_model_id(c.model),
                                   cache=self.cache_dir, progress=self.progress, num_threads=self.num_threads)
-        self.lm_ = self.lm_.to(resolve_device(self.device))
+        self.lm_ = G.for_decoding(self.lm_.to(resolve_device(self.device)), self._precision())
         self.history_ = info.pop("history")
         self.fit_info_["finetune"] = info
         if c.decoder == "beam":
