@@ -16,23 +16,15 @@ from rec_utils.setting import Setting
 from rec_utils.split import make_split
 from rec_utils.text import EmbeddingSpec, ItemEmbeddings
 
+import variants_tiny as V  # tests/ is on the path (conftest.py)
+
 torch.set_num_threads(2)
 N_ITEMS, N_EXTRA, RAW_DIM = 30, 5, 24  # train items 100..129, catalogue-only items 130..134
-TINY = {
-    "LLM2GRU4Rec": dict(emb_dim=8, hidden_dim=12, batch_size=32, learning_rate=0.01),
-    "LLM2SASRec": dict(emb_dim=8, num_layers=1, num_heads=2, drop_rate=0.1, batch_size=32, learning_rate=0.01),
-    "LLM2BERT4Rec": dict(emb_dim=8, num_layers=1, num_heads=2, drop_rate=0.1, batch_size=64, learning_rate=0.01,
-                         mask_prob=0.4, n_random_copies=2),
-}
+TINY = {k: v for k, v in V.TINY.items() if k.startswith("LLM2")}
 
 
 def sessions(n=150, seed=0):
-    rng = np.random.default_rng(seed)
-    rows = []
-    for s in range(n):
-        start, length = rng.integers(N_ITEMS), rng.integers(3, 8)
-        rows += [(s, 100 + (start + t) % N_ITEMS, t) for t in range(length)]
-    return pd.DataFrame(rows, columns=["session_id", "item_id", "timestamp"])
+    return V.sessions(n, seed, n_items=N_ITEMS, max_length=7)
 
 
 TRAIN = sessions()

@@ -17,13 +17,14 @@ TINY = {
 TINY.update({f"LLM2{k}": v for k, v in list(TINY.items())})
 
 
-def sessions(n: int = 200, seed: int = 0) -> pd.DataFrame:
-    """Sessions walking through the catalogue in steps of 1 (a learnable next-item rule)."""
+def sessions(n: int = 200, seed: int = 0, n_items: int = N_ITEMS, max_length: int = 8) -> pd.DataFrame:
+    """Sessions of 3..``max_length`` items walking through items 100..100+``n_items``-1 in steps of
+    1 (a learnable next-item rule)."""
     rng = np.random.default_rng(seed)
     rows = []
     for s in range(n):
-        start, length = rng.integers(N_ITEMS), rng.integers(3, 9)
-        rows += [(s, 100 + (start + t) % N_ITEMS, t) for t in range(length)]
+        start, length = rng.integers(n_items), rng.integers(3, max_length + 1)
+        rows += [(s, 100 + (start + t) % n_items, t) for t in range(length)]
     return pd.DataFrame(rows, columns=["session_id", "item_id", "timestamp"])
 
 
