@@ -162,10 +162,9 @@ def _side_table_fields(csv: Path) -> dict | None:
     inside; a figure reads them from its CSV of the same name. None when there is no such table."""
     if not csv.is_file():
         return None
-    head = pd.read_csv(csv, nrows=0).columns
-    if not set(SIDE_TABLE_COLUMNS) <= set(head):
+    t = pd.read_csv(csv, usecols=lambda c: c in SIDE_TABLE_COLUMNS, dtype=str).fillna("")
+    if not set(SIDE_TABLE_COLUMNS) <= set(t.columns):
         return None
-    t = pd.read_csv(csv, usecols=list(SIDE_TABLE_COLUMNS), dtype=str).fillna("")
     join = lambda values: " | ".join(sorted(set(values)))
     return {"protocol": join(t["protocol"]), "label": join(t["label"].replace("", "(default)")),
             "setting_id": join(t["setting_id"])}
