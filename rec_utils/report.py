@@ -631,8 +631,12 @@ def table_benchmarks_llmseqprompt() -> pd.DataFrame | str:
     b = pd.read_csv(path).fillna({"decoder": "", "code_path": "", "batching": ""})
     if "precision" in b:  # rows before the option: fp32
         b["precision"] = b["precision"].fillna("fp32")
-    cols = ["benchmark", "code_path", "precision", "batching", "llm_variant", "model", "decoder", "value", "n", "seconds",
-            "threads", "load_avg_1m", "device"]
+    if "beam_stop" in b:  # beam rows before the option decoded every name to its end
+        b["beam_stop"] = b["beam_stop"].fillna("").where(b["decoder"] != "beam", b["beam_stop"].fillna("end"))
+    if "lora" in b:
+        b["lora"] = b["lora"].map({True: "LoRA", "True": "LoRA"}).fillna("")
+    cols = ["benchmark", "code_path", "precision", "batching", "lora", "llm_variant", "model", "decoder", "beam_stop",
+            "value", "n", "seconds", "threads", "load_avg_1m", "device"]
     return b[[c for c in cols if c in b.columns]].round(2)
 
 

@@ -21,7 +21,12 @@ weights: the speed of a decoder hardly depends on the fine-tuning):
   ``grouped`` / ``packed`` batches with the answer-only head, full fine-tuning and LoRA.
 * ``--precisions fp32 bf16``: every new path also in bf16 (decoding: ``generate.for_decoding``,
   bf16 weights, fp32 log-probabilities; fine-tuning: ``TrainConfig(precision="bf16")``, the
-  Trainer's bf16 autocast), interleaved with the others; column ``precision``.
+  Trainer's bf16 autocast), interleaved with the others; column ``precision``. ``int8``:
+  decoding only (dynamic quantisation, ``generate.for_decoding``).
+* ``--beam-stops end unique``: the new constrained beam decoding every name to its end token
+  (the reference's search) and stopping a beam once its prefix names one item (another ranking;
+  ``generate.constrained_beam(stop=...)``); column ``beam_stop``, ``new_tokens`` the beam tokens
+  decoded.
 
     .venv/bin/python scripts/benchmark_llmseqprompt.py --measure --threads 2
 
@@ -155,28 +160,30 @@ def measure(a) -> int:
         trie = G.NameTrie.from_names(tok, cat, tok.eos_token_id)
         label = f"test_sessions={len(texts)},max_prompt_items={a.max_prompt_items},base weights"
         models = {"fp32": lm}
-        if "bf16" in a.precisions:
-            models["bf16"] = G.for_decoding(load_model("smollm2", tok).eval(), "bf16")
-        paths = {"beam": [] if a.skip_reference_decoding else [("reference", "fp32", lambda ps: G.constrained_beam_sequential(
+        for prec in set(a.precisions) - {"fp32"}:
+            models[prec] = G.for_decoding(load_model("smollm2", tok).eval(), prec)
+        paths = {"beam": [] if a.skip_reference_decoding else [("reference", "fp32", "end", lambda ps: G.constrained_beam_sequential(
                      lm, tok, ps, trie, num_beams=20, progress=False)[0])],
-                 "sample": [] if a.skip_reference_decoding else [("reference", "fp32", lambda ps: G.sample_sequential(
+                 "sample": [] if a.skip_reference_decoding else [("reference", "fp32", "", lambda ps: G.sample_sequential(
                      lm, tok, ps, n=20, temperature=0.25, progress=False))]}
         for prec in a.precisions:
             m = models[prec]
-            paths["beam"].append(("new", prec, lambda ps, m=m: G.constrained_beam(
-                m, tok, ps, trie, num_beams=20, progress=False, batch_size=a.gen_batch_size)[0]))
-            paths["sample"].append(("new", prec, lambda ps, m=m: G.sample(
+            for stop in a.beam_stops:
+                paths["beam"].append(("new", prec, stop, lambda ps, m=m, stop=stop: G.constrained_beam(
+                    m, tok, ps, trie, num_beams=20, progress=False, batch_size=a.gen_batch_size, stop=stop)[0]))
+            paths["sample"].append(("new", prec, "", lambda ps, m=m: G.sample(
                 m, tok, ps, n=20, temperature=0.25, progress=False, batch_size=a.gen_batch_size)))
         chunks = np.array_split(np.arange(len(texts)), a.rounds)
         for dec in a.decoders:
             for chunk in chunks:  # interleaved: each chunk of sessions by both paths, one after the other
-                for path, prec, fn in paths[dec]:
+                for path, prec, stop, fn in paths[dec]:
                     ps = [texts[i] for i in chunk]
                     with Timer() as t:
                         out = fn(ps)
                     answers = sum(map(len, out))
                     record({"variant": label, "benchmark": "generation_items_per_s", "decoder": dec, "code_path": path,
-                            "precision": prec,
+                            "precision": prec, "beam_stop": stop,
+                            "new_tokens": G.last_timing.get("new_tokens"),
                             "gen_batch_size": a.gen_batch_size if path == "new" else 1,
                             "value": len(ps) * 20 / t.seconds, "n": len(ps), "seconds": t.seconds,
                             "load_avg_1m": t.load, "n_test_sessions": len(ps), "answers_per_s": answers / t.seconds})
@@ -189,9 +196,10 @@ def measure(a) -> int:
         bid = base_model_id("smollm2")
         variants = [("reference", dict(batching="padded", loss_head="all", lora=False))]
         variants += [("new", dict(batching=b, loss_head="answer", lora=False, precision=p))
-                     for p in a.precisions for b in a.batchings]
+                     for p in a.precisions if p != "int8" for b in a.batchings]
         if a.lora:
-            variants += [("new", dict(batching=a.batchings[0], loss_head="answer", lora=True))]
+            variants += [("new", dict(batching=a.batchings[0], loss_head="answer", lora=True, precision=p))
+                         for p in a.precisions if p != "int8"]
         import tempfile
 
         for rnd in range(a.ft_rounds):
@@ -227,8 +235,12 @@ def main(argv=None) -> int:
     ap.add_argument("--ft-rounds", type=int, default=1)
     ap.add_argument("--batchings", nargs="+", default=["grouped", "packed"])
     ap.add_argument("--lora", action="store_true", help="also measure LoRA (new path)")
-    ap.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
-                    help="precisions of the new paths (bf16: only where the CPU runs it natively)")
+    ap.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16", "int8"],
+                    help="precisions of the new paths (bf16: only where the CPU runs it natively; int8: "
+                         "decoding only, dynamic quantisation)")
+    ap.add_argument("--beam-stops", nargs="+", default=["end"], choices=["end", "unique"],
+                    help="constrained beam of the new paths: decode each name to its end, or stop a beam once "
+                         "its prefix names one item (generate.constrained_beam(stop=...))")
     ap.add_argument("--skip-reference-decoding", action="store_true",
                     help="decode only the new paths (the revision-2 reference takes minutes a session under load)")
     ap.add_argument("--skip-decoding", action="store_true")

@@ -307,6 +307,46 @@ def test_catalogue_scores_are_a_distribution_over_the_catalogue(tok, spread_lm):
     assert all(np.exp(sc).sum() < 1 - 1e-3 for sc in full)
 
 
+def test_name_trie_completes_a_prefix_only_where_it_names_one_item(tok):
+    from rec_utils.llm.generate import NameTrie
+
+    trie = NameTrie([[1, 2, 3], [1, 2, 4, 5], [1, 2], [7, 8]], end_id=0)
+    assert trie.completion(trie.node([1, 2])) is None  # [1, 2] itself and two longer names
+    assert trie.completion(trie.node([1, 2, 4])) == [5]
+    assert trie.completion(trie.node([1, 2, 3])) == []
+    assert trie.completion(trie.node([7])) == [8]
+    assert trie.completion(trie.node([1, 2, 3, 0])) is None  # past the end token
+
+
+def test_unique_stop_scores_each_name_by_the_prefix_that_names_it(tok, spread_lm):
+    """stop="unique": a beam ends once its prefix names one catalogue item; with a beam as wide
+    as the catalogue every name is found, each scored log P(its shortest unique prefix | prompt)
+    (recomputed here by one forward pass over prompt + prefix), and fewer tokens are decoded
+    than by the default search, which scores every name to its end token."""
+    import torch
+
+    from rec_utils.llm import generate as G
+
+    trie = G.NameTrie.from_names(tok, CATALOGUE, tok.eos_token_id)
+    ps = prompts_of_several_lengths(tok, 3)
+    names, scores = G.constrained_beam(spread_lm, tok, ps, trie, num_beams=len(CATALOGUE), progress=False,
+                                       batch_size=2, stop="unique")
+    unique_tokens = G.last_timing["new_tokens"]
+    G.constrained_beam(spread_lm, tok, ps, trie, num_beams=len(CATALOGUE), progress=False, batch_size=2)
+    assert unique_tokens < G.last_timing["new_tokens"]
+    for p, row, sc in zip(ps, names, scores):
+        assert sorted(row) == sorted(CATALOGUE) and sc == sorted(sc, reverse=True)
+        prompt = tok(p, add_special_tokens=False)["input_ids"]
+        for name, got in zip(row, sc):
+            ids = tok(name, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            k = next(j for j in range(1, len(ids) + 1)
+                     if ids[j - 1] == tok.eos_token_id or trie.completion(trie.node(ids[:j])) is not None)
+            with torch.no_grad():
+                logp = torch.log_softmax(spread_lm(input_ids=torch.tensor([prompt + ids[:k]])).logits[0].double(), -1)
+            want = sum(float(logp[len(prompt) - 1 + j, ids[j]]) for j in range(k))
+            assert got == pytest.approx(want, abs=1e-4)
+
+
 @pytest.mark.parametrize("temperature", [1.0, 0.0])
 def test_batched_sampling_draws_what_the_sequential_sampler_draws(tok, spread_lm, temperature):
     """Each prompt keeps its own seeded generator over its own rows: batching prompts does not
@@ -537,6 +577,29 @@ def test_a_model_folder_is_identified_by_its_file_contents_not_its_names_and_siz
     assert base_model_id(str(a)) == base_model_id(str(a))
 
 
+def test_int8_beam_search_names_only_catalogue_items_and_repeats_itself(tok, spread_lm):
+    """int8 decoding (an option: dynamically quantised linear maps): only catalogue names, best
+    first, every name of a catalogue-wide beam found, the same output for the same call, and
+    scores close to fp32's (the tiny model's int8 error is small against its spread)."""
+    import copy
+
+    from rec_utils.llm.generate import NameTrie, constrained_beam, for_decoding
+
+    q = for_decoding(copy.deepcopy(spread_lm), "int8")
+    trie = NameTrie.from_names(tok, CATALOGUE, tok.eos_token_id)
+    ps = prompts_of_several_lengths(tok, 2)
+    kw = dict(num_beams=len(CATALOGUE), progress=False, batch_size=2)
+    names, scores = constrained_beam(q, tok, ps, trie, **kw)
+    assert (names, scores) == constrained_beam(q, tok, ps, trie, **kw)
+    ref_names, ref_scores = constrained_beam(spread_lm, tok, ps, trie, **kw)
+    for row, sc, ref_row, ref_sc in zip(names, scores, ref_names, ref_scores):
+        assert sorted(row) == sorted(CATALOGUE) and sc == sorted(sc, reverse=True)
+        got, want = dict(zip(row, sc)), dict(zip(ref_row, ref_sc))
+        assert max(abs(got[n] - want[n]) for n in CATALOGUE) < 0.05 * (max(ref_sc) - min(ref_sc))
+    cat_names, _ = constrained_beam(q, tok, ps, trie, scores="catalogue", **kw)  # the dequantised head's rows
+    assert all(sorted(row) == sorted(CATALOGUE) for row in cat_names)
+
+
 def test_notebook_06_run_config_is_the_preset_with_config_on_top():
     from rec_utils.models import preset_config
     from rec_utils.models.llmseqprompt import RUN_FIELDS, run_config
@@ -547,6 +610,18 @@ def test_notebook_06_run_config_is_the_preset_with_config_on_top():
     assert (run["variant"], run["lora"], run["temperature"]) == ("genlist", True, 0.25)  # the rest: defaults
     with pytest.raises(TypeError, match=r"unknown config field\(s\) \['n_train'\]"):
         run_config({"n_train": 5})
+    # a field outside RUN_FIELDS is recorded where it leaves its default, never dropped
+    run = run_config({"beam_stop": "unique", "precision": "fp32", "decoder": "beam"})
+    assert tuple(run) == RUN_FIELDS + ("beam_stop",) and run["beam_stop"] == "unique"
+
+
+def test_a_run_with_another_beam_stop_is_keyed_apart():
+    from rec_utils.models.llmseqprompt import LLMSeqPrompt
+
+    items = pd.DataFrame({"item_id": [1, 2], "title": ["a", "b"]})
+    fp = {stop: LLMSeqPrompt(decoder="beam", beam_stop=stop, model="tiny-random").input_fingerprint(items)
+          for stop in ("end", "unique")}
+    assert "beam_stop" not in fp["end"] and fp["unique"]["beam_stop"] == "unique"
 
 
 bf16_native = pytest.mark.skipif(
@@ -591,7 +666,9 @@ def test_bf16_runs_and_finetunings_are_keyed_apart_from_fp32_ones():
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp16")
     with pytest.raises(ValueError, match="precision"):
-        LLMSeqPrompt(model="tiny-random", precision="int8")
+        LLMSeqPrompt(model="tiny-random", precision="fp16")
+    int8 = LLMSeqPrompt(model="tiny-random", precision="int8", device="cpu").input_fingerprint(items)
+    assert int8["precision"] == "int8"  # decoded in int8: keyed apart (its fine-tuning is the fp32 one)
 
 
 @bf16_native
@@ -614,3 +691,23 @@ def test_bf16_finetuning_trains_with_autocast_and_keeps_fp32_weights(tok, tmp_pa
     lm, info = finetune("tiny-random", tok, ex, [], cfg, base_id="tiny", cache=tmp_path, progress=False)
     assert info["steps"] == 1 and info["precision"] == "bf16" and np.isfinite(info["train_loss"])
     assert next(lm.parameters()).dtype == torch.float32
+
+
+@bf16_native
+def test_bf16_lora_trains_on_a_bf16_base_and_keeps_an_fp32_merged_model(tok, tmp_path):
+    """LoRA in bf16 holds the frozen base in bf16 (no fp32 master copy needed): the loss is finite,
+    the adapter changes the weights, the kept model is fp32, and the key differs from fp32 LoRA's."""
+    import torch
+
+    from rec_utils.llm.finetune import TrainConfig, finetune, finetune_key
+    from rec_utils.llm.local import load_model
+
+    ex = [(f"items {i}:" + " word" * (i % 5), f" name {i % 3}" + tok.eos_token) for i in range(8)]
+    cfg = TrainConfig(epochs=1, batch_size=4, max_steps=2, lr=1e-2, lora=True, lora_r=2, precision="bf16")
+    lm, info = finetune("tiny-random", tok, ex, [], cfg, base_id="tiny", cache=tmp_path, progress=False)
+    assert info["steps"] == 2 and np.isfinite(info["train_loss"])
+    assert all(p.dtype == torch.float32 for p in lm.parameters())
+    base = load_model("tiny-random", tok)
+    q = lm.model.layers[0].self_attn.q_proj.weight
+    assert not torch.allclose(q, base.model.layers[0].self_attn.q_proj.weight.to(torch.bfloat16).float())
+    assert finetune_key("tiny", ex, [], cfg) != finetune_key("tiny", ex, [], TrainConfig(lora=True, lora_r=2))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +76,8 @@ class LLMSeqPromptConfig:
     max_new_tokens: int | None = None  # None: 48 for one name, 24 per list entry; beam: the longest name
     gen_batch_size: int = 0  # prompts decoded together (one padded batch and key/value cache); 0: 8 on a CPU, 64 on a GPU
     beam_scores: str = "full"  # beam: full (log P(name | prompt)) | catalogue (renormalised over the trie's tokens)
-    precision: str = "fp32"  # local fine-tuning and decoding: fp32 | bf16 (where the device runs it natively, else fp32 with a warning)
+    beam_stop: str = "end"  # beam: end (a name is decoded to its end token) | unique (a beam stops once its prefix names one item: ~4x fewer steps; generate.constrained_beam)
+    precision: str = "fp32"  # local fine-tuning and decoding: fp32 | bf16 (where the device runs it natively, else fp32 with a warning) | int8 (CPU decoding only: fine-tuned in fp32, decoded dynamically quantised)
     list_length: int = 20  # names per list (genlist / classify / rank), candidates of rank
     n_clusters: int = 200  # classify: k-means classes (paper 200)
     fuzzy_fallback: str = "next"  # classify / rank duplicates: next best (sound) | last (reference)
@@ -95,7 +97,8 @@ class LLMSeqPromptConfig:
                   "decoder": (self.decoder, DECODERS), "fuzzy_fallback": (self.fuzzy_fallback, ("next", "last")),
                   "catalogue": (self.catalogue, ("train", "all")), "batching": (self.batching, ("padded", "grouped", "packed")),
                   "loss_head": (self.loss_head, ("all", "answer")), "beam_scores": (self.beam_scores, ("full", "catalogue")),
-                  "precision": (self.precision, ("fp32", "bf16"))}
+                  "beam_stop": (self.beam_stop, ("end", "unique")),
+                  "precision": (self.precision, ("fp32", "bf16", "int8"))}
         for name, (v, ok) in checks.items():
             if v not in ok:
                 raise ValueError(f"LLMSeqPrompt: {name} must be one of {ok}, got {v!r}")
@@ -115,14 +118,17 @@ RUN_FIELDS = ("variant", "backend", "model", "n_train_cases", "n_val_cases", "ep
 
 def run_config(config: dict) -> dict:
     """The :data:`RUN_FIELDS` of ``config`` (a preset's fields with notebook 06's ``CONFIG`` on
-    top), the config defaults filling the rest. Raises ``TypeError`` naming a field
-    :class:`LLMSeqPromptConfig` does not have."""
+    top), the config defaults filling the rest, plus every other field ``config`` sets to a value
+    other than its default (``precision``, ``beam_stop``, ``gen_batch_size``, ...: recorded in the
+    run's setting, never dropped; a run at the defaults keeps its id). Raises ``TypeError`` naming
+    a field :class:`LLMSeqPromptConfig` does not have."""
     unknown = set(config) - set(LLMSeqPromptConfig.__dataclass_fields__)
     if unknown:
         raise TypeError(f"LLMSeqPrompt: unknown config field(s) {sorted(unknown)}; "
                         f"known: {sorted(LLMSeqPromptConfig.__dataclass_fields__)}")
     defaults = LLMSeqPromptConfig()
-    return {f: config.get(f, getattr(defaults, f)) for f in RUN_FIELDS}
+    extra = {f: v for f, v in config.items() if f not in RUN_FIELDS and v != getattr(defaults, f)}
+    return {**{f: config.get(f, getattr(defaults, f)) for f in RUN_FIELDS}, **extra}
 
 
 class LLMSeqPrompt(Recommender):
@@ -160,12 +166,21 @@ class LLMSeqPrompt(Recommender):
                 fp["training"] = f"batching={self.config.batching},loss_head={self.config.loss_head}"
             if self._precision() != "fp32":  # another numerics (fine-tuning and decoding): keyed apart
                 fp["precision"] = self._precision()
+            if self.config.decoder == "beam" and self.config.beam_stop != "end":  # another search
+                fp["beam_stop"] = self.config.beam_stop
         return fp
 
     def _precision(self) -> str:
         """The precision used: ``config.precision`` where the device runs it natively, else fp32
-        (with a warning; ``models.neural.trainer.resolve_precision``)."""
+        (with a warning; ``models.neural.trainer.resolve_precision``). int8 (decoding only:
+        ``generate.for_decoding``; fine-tuning stays fp32) runs on a CPU only."""
         if self.config.precision == "fp32":
+            return "fp32"
+        if self.config.precision == "int8":
+            if resolve_device(self.device) == "cpu":
+                return "int8"
+            warnings.warn("LLMSeqPrompt: precision='int8' (dynamic quantisation) runs on a CPU only; "
+                          "decoding in fp32 instead", RuntimeWarning, stacklevel=2)
             return "fp32"
         from .neural.trainer import resolve_precision  # heavy (torch): only when bf16 is asked for
 
@@ -277,7 +292,7 @@ class LLMSeqPrompt(Recommender):
                                        val_examples=len(va), mean_example_tokens=float(np.mean(lens)) if lens else 0)
         tc = TrainConfig(epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, eval_steps=c.eval_steps,
                          patience=c.patience, lora=c.lora, seed=c.seed, max_steps=c.max_steps, batching=c.batching,
-                         loss_head=c.loss_head, precision=self._precision())
+                         loss_head=c.loss_head, precision="bf16" if self._precision() == "bf16" else "fp32")
         self.lm_, info = finetune(c.model, self.tok_, tr, va, tc, base_id=base_model_id(c.model),
                                   cache=self.cache_dir, progress=self.progress, num_threads=self.num_threads)
         self.lm_ = G.for_decoding(self.lm_.to(resolve_device(self.device)), self._precision())
@@ -365,7 +380,7 @@ class LLMSeqPrompt(Recommender):
         if c.decoder == "beam":
             names, _ = G.constrained_beam(self.lm_, self.tok_, texts, self.trie_, num_beams=c.num_beams,
                                           max_new_tokens=c.max_new_tokens, progress=self.progress,
-                                          batch_size=bs, scores=c.beam_scores)
+                                          batch_size=bs, scores=c.beam_scores, stop=c.beam_stop)
             if c.variant == "recsys23":
                 names = [[x + C.RECSYS23_END for x in row] for row in names]
             return names, sum(map(len, names))
