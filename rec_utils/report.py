@@ -640,6 +640,46 @@ def table_benchmarks_llmseqprompt() -> pd.DataFrame | str:
     return b[[c for c in cols if c in b.columns]].round(2)
 
 
+#: Issue 24's throughput targets on 2 threads of the 2-core CPU.
+LLMSEQPROMPT_TARGETS = {"generation_items_per_s": 20.0, "finetune_train_tokens_per_s": 300.0}
+
+
+def table_benchmarks_llmseqprompt_latest() -> pd.DataFrame | str:
+    """The latest ``--measure`` run of ``scripts/benchmark_llmseqprompt.py`` per benchmark, one
+    row per code path (reference = the revision-2 loops / padded full-head fine-tuning, measured in
+    the same run, interleaved): mean over its rounds, × the reference, and issue 24's target."""
+    return _benchmark("llmseqprompt.csv", "python scripts/benchmark_llmseqprompt.py --measure", _llmseqprompt_latest)
+
+
+def _llmseqprompt_latest(b: pd.DataFrame) -> pd.DataFrame | str:
+    if "measurement" not in b:
+        return "_No `--measure` run yet._"
+    b = b[(b["source"] == "benchmark") & b["measurement"].notna()].copy()
+    b["precision"] = b["precision"].fillna("fp32") if "precision" in b else "fp32"
+    for c in ("beam_stop", "batching", "decoder"):
+        b[c] = b[c].fillna("") if c in b else ""
+    b["lora"] = b["lora"].map({True: "LoRA", "True": "LoRA"}).fillna("") if "lora" in b else ""
+    b.loc[(b["decoder"] == "beam") & (b["beam_stop"] == ""), "beam_stop"] = "end"  # rows before the option
+    parts, notes = [], []
+    for bench, g in b.groupby("benchmark", sort=False):
+        g = g[g["measurement"] == g["measurement"].max()]
+        keys = ["decoder", "code_path", "precision", "beam_stop", "batching", "lora"]
+        t = g.groupby(keys, sort=False).agg(value=("value", "mean"), rounds=("value", "size"),
+                                           load=("load_avg_1m", "mean")).reset_index()
+        ref = t[t["code_path"] == "reference"].set_index("decoder")["value"]
+        t["x_reference"] = (t["value"] / t["decoder"].map(ref)).round(2)
+        t["target"] = LLMSEQPROMPT_TARGETS.get(bench)
+        t["meets_target"] = (t["value"] >= t["target"]).map({True: "yes", False: "no"})
+        t.insert(0, "benchmark", bench)
+        parts.append(t)
+        notes.append(f"{bench}: run {g['measurement'].iloc[0]}, commit {g['run_git_commit'].iloc[0]}, "
+                     f"{int(g['threads'].iloc[0])} threads, {g['device'].iloc[0]}, load average "
+                     f"{g['load_avg_1m'].min():.1f}-{g['load_avg_1m'].max():.1f}, n = {int(g['n'].iloc[0])}")
+    t = pd.concat(parts, ignore_index=True).round({"value": 2, "load": 2})
+    t.attrs["note"] = "; ".join(notes) + ". beam_stop unique is another ranking (a name scored by its shortest unique prefix)."
+    return t
+
+
 def table_plan_times() -> pd.DataFrame | str:
     """Minutes per notebook run of each plan's latest from-nothing recording
     (``results/benchmarks/plan_times.csv``, ``scripts/record_plan_time.py``) and the plan's
@@ -673,6 +713,7 @@ BLOCKS = {
     "benchmarks-llm": table_benchmarks_llm,
     "beauty-llmseqprompt": lambda: table_llmseqprompt("beauty"),
     "benchmarks-llmseqprompt": table_benchmarks_llmseqprompt,
+    "benchmarks-llmseqprompt-latest": table_benchmarks_llmseqprompt_latest,
 }
 
 
