@@ -92,3 +92,17 @@ def test_every_list_and_mapping_parameter_goes_through_the_helpers(path):
     assert _parsed_in(following) == wanted, f"{path.name}: the cell after `parameters` must parse {wanted}"
     assert any(f"results.{f}(DATASET, RESULTS_DIR)" in following for f in ("notebook_output", "output_dirs")), \
         f"{path.name}: results go through results.notebook_output (or output_dirs)"
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter_with_its_comment(path):
+    """papermill's inspection (``papermill --help-notebook``, its ``Passed unknown parameter``
+    warning) gives up on a line with a second ``=`` (e.g. in the comment): every assigned name of
+    the parameters cell must be among the parameters it reads, each with its help comment."""
+    import papermill as pm
+
+    params, _ = _cells(path)
+    assigned = [n.targets[0].id for n in ast.parse(params).body if isinstance(n, ast.Assign)]
+    seen = pm.inspect_notebook(str(path))
+    assert sorted(seen) == sorted(assigned), f"{path.name}: papermill misses {sorted(set(assigned) - set(seen))}"
+    assert all(p["help"] for p in seen.values()), f"{path.name}: a parameter without a comment"
