@@ -103,6 +103,9 @@ def test_genlist_answer_parses_back_to_its_names():
     (b"\xff\xfe bad", "genitem", [], True),  # not UTF-8
     ("Dog food\nmore text", "genitem", ["Dog food"], False),
     (" Dog food ### 1. x", "recsys23", ["Dog food"], False),
+    ("1. Dog food", "genitem", ["Dog food"], False),  # a numbered answer loses its number
+    ("2.5% Benzoyl Gel", "genitem", ["2.5% Benzoyl Gel"], False),  # a name starting with a decimal keeps it
+    ("2.0mm Derma Roller", "genitem", ["2.0mm Derma Roller"], False),
 ])
 def test_malformed_outputs_are_counted_never_raised(text, variant, names, failed):
     assert parse_output(text, variant) == (names, failed)
@@ -121,6 +124,18 @@ def catalogue():
 
 def test_a_shared_name_maps_to_its_most_popular_item(catalogue):
     assert catalogue.exact("alpha") == 5 and catalogue.exact(" alpha ") == 5 and catalogue.exact("zeta") == -1
+
+
+def test_beam_names_are_matched_as_catalogue_names_never_parsed():
+    """The constrained beam names catalogue items only: its names are matched as they are, so one
+    that reads like a numbered answer ("3. Blush") is found, and none is hallucinated."""
+    ids = np.arange(3)
+    nm = pd.Series(["3. Blush", "2.0mm Roller", "Soap"], index=ids)
+    cat = Catalogue(ids, nm, pd.Series([3, 2, 1], index=ids), stub_embed(list(nm)), stub_embed)
+    recs, st = map_samples(["3. Blush", "2.0mm Roller"], cat, prompt_ids=[], k=2, names_given=True)
+    assert recs == [0, 1] and st.hallucinated == 0
+    recs, st = map_samples(["3. Blush"], cat, prompt_ids=[], k=1)  # as generated text, the number goes
+    assert st.hallucinated == 1
 
 
 def test_count_and_replace_keeps_a_duplicate_once_and_replaces_the_rest_by_neighbours(catalogue):

@@ -70,7 +70,8 @@ def parse_output(text, variant: str, max_names: int = 20) -> tuple[list[str], bo
         if variant == "recsys23":
             t = t.split(RECSYS23_END.strip())[0]
         line = next((ln for ln in t.splitlines() if ln.strip()), "")
-        name = normalize_name(re.sub(r"^\s*\d+\s*[.)]\s*", "", line))
+        # a numbered answer ("1. Name", "2) Name"): the number goes; "2.5% Gel" or "2.0mm Roller" keep theirs
+        name = normalize_name(re.sub(r"^\s*\d+\s*[.)]\s+", "", line))
         return ([name], False) if name else ([], True)
     failed = False
     body = t
@@ -214,11 +215,16 @@ def _neighbour_ids(catalogue: Catalogue, vectors, want: int, banned: set) -> lis
 
 
 def map_samples(samples: list, catalogue: Catalogue, prompt_ids, k: int = 20, variant: str = "genitem",
-                fill: str = "popular") -> tuple[list[int], OutputStats]:
-    """§6.2.1 count-and-replace of one prompt's n sampled answers into a top-k (module docstring)."""
+                fill: str = "popular", names_given: bool = False) -> tuple[list[int], OutputStats]:
+    """§6.2.1 count-and-replace of one prompt's n sampled answers into a top-k (module docstring).
+    ``names_given``: the answers are catalogue names already (the constrained beam's), matched as
+    they are (normalised, RecSys'23's end marker cut), never parsed as generated text."""
     st = OutputStats(outputs=len(samples))
     names = []
     for s in samples:
+        if names_given:
+            names.append(normalize_name(str(s).split(RECSYS23_END.strip())[0] if variant == "recsys23" else s))
+            continue
         got, failed = parse_output(s, variant, max_names=1)
         st.parse_failures += int(failed)
         names += got

@@ -341,7 +341,8 @@ class LLMSeqPrompt(Recommender):
         stats, rows = OutputStats(), []
         for i, out in enumerate(outputs):
             if c.variant in ("genitem", "recsys23"):
-                got, st = map_samples(out, self.catalogue_, plist[i], k, variant=c.variant)
+                got, st = map_samples(out, self.catalogue_, plist[i], k, variant=c.variant,
+                                      names_given=c.decoder == "beam")
             elif c.variant == "genlist":
                 got, st = map_list(out[0] if out else "", self.catalogue_, plist[i], k)
             else:
