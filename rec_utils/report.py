@@ -623,18 +623,24 @@ def table_llmseqprompt(dataset: str = "beauty") -> pd.DataFrame | str:
     return sorted(frames, key=lambda t: -t["n"].iloc[0])
 
 
+def _llmseqprompt_rows(b: pd.DataFrame) -> pd.DataFrame:
+    """``llmseqprompt.csv`` with the columns later options added filled for the rows made before
+    them: fp32, beam decoding every name to its end, no LoRA; empty decoder / path / batching."""
+    b = b.copy()
+    for c in ("decoder", "code_path", "batching", "beam_stop"):
+        b[c] = b[c].fillna("") if c in b else ""
+    b["precision"] = b["precision"].fillna("fp32") if "precision" in b else "fp32"
+    b.loc[(b["decoder"] == "beam") & (b["beam_stop"] == ""), "beam_stop"] = "end"
+    b["lora"] = b["lora"].map({True: "LoRA", "True": "LoRA"}).fillna("") if "lora" in b else ""
+    return b
+
+
 def table_benchmarks_llmseqprompt() -> pd.DataFrame | str:
     """Fine-tuning tokens/s and generation items/s of the stored LLMSeqPrompt runs."""
     path = RESULTS_ROOT / "benchmarks" / "llmseqprompt.csv"
     if not path.is_file():
         return "_Run `.venv/bin/python scripts/benchmark_llmseqprompt.py`._"
-    b = pd.read_csv(path).fillna({"decoder": "", "code_path": "", "batching": ""})
-    if "precision" in b:  # rows before the option: fp32
-        b["precision"] = b["precision"].fillna("fp32")
-    if "beam_stop" in b:  # beam rows before the option decoded every name to its end
-        b["beam_stop"] = b["beam_stop"].fillna("").where(b["decoder"] != "beam", b["beam_stop"].fillna("end"))
-    if "lora" in b:
-        b["lora"] = b["lora"].map({True: "LoRA", "True": "LoRA"}).fillna("")
+    b = _llmseqprompt_rows(pd.read_csv(path))
     cols = ["benchmark", "code_path", "precision", "batching", "lora", "llm_variant", "model", "decoder", "beam_stop",
             "value", "n", "seconds", "threads", "load_avg_1m", "device"]
     return b[[c for c in cols if c in b.columns]].round(2)
@@ -654,12 +660,7 @@ def table_benchmarks_llmseqprompt_latest() -> pd.DataFrame | str:
 def _llmseqprompt_latest(b: pd.DataFrame) -> pd.DataFrame | str:
     if "measurement" not in b:
         return "_No `--measure` run yet._"
-    b = b[(b["source"] == "benchmark") & b["measurement"].notna()].copy()
-    b["precision"] = b["precision"].fillna("fp32") if "precision" in b else "fp32"
-    for c in ("beam_stop", "batching", "decoder"):
-        b[c] = b[c].fillna("") if c in b else ""
-    b["lora"] = b["lora"].map({True: "LoRA", "True": "LoRA"}).fillna("") if "lora" in b else ""
-    b.loc[(b["decoder"] == "beam") & (b["beam_stop"] == ""), "beam_stop"] = "end"  # rows before the option
+    b = _llmseqprompt_rows(b[(b["source"] == "benchmark") & b["measurement"].notna()])
     parts, notes = [], []
     for bench, g in b.groupby("benchmark", sort=False):
         g = g[g["measurement"] == g["measurement"].max()]

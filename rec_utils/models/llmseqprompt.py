@@ -382,9 +382,7 @@ class LLMSeqPrompt(Recommender):
             names, _ = G.constrained_beam(self.lm_, self.tok_, texts, self.trie_, num_beams=c.num_beams,
                                           max_new_tokens=c.max_new_tokens, progress=self.progress,
                                           batch_size=bs, scores=c.beam_scores, stop=c.beam_stop)
-            if c.variant == "recsys23":
-                names = [[x + C.RECSYS23_END for x in row] for row in names]
-            return names, sum(map(len, names))
+            return names, sum(map(len, names))  # RecSys'23: the trie's names end with its marker already
         outs = G.sample(self.lm_, self.tok_, texts, n=n, temperature=c.temperature if c.decoder == "sample" else 0.0,
                         top_p=c.top_p, max_new_tokens=self._new_tokens(), batch_size=bs, seed=c.seed,
                         progress=self.progress)
