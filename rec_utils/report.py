@@ -625,13 +625,17 @@ def table_llmseqprompt(dataset: str = "beauty") -> pd.DataFrame | str:
 
 def _llmseqprompt_rows(b: pd.DataFrame) -> pd.DataFrame:
     """``llmseqprompt.csv`` with the columns later options added filled for the rows made before
-    them: fp32, beam decoding every name to its end, no LoRA; empty decoder / path / batching."""
+    them: fp32, beam decoding every name to its end, no LoRA (LoRA on every layer); empty decoder /
+    path / batching. ``lora`` reads "LoRA" or "LoRA top-k" (adapters on the top k layers only)."""
     b = b.copy()
     for c in ("decoder", "code_path", "batching", "beam_stop"):
         b[c] = b[c].fillna("") if c in b else ""
     b["precision"] = b["precision"].fillna("fp32") if "precision" in b else "fp32"
     b.loc[(b["decoder"] == "beam") & (b["beam_stop"] == ""), "beam_stop"] = "end"
     b["lora"] = b["lora"].map({True: "LoRA", "True": "LoRA"}).fillna("") if "lora" in b else ""
+    if "lora_layers" in b:
+        top = pd.to_numeric(b["lora_layers"], errors="coerce").fillna(0).astype(int)
+        b.loc[(b["lora"] == "LoRA") & (top > 0), "lora"] = "LoRA top-" + top.astype(str)
     return b
 
 

@@ -18,7 +18,8 @@ weights: the speed of a decoder hardly depends on the fine-tuning):
   of ``Trainer.train`` on ``--train-cases`` GenItem cases, one epoch of batch 8,
   without validation (no evaluation passes or checkpoint writes in either path). Reference:
   random padded batches, LM head at every position (``batching=padded, loss_head=all``); new:
-  ``grouped`` / ``packed`` batches with the answer-only head, full fine-tuning and LoRA.
+  ``grouped`` / ``packed`` batches with the answer-only head, full fine-tuning and LoRA
+  (``--lora-layers 0 10``: adapters on every layer, and on the top 10 only; column ``lora_layers``).
 * ``--precisions fp32 bf16``: every new path also in bf16 (decoding: ``generate.for_decoding``,
   bf16 weights, fp32 log-probabilities; fine-tuning: ``TrainConfig(precision="bf16")``, the
   Trainer's bf16 autocast), interleaved with the others; column ``precision``. ``int8``:
@@ -198,8 +199,8 @@ def measure(a) -> int:
         variants += [("new", dict(batching=b, loss_head="answer", lora=False, precision=p))
                      for p in a.precisions if p != "int8" for b in a.batchings]
         if a.lora:
-            variants += [("new", dict(batching=a.batchings[0], loss_head="answer", lora=True, precision=p))
-                         for p in a.precisions if p != "int8"]
+            variants += [("new", dict(batching=a.batchings[0], loss_head="answer", lora=True, precision=p, lora_layers=k))
+                         for p in a.precisions if p != "int8" for k in a.lora_layers]
         import tempfile
 
         for rnd in range(a.ft_rounds):
@@ -212,7 +213,7 @@ def measure(a) -> int:
                                    f"max_prompt_items={a.max_prompt_items}",
                         "benchmark": "finetune_train_tokens_per_s", "decoder": "", "code_path": path,
                         "batching": kw["batching"], "loss_head": kw["loss_head"], "lora": kw["lora"],
-                        "precision": kw.get("precision", "fp32"),
+                        "precision": kw.get("precision", "fp32"), "lora_layers": kw.get("lora_layers", 0),
                         "value": info["train_tokens_per_s"], "n": info["train_tokens"], "seconds": info["train_s"],
                         "load_avg_1m": t.load, "finetune_key": info["key"]})
     return 0
@@ -235,6 +236,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ft-rounds", type=int, default=1)
     ap.add_argument("--batchings", nargs="+", default=["grouped", "packed"])
     ap.add_argument("--lora", action="store_true", help="also measure LoRA (new path)")
+    ap.add_argument("--lora-layers", nargs="+", type=int, default=[0],
+                    help="LoRA on the top this many decoder layers (0: every layer; TrainConfig.lora_layers), each measured")
     ap.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16", "int8"],
                     help="precisions of the new paths (bf16: only where the CPU runs it natively; int8: "
                          "decoding only, dynamic quantisation)")

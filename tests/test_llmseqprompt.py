@@ -675,7 +675,7 @@ def test_bf16_runs_and_finetunings_are_keyed_apart_from_fp32_ones():
     assert "precision" not in fp32
     ex = [("p", "a")]
     cfg = TrainConfig()
-    old = {k: v for k, v in asdict(cfg).items() if k != "precision"}
+    old = {k: v for k, v in asdict(cfg).items() if k not in ("precision", "lora_layers")}  # fields added later
     assert finetune_key("b", ex, [], cfg) == short_hash("b", ex, [], old)
     assert finetune_key("b", ex, [], TrainConfig(precision="bf16")) != finetune_key("b", ex, [], cfg)
     with pytest.raises(ValueError, match="precision"):
@@ -726,3 +726,28 @@ def test_bf16_lora_trains_on_a_bf16_base_and_keeps_an_fp32_merged_model(tok, tmp
     q = lm.model.layers[0].self_attn.q_proj.weight
     assert not torch.allclose(q, base.model.layers[0].self_attn.q_proj.weight.to(torch.bfloat16).float())
     assert finetune_key("tiny", ex, [], cfg) != finetune_key("tiny", ex, [], TrainConfig(lora=True, lora_r=2))
+
+
+def test_lora_on_the_top_layers_leaves_the_lower_layers_untouched(tok, tmp_path):
+    """``lora_layers=1``: adapters on the last decoder layer only, so after the merge the first
+    layer's weights are the base's and the last one's are not; keyed apart from LoRA on every
+    layer; the default (0) keeps the key of before the field existed; bad values are refused."""
+    import torch
+
+    from rec_utils.llm.finetune import TrainConfig, finetune, finetune_key
+    from rec_utils.llm.local import load_model
+
+    ex = [(f"items {i}:" + " word" * (i % 5), f" name {i % 3}" + tok.eos_token) for i in range(8)]
+    cfg = TrainConfig(epochs=1, batch_size=4, max_steps=2, lr=1e-2, lora=True, lora_r=2, lora_layers=1)
+    lm, info = finetune("tiny-random", tok, ex, [], cfg, base_id="tiny", cache=tmp_path, progress=False)
+    base = load_model("tiny-random", tok)
+    q = lambda m, i: m.model.layers[i].self_attn.q_proj.weight
+    assert len(lm.model.layers) > 1 and info["steps"] == 2
+    assert torch.equal(q(lm, 0), q(base, 0))
+    assert not torch.allclose(q(lm, -1), q(base, -1))
+    every = TrainConfig(epochs=1, batch_size=4, max_steps=2, lr=1e-2, lora=True, lora_r=2)
+    assert finetune_key("tiny", ex, [], cfg) != finetune_key("tiny", ex, [], every)
+    with pytest.raises(ValueError, match="lora_layers"):
+        TrainConfig(lora_layers=2)  # without lora=True
+    with pytest.raises(ValueError, match="lora_layers"):
+        TrainConfig(lora=True, lora_layers=-1)

@@ -6,7 +6,12 @@ the loss is on the completion tokens only. The validation loss is computed every
 steps on the validation cases; training stops early after ``patience`` evaluations without
 improvement, by steps and epochs, never by time, and the best checkpoint (lowest validation
 loss) is the model kept. ``lora=True`` trains a ``peft`` LoRA adapter (r, alpha, dropout, all
-linear layers) that is merged into the weights afterwards.
+linear layers) that is merged into the weights afterwards; ``lora_layers=k`` puts the adapters on
+the top ``k`` decoder layers only (peft ``layers_to_transform``): nothing below them needs a
+gradient, so the backward pass stops at the lowest adapted layer. Measured (LoRA, bf16, 2 threads,
+GenItem cases of ~190 tokens): every layer (30) 133 train tokens/s, the top 10 layers 382 (the
+backward through frozen layers costs more than its FLOPs suggest on a CPU: its input gradients run
+through bf16 autocast casts and unfused elementwise kernels).
 
 Speed (``scripts/benchmark_llmseqprompt.py --measure``): ``batching`` ``grouped`` forms batches of
 similar length (transformers' ``LengthGroupedSampler``: little padding, a seeded order), ``packed``
@@ -64,6 +69,7 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
+    lora_layers: int = 0  # > 0: adapters on the top this many decoder layers only, so the backward pass stops below them (~3x faster on a CPU); 0: every layer
     weight_decay: float = 0.0
     warmup_steps: int = 0
     seed: int = 0
@@ -76,6 +82,9 @@ class TrainConfig:
         for name, ok in (("batching", BATCHING), ("loss_head", LOSS_HEADS), ("precision", PRECISIONS)):
             if getattr(self, name) not in ok:
                 raise ValueError(f"TrainConfig: {name} must be one of {ok}, got {getattr(self, name)!r}")
+        if self.lora_layers < 0 or (self.lora_layers and not self.lora):
+            raise ValueError(f"TrainConfig: lora_layers must be 0 (every layer) or > 0 with lora=True, "
+                             f"got lora_layers={self.lora_layers}, lora={self.lora}")
 
     @property
     def learning_rate(self) -> float:
@@ -169,6 +178,8 @@ def finetune_key(base_id: str, train: list[tuple[str, str]], val: list[tuple[str
     enters only when it is not the reference ``fp32``, so fp32 keys stay what they were before the
     field existed and a bf16 fine-tuning never stands for an fp32 one (or the reverse)."""
     fields = asdict(cfg)
+    if not fields["lora_layers"]:  # every layer: the key of before the field existed
+        del fields["lora_layers"]
     if fields["precision"] == "fp32":
         del fields["precision"]
     elif cfg.lora:  # LoRA in bf16 holds the frozen base in bf16 (since issue 24's second pass)
@@ -212,8 +223,14 @@ def finetune(model_name: str, tok, train: list[tuple[str, str]], val: list[tuple
         if cfg.precision == "bf16":  # the frozen base in bf16: no per-step casts of its weights
             lm = lm.to(torch.bfloat16)
 
+        n_layers = lm.config.num_hidden_layers
+        top = list(range(n_layers - cfg.lora_layers, n_layers)) if 0 < cfg.lora_layers < n_layers else None
+        # peft's "all-linear" spelled out (every linear layer but the LM head): layers_to_transform needs names
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in lm.named_modules()
+                         if isinstance(m, torch.nn.Linear) and m is not lm.get_output_embeddings()})
         lm = get_peft_model(lm, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                           target_modules="all-linear", task_type="CAUSAL_LM"))
+                                           target_modules=linear if top else "all-linear", task_type="CAUSAL_LM",
+                                           layers_to_transform=top))
     tr, va = tokenize_examples(tok, train), tokenize_examples(tok, val)
     lm.config.use_cache = False  # training needs no cache, and packed rows are only detected without one
     work = root.parent / f".work-{key}"
