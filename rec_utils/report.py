@@ -1172,7 +1172,7 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
         names, notes = compact_labels(prompt["model"], prompt["variant"], drop=("test_sessions",))
         out = []
         for name, (_, a) in zip(names, prompt.iterrows()):
-            for bname in ("MostPopular", "V-SKNN"):
+            for bname in ("MostPopular", "V-SKNN", "LLMSeqSim"):
                 bb = rows[(rows["model"] == bname) & (rows["split_fingerprint"] == a["split_fingerprint"])]
                 if bb.empty:
                     continue

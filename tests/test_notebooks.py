@@ -274,7 +274,11 @@ def test_06_llmseqprompt_rows():
     assert shares[["unique_share", "duplicate_share"]].sum(axis=1).round(9).eq(1).all()
     assert list((out / "figures").glob("06_loss_curves*.png"))
     sig = pd.read_csv(out / "significance.csv")
-    assert (sig["model_a"] == "LLMSeqPrompt").sum() == 2 * len(p["DECODER"])
+    sig = sig[sig["model_a"] == "LLMSeqPrompt"]
+    baselines = p.get("BASELINES", ["MostPopular", "V-SKNN", "LLMSeqSim"])
+    assert len(sig) == 2 * len(p["DECODER"]) * len(baselines)  # every decoder against every baseline, 2 metrics
+    assert set(sig["model_b"]) == set(baselines) and sig["family"].str.startswith("06_llmseqprompt").all()
+    assert (sig["p_holm"] >= sig["p_value"]).all()
 
 
 def test_12_llm2_ablation_rows():
