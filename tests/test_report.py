@@ -236,4 +236,4 @@ def test_headline_answers_the_three_questions_from_the_committed_results():
     assert len(full.attrs["n_test_sessions"]) == len(sample.attrs["n_test_sessions"]) == 1
     assert full.attrs["n_test_sessions"] != sample.attrs["n_test_sessions"] and sample["n"].nunique() == 1
     assert not pd.concat([full, sample])["A − B [95 % CI]"].str.startswith("not computed").any()
-    assert set(sample["B"]) == {"MostPopular", "V-SKNN"}
+    assert set(sample["B"]) == {"MostPopular", "V-SKNN", "LLMSeqSim"}
