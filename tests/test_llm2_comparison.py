@@ -85,7 +85,8 @@ def test_equal_budget_tuning_lets_the_searched_fields_differ_but_not_the_stoppin
 
 
 def test_a_control_stopped_at_its_first_epoch_is_a_failed_run():
-    assert failed_run(_base(fit_info={"best_epoch": 1})) is not None
+    assert failed_run(_base(fit_info={"best_epoch": 1})).startswith("LLM2SASRec (init=random) seed 0 stopped")
+    assert failed_run(_record(fit_info={"best_epoch": 1})).startswith("LLM2SASRec (init=llm) seed 0")  # names the arm
     assert failed_run(_base(fit_info={"best_epoch": 1, "stopped_by": "epochs"})) is None  # an epoch cap, not a collapse
     assert failed_run(_base()) is None
 
