@@ -52,7 +52,7 @@ class LLMSeqPromptConfig:
 
     variant: str = "genitem"  # genitem | genlist | classify | rank | recsys23 (cases.VARIANTS)
     backend: str = "local"  # local (SmolLM2, default) | openai (opt-in, OPENAI_API_KEY)
-    model: str = "smollm2"  # local: smollm2 | tiny-random (tests) | a folder; openai: the base model
+    model: str = "smollm2"  # local: smollm2 | gemma3-270m (the bigger Gemma 3 base model, `make gemma`) | tiny-random (tests) | a folder; openai: the base model
     n_train_cases: int = 0  # training cases used (first of the shuffled order; 0 = all)
     n_val_cases: int = 0  # validation cases for the eval loss (0 = all of the 20 %)
     case_seed: int = 42  # shuffle of the cases (reference 42)
