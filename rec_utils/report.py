@@ -686,18 +686,27 @@ def _llmseqprompt_latest(b: pd.DataFrame) -> pd.DataFrame | str:
 
 
 def table_plan_times() -> pd.DataFrame | str:
-    """Minutes per notebook run of each plan's latest from-nothing recording
-    (``results/benchmarks/plan_times.csv``, ``scripts/record_plan_time.py``) and the plan's
-    measured wall clock; the conditions of each recording as a note."""
+    """Minutes per notebook run of each plan, each run's latest from-nothing recording
+    (``results/benchmarks/plan_times.csv``, ``scripts/record_plan_time.py``; its commit beside it),
+    the plan's measured wall clock and, where entries were re-measured on their own since, the
+    assembled total (labelled an estimate); the conditions of each recording as a note."""
     path = RESULTS_ROOT / "benchmarks" / "plan_times.csv"
     if not path.is_file():
         return "_No plan recorded: `scripts/record_plan_time.py` after a plan ran from nothing._"
     b = pd.read_csv(path, dtype={"git_commit": str}).fillna("")
-    latest = b.groupby("plan")["finished"].transform("max")
-    last_commit = b[b["finished"] == latest].groupby("plan")["git_commit"].first()
-    b = b[b["git_commit"] == b["plan"].map(last_commit)]
+    first_seen = {k: i for i, k in reversed(list(enumerate(zip(b["plan"], b["run"]))))}
+    total = "TOTAL (make study, wall clock)"  # an assembled total goes right after its plan's measured one
+    # the runs of each plan's latest full recording, and any run recorded (re-measured) after it
+    full = b[b["run"] == total].sort_values("finished", kind="stable").groupby("plan").tail(1).set_index("plan")
+    in_full = set(zip(b["plan"], b["run"], b["git_commit"]))
+    keep = [p not in full.index or (p, r, full.at[p, "git_commit"]) in in_full or f >= full.at[p, "finished"]
+            for p, r, f in zip(b["plan"], b["run"], b["finished"])]
+    b = b[keep].sort_values("finished", kind="stable").groupby(["plan", "run"], sort=False).tail(1)
+    b = b.assign(_order=[first_seen.get((p, total), first_seen[(p, r)]) + 0.5 if r.startswith("TOTAL (assembled")
+                         else first_seen[(p, r)] for p, r in zip(b["plan"], b["run"])]).sort_values("_order")
     t = b.assign(minutes=(b["wall_s"].astype(float) / 60).round(1))[["plan", "run", "minutes", "git_commit"]]
-    t.attrs["note"] = " ".join(f"{p}: {n}." for p, n in b.groupby("plan")["note"].first().items())
+    notes = b.drop_duplicates(["plan", "git_commit", "note"])
+    t.attrs["note"] = " ".join(f"{p} ({c}): {n}." for p, c, n in zip(notes["plan"], notes["git_commit"], notes["note"]))
     return t
 
 
