@@ -1087,6 +1087,21 @@ def _paired_or_missing(dataset: str, row_a, row_b, metric: str) -> dict:
                 "ci_high": nan, "error": str(e)}
 
 
+def _stored_or_paired(dataset: str, row_a, row_b, metric: str) -> dict:
+    """The pair as its notebook recorded it in significance.csv (same settings, split and metric:
+    the CI a reader finds there too), else :func:`_paired_or_missing` (recomputed here)."""
+    from .significance import read_significance
+
+    sig = read_significance(RESULTS_ROOT / dataset)
+    if not sig.empty and {"setting_id_a", "setting_id_b", "split_fingerprint"} <= set(sig.columns):
+        hit = sig[(sig["setting_id_a"] == row_a["setting_id"]) & (sig["setting_id_b"] == row_b["setting_id"])
+                  & (sig["split_fingerprint"] == row_a["split_fingerprint"]) & (sig["metric"] == metric)]
+        if len(hit):
+            h = hit.iloc[-1]
+            return {k: float(h[k]) for k in ("mean_a", "mean_b", "diff", "ci_low", "ci_high")}
+    return _paired_or_missing(dataset, row_a, row_b, metric)
+
+
 def _ci(st) -> str:
     if st["ci_low"] != st["ci_low"]:
         return "not computed: " + str(st.get("error", "no stored lists"))[:80]
@@ -1115,7 +1130,8 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
     3. the fine-tuned LLM (LLMSeqPrompt) against MostPopular and V-SKNN on the same sampled test sessions.
 
     A − B is the mean per-session difference with the 95 % CI of the inverted sign-flip test
-    (:func:`paired_on_sessions`, or the stored pair for question 2). Two tables: the full test set
+    (the stored pair of significance.csv where one was recorded: questions 2 and 3; else
+    :func:`paired_on_sessions`). Two tables: the full test set
     (questions 1, 2) and the largest sample of test sessions (question 3), never mixed."""
     from .llm2_comparison import FAIR_FAMILY
     from .models.llm2 import LLM2_BASES
@@ -1186,7 +1202,7 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
                 if bb.empty:
                     continue
                 b = bb.iloc[0]
-                st = _paired_or_missing(dataset, a, b, m)
+                st = _stored_or_paired(dataset, a, b, m)
                 out.append({"question": "3. fine-tuned LLM vs baselines, same sessions", "n": int(a["n_test_sessions"]),
                             "A": name, "B": bname, "seeds A / B": f"{int(a['n_seeds'])} / {int(b['n_seeds'])}",
                             "A NDCG@20": _fmt(a[m], a[f"{m}_sd"]), "B NDCG@20": _fmt(b[m], b[f"{m}_sd"]),

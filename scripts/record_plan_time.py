@@ -11,15 +11,18 @@ Writes one row per notebook run of the plan plus a ``TOTAL`` row (the measured w
 ``make study`` after installation) into ``results/benchmarks/plan_times.csv`` (replacing the rows
 of an earlier recording of the same plan and commit). Each marker is a notebook run's
 ``results/<dataset>/notebooks/<run>.done.json`` (``wall_s``: papermill's execution time).
-The README's block ``benchmarks-plans`` shows the latest recording of each plan.
+The block ``benchmarks-plans`` of docs/running.md shows each run's latest recording.
 
 When only some entries changed since the plan's last full recording, re-measure just those (each
-from nothing, on an idle machine) and record them with ``--only``; no wall clock is needed, and
-the plan's ``TOTAL (assembled ...)`` row is rewritten: the sum, over the plan's current runs, of
-each run's latest recorded time (its note names the commits it was assembled from). An assembled
-total is an estimate of the wall clock, labelled as such, never a measured one::
+from nothing, on an idle machine: their stored runs, searches and caches removed, the entries
+before them done) and record them with ``--only`` (comma-separated run names or globs); no wall
+clock is taken (``--wall-s`` is refused with ``--only``), and the plan's ``TOTAL (assembled ...)``
+row is rewritten: the sum, over the plan's current runs, of each run's latest recorded time, plus
+the runner's own overhead as the last full recording measured it (its wall clock minus its runs);
+its note names the commits it was assembled from. An assembled total is an estimate of the wall
+clock, labelled as such, never a measured one::
 
-    .venv/bin/python scripts/record_plan_time.py --plan default --study-dir . \
+    .venv/bin/python scripts/record_plan_time.py --plan default --study-dir /tmp/x \\
         --only 05_llm2sequential --note "..."
 """
 from __future__ import annotations
@@ -44,7 +47,7 @@ OUT = ROOT / "results" / "benchmarks" / "plan_times.csv"
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plan", required=True, help="plan name under plans/ (default, ml-latest-small, ...)")
     ap.add_argument("--study-dir", required=True, type=Path, help="the clone the plan ran in")
     ap.add_argument("--wall-s", type=float, default=None,
@@ -57,6 +60,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.wall_s is None and not a.only:
         ap.error("--wall-s is required (the measured wall clock of the whole plan) unless --only")
+    if a.wall_s is not None and a.only:
+        ap.error("--wall-s measures the whole plan: not with --only (the assembled total is computed)")
     study = a.study_dir.resolve()
     plan_file = study / "plans" / f"{a.plan}.yaml"
     if not plan_file.is_file():
@@ -114,8 +119,8 @@ def assemble_total(table: pd.DataFrame, plan: str, plan_runs: list[str]) -> pd.D
     if missing or full.empty:
         raise SystemExit(f"plan {plan}: no full recording, or no recorded time for {', '.join(missing) or '-'}: "
                          "record the whole plan first")
-    full_commit = full["git_commit"].iloc[-1]
-    at_full = mine[(mine["git_commit"] == full_commit)]
+    full_commit, full_done = full["git_commit"].iloc[-1], full["finished"].iloc[-1]
+    at_full = mine[(mine["git_commit"] == full_commit) & (mine["finished"] <= full_done)]  # not later --only rows
     overhead = float(full["wall_s"].iloc[-1]) - at_full["wall_s"].astype(float).sum()
     by_commit = latest.groupby("git_commit")["run"].apply(lambda r: ", ".join(r)).to_dict()
     row = {"plan": plan, "run": ASSEMBLED, "wall_s": f"{latest['wall_s'].astype(float).sum() + overhead:.1f}",
