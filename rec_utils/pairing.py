@@ -50,13 +50,20 @@ class PairingRefused(ValueError):
     message lists every reason."""
 
 
+def run_name(record: dict) -> str:
+    """A run's model with its arm, as the reasons name it: ``LLM2SASRec (init=random)`` for an
+    LLM2 arm (its ``init``: ``random`` is the base), the bare model name for any other run."""
+    init = (record.get("resolved_config") or record.get("config") or {}).get("init")
+    return f"{record.get('model')} (init={init})" if init else str(record.get("model"))
+
+
 def failed_run(record: dict) -> str | None:
     """Why a neural run is a failed run (None when it is not): it stopped by early stopping with
     its best validation epoch the first one (the model never improved on its first epoch: a
     collapsed control, e.g. the 1-copy BERT4Rec base at MostPopular level)."""
     info = record.get("fit_info") or {}
     if info.get("stopped_by") == "early_stopping" and info.get("best_epoch") == 1:
-        return (f"{record.get('model')} seed {record.get('seed')} stopped at its first epoch "
+        return (f"{run_name(record)} seed {record.get('seed')} stopped at its first epoch "
                 f"(best epoch 1 of {info.get('epochs_run')}): a failed run, not a baseline")
     return None
 

@@ -686,18 +686,27 @@ def _llmseqprompt_latest(b: pd.DataFrame) -> pd.DataFrame | str:
 
 
 def table_plan_times() -> pd.DataFrame | str:
-    """Minutes per notebook run of each plan's latest from-nothing recording
-    (``results/benchmarks/plan_times.csv``, ``scripts/record_plan_time.py``) and the plan's
-    measured wall clock; the conditions of each recording as a note."""
+    """Minutes per notebook run of each plan, each run's latest from-nothing recording
+    (``results/benchmarks/plan_times.csv``, ``scripts/record_plan_time.py``; its commit beside it),
+    the plan's measured wall clock and, where entries were re-measured on their own since, the
+    assembled total (labelled an estimate); the conditions of each recording as a note."""
     path = RESULTS_ROOT / "benchmarks" / "plan_times.csv"
     if not path.is_file():
         return "_No plan recorded: `scripts/record_plan_time.py` after a plan ran from nothing._"
     b = pd.read_csv(path, dtype={"git_commit": str}).fillna("")
-    latest = b.groupby("plan")["finished"].transform("max")
-    last_commit = b[b["finished"] == latest].groupby("plan")["git_commit"].first()
-    b = b[b["git_commit"] == b["plan"].map(last_commit)]
+    first_seen = {k: i for i, k in reversed(list(enumerate(zip(b["plan"], b["run"]))))}
+    total = "TOTAL (make study, wall clock)"  # an assembled total goes right after its plan's measured one
+    # the runs of each plan's latest full recording, and any run recorded (re-measured) after it
+    full = b[b["run"] == total].sort_values("finished", kind="stable").groupby("plan").tail(1).set_index("plan")
+    in_full = set(zip(b["plan"], b["run"], b["git_commit"]))
+    keep = [p not in full.index or (p, r, full.at[p, "git_commit"]) in in_full or f >= full.at[p, "finished"]
+            for p, r, f in zip(b["plan"], b["run"], b["finished"])]
+    b = b[keep].sort_values("finished", kind="stable").groupby(["plan", "run"], sort=False).tail(1)
+    b = b.assign(_order=[first_seen.get((p, total), first_seen[(p, r)]) + 0.5 if r.startswith("TOTAL (assembled")
+                         else first_seen[(p, r)] for p, r in zip(b["plan"], b["run"])]).sort_values("_order")
     t = b.assign(minutes=(b["wall_s"].astype(float) / 60).round(1))[["plan", "run", "minutes", "git_commit"]]
-    t.attrs["note"] = " ".join(f"{p}: {n}." for p, n in b.groupby("plan")["note"].first().items())
+    notes = b.drop_duplicates(["plan", "git_commit", "note"])
+    t.attrs["note"] = " ".join(f"{p} ({c}): {n}." for p, c, n in zip(notes["plan"], notes["git_commit"], notes["note"]))
     return t
 
 
@@ -1078,6 +1087,21 @@ def _paired_or_missing(dataset: str, row_a, row_b, metric: str) -> dict:
                 "ci_high": nan, "error": str(e)}
 
 
+def _stored_or_paired(dataset: str, row_a, row_b, metric: str) -> dict:
+    """The pair as its notebook recorded it in significance.csv (same settings, split and metric:
+    the CI a reader finds there too), else :func:`_paired_or_missing` (recomputed here)."""
+    from .significance import read_significance
+
+    sig = read_significance(RESULTS_ROOT / dataset)
+    if not sig.empty and {"setting_id_a", "setting_id_b", "split_fingerprint"} <= set(sig.columns):
+        hit = sig[(sig["setting_id_a"] == row_a["setting_id"]) & (sig["setting_id_b"] == row_b["setting_id"])
+                  & (sig["split_fingerprint"] == row_a["split_fingerprint"]) & (sig["metric"] == metric)]
+        if len(hit):
+            h = hit.iloc[-1]
+            return {k: float(h[k]) for k in ("mean_a", "mean_b", "diff", "ci_low", "ci_high")}
+    return _paired_or_missing(dataset, row_a, row_b, metric)
+
+
 def _ci(st) -> str:
     if st["ci_low"] != st["ci_low"]:
         return "not computed: " + str(st.get("error", "no stored lists"))[:80]
@@ -1106,7 +1130,8 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
     3. the fine-tuned LLM (LLMSeqPrompt) against MostPopular and V-SKNN on the same sampled test sessions.
 
     A − B is the mean per-session difference with the 95 % CI of the inverted sign-flip test
-    (:func:`paired_on_sessions`, or the stored pair for question 2). Two tables: the full test set
+    (the stored pair of significance.csv where one was recorded: questions 2 and 3; else
+    :func:`paired_on_sessions`). Two tables: the full test set
     (questions 1, 2) and the largest sample of test sessions (question 3), never mixed."""
     from .llm2_comparison import FAIR_FAMILY
     from .models.llm2 import LLM2_BASES
@@ -1177,7 +1202,7 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
                 if bb.empty:
                     continue
                 b = bb.iloc[0]
-                st = _paired_or_missing(dataset, a, b, m)
+                st = _stored_or_paired(dataset, a, b, m)
                 out.append({"question": "3. fine-tuned LLM vs baselines, same sessions", "n": int(a["n_test_sessions"]),
                             "A": name, "B": bname, "seeds A / B": f"{int(a['n_seeds'])} / {int(b['n_seeds'])}",
                             "A NDCG@20": _fmt(a[m], a[f"{m}_sd"]), "B NDCG@20": _fmt(b[m], b[f"{m}_sd"]),

@@ -6,8 +6,9 @@ Two sources of rows (column ``source``):
 the same run, interleaved** (reference, new, reference, new, ... on the same sessions and
 cases), on ``--threads`` torch threads, the 1-minute load average read before and after each
 measurement (``load_avg_1m`` is their mean): the box is shared, so only figures of one run and
-similar load compare. What is measured, on Beauty with the real SmolLM2-135M-Instruct (base
-weights: the speed of a decoder hardly depends on the fine-tuning):
+similar load compare. What is measured, on Beauty with the real SmolLM2-135M-Instruct (or
+``--model gemma3-270m``, Gemma 3 270M; column ``model``) and its base weights (the speed of a
+decoder hardly depends on the fine-tuning):
 
 * ``generation_items_per_s``, decoder ``beam`` (20 beams, catalogue trie of the train names) and
   ``sample`` (20 samples, T 0.25): recommended items (20 a session: the list length the stored
@@ -130,13 +131,13 @@ def measure(a) -> int:
     split = make_split(ds, "temporal")
     sub = split.sample_test(a.sessions, seed=0)
     names = item_texts(ds).astype(str).map(lambda s: " ".join(s.split()))
-    tok = load_tokenizer("smollm2")
+    tok = load_tokenizer(a.model)
 
     def prompt(item_ids, answer=None):
         nm = [names[int(j)] for j in item_ids if names.get(int(j), "")][-a.max_prompt_items:]
         return tok.apply_chat_template(C.messages("genitem", nm), tokenize=False, add_generation_prompt=True)
 
-    common = {"source": "benchmark", "model": "smollm2", "llm_variant": "genitem", "device": device_description("cpu"),
+    common = {"source": "benchmark", "model": a.model, "llm_variant": "genitem", "device": device_description("cpu"),
               "threads": torch.get_num_threads(), "run_git_commit": git_commit(),
               "measurement": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     rows = []
@@ -155,14 +156,14 @@ def measure(a) -> int:
         _write(df, Path(a.out))
 
     if not a.skip_decoding:
-        lm = load_model("smollm2", tok).eval()
+        lm = load_model(a.model, tok).eval()
         texts = [prompt(sub.test[i]) for i in range(len(sub.test))]
         cat = sorted(set(names[np.unique(split.train["item_id"])]) - {""})
         trie = G.NameTrie.from_names(tok, cat, tok.eos_token_id)
         label = f"test_sessions={len(texts)},max_prompt_items={a.max_prompt_items},base weights"
         models = {"fp32": lm}
         for prec in set(a.precisions) - {"fp32"}:
-            models[prec] = G.for_decoding(load_model("smollm2", tok).eval(), prec)
+            models[prec] = G.for_decoding(load_model(a.model, tok).eval(), prec)
         paths = {"beam": [] if a.skip_reference_decoding else [("reference", "fp32", "end", lambda ps: G.constrained_beam_sequential(
                      lm, tok, ps, trie, num_beams=20, progress=False)[0])],
                  "sample": [] if a.skip_reference_decoding else [("reference", "fp32", "", lambda ps: G.sample_sequential(
@@ -194,7 +195,7 @@ def measure(a) -> int:
         cs = C.train_cases(split.train, names, seed=42).take(a.train_cases, 1)
         ex = [(prompt(cs.prompts[i]), names[int(cs.targets[i])] + tok.eos_token) for i in range(len(cs))
               if not cs.is_val[i]]
-        bid = base_model_id("smollm2")
+        bid = base_model_id(a.model)
         variants = [("reference", dict(batching="padded", loss_head="all", lora=False))]
         variants += [("new", dict(batching=b, loss_head="answer", lora=False, precision=p))
                      for p in a.precisions if p != "int8" for b in a.batchings]
@@ -207,7 +208,7 @@ def measure(a) -> int:
             for path, kw in variants:
                 cfg = TrainConfig(epochs=1, batch_size=8, max_steps=a.train_steps or -1, seed=rnd, **kw)
                 with tempfile.TemporaryDirectory() as tmp, Timer() as t:
-                    _, info = finetune("smollm2", tok, ex, [], cfg, base_id=bid, cache=Path(tmp), progress=False,
+                    _, info = finetune(a.model, tok, ex, [], cfg, base_id=bid, cache=Path(tmp), progress=False,
                                        num_threads=a.threads)
                 record({"variant": f"train_cases={len(ex)},steps={info['steps']},batch_size=8,"
                                    f"max_prompt_items={a.max_prompt_items}",
@@ -225,6 +226,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--measure", action="store_true", help="measure reference and new code paths, interleaved")
     ap.add_argument("--dataset", default="beauty")
+    ap.add_argument("--model", default="smollm2", help="local LLM: smollm2 | gemma3-270m (`make gemma`) (column model)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sessions", type=int, default=16, help="test sessions decoded by each path")
     ap.add_argument("--rounds", type=int, default=2, help="session chunks, each decoded by both paths in turn")

@@ -85,7 +85,8 @@ def test_equal_budget_tuning_lets_the_searched_fields_differ_but_not_the_stoppin
 
 
 def test_a_control_stopped_at_its_first_epoch_is_a_failed_run():
-    assert failed_run(_base(fit_info={"best_epoch": 1})) is not None
+    assert failed_run(_base(fit_info={"best_epoch": 1})).startswith("LLM2SASRec (init=random) seed 0 stopped")
+    assert failed_run(_record(fit_info={"best_epoch": 1})).startswith("LLM2SASRec (init=llm) seed 0")  # names the arm
     assert failed_run(_base(fit_info={"best_epoch": 1, "stopped_by": "epochs"})) is None  # an epoch cap, not a collapse
     assert failed_run(_base()) is None
 
@@ -195,3 +196,35 @@ def test_the_headline_table_shows_pairs_refusals_and_the_papers_gain(tmp_path, t
     assert gru_row["base NDCG@10"] == "refused" and "different devices" in gru_row["LLM2 NDCG@10"]
     bert = t[t["model"] == "LLM2BERT4Rec"].iloc[0]
     assert bert["base NDCG@10"] == "not paired yet" and bert["gain @10 ours / paper"] == "– / +20%"
+
+
+def test_a_resumed_finished_search_keeps_its_stored_record(tmp_path, monkeypatch):
+    """tune_arm on a search that has nothing left to run leaves the stored optimum's file as the
+    search wrote it (its commit and search time are not overwritten by the resuming call)."""
+    import json
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from rec_utils import llm2_comparison
+    from rec_utils.tuning import optuna_search, worker
+
+    best = SimpleNamespace(number=3, value=0.05, params={"learning_rate": 0.01},
+                           user_attrs={"fold_values": [0.05], "config": {**TINY, "init": "llm"}})
+    study = SimpleNamespace(study_name="s1")
+    monkeypatch.setattr(worker, "prepare_search", lambda *a, **k: object())
+    monkeypatch.setattr(worker, "run_worker", lambda *a, **k: study)
+    monkeypatch.setattr(optuna_search, "n_finished", lambda s: 4)
+    monkeypatch.setattr(optuna_search, "best_trial", lambda s: best)
+    monkeypatch.setattr(optuna_search, "trials_table", lambda s: pd.DataFrame({"duration_s": [1.0, 2.0]}))
+    kw = dict(tag="t4", n_trials=4, n_startup=2, dataset="beauty", root=tmp_path)
+    first = llm2_comparison.tune_arm("LLM2SASRec", "llm", **kw)
+    path = tuned_config_path(tmp_path, "LLM2SASRec", "llm", "t4")
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "git_commit": "first00", "search_wall_s_this_call": 285.5}))
+    again = llm2_comparison.tune_arm("LLM2SASRec", "llm", **kw)
+    assert again["git_commit"] == "first00" and again["search_wall_s_this_call"] == 285.5
+    assert json.loads(path.read_text())["search_wall_s_this_call"] == 285.5 and first["trial_number"] == 3
+    best.number, best.value = 5, 0.06  # the search found a better trial: the file is rewritten
+    assert llm2_comparison.tune_arm("LLM2SASRec", "llm", **kw)["trial_number"] == 5
+    assert json.loads(path.read_text())["trial_number"] == 5

@@ -592,6 +592,38 @@ def test_a_model_folder_is_identified_by_its_file_contents_not_its_names_and_siz
     assert base_model_id(str(a)) == base_model_id(str(a))
 
 
+def test_gemma_prompts_use_gemma_turns_with_the_system_text_in_the_first_user_turn(tok):
+    """The Gemma 3 base model has no chat template: ours renders Gemma's turns (checked with any
+    tokenizer: the template only reads bos_token and the messages)."""
+    from rec_utils.llm.local import GEMMA3_CHAT_TEMPLATE
+
+    msgs = [{"role": "system", "content": "You recommend."}, {"role": "user", "content": "Items: a, b"},
+            {"role": "assistant", "content": "c"}]
+    prompt = tok.apply_chat_template(msgs[:2], tokenize=False, add_generation_prompt=True,
+                                     chat_template=GEMMA3_CHAT_TEMPLATE)
+    assert prompt == (f"{tok.bos_token}<start_of_turn>user\nYou recommend.\n\nItems: a, b<end_of_turn>\n"
+                      "<start_of_turn>model\n")
+    full = tok.apply_chat_template(msgs, tokenize=False, chat_template=GEMMA3_CHAT_TEMPLATE)
+    assert full == prompt + "c<end_of_turn>\n"
+    no_system = tok.apply_chat_template(msgs[1:2], tokenize=False, add_generation_prompt=True,
+                                        chat_template=GEMMA3_CHAT_TEMPLATE)
+    assert no_system == f"{tok.bos_token}<start_of_turn>user\nItems: a, b<end_of_turn>\n<start_of_turn>model\n"
+
+
+def test_gemma_without_its_packages_says_how_to_install_them(monkeypatch):
+    import importlib.util
+
+    from rec_utils.llm import local
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == local.GEMMA3_PACKAGE else real(name, *a))
+    with pytest.raises(local.LLMError, match="make gemma"):
+        local.base_model_id("gemma3-270m")
+    with pytest.raises(local.LLMError, match="make gemma"):
+        local.load_tokenizer("gemma3-270m")
+
+
 def test_int8_beam_search_names_only_catalogue_items_and_repeats_itself(tok, spread_lm):
     """int8 decoding (an option: dynamically quantised linear maps): only catalogue names, best
     first, every name of a catalogue-wide beam found, the same output for the same call, and

@@ -261,7 +261,8 @@ def test_06_llmseqprompt_rows():
     out = results_of("06_llmseqprompt")
     rows = summary_rows("06_llmseqprompt")
     mean = rows[rows["aggregate"] == "mean"]
-    llm = mean[mean["model"] == "LLMSeqPrompt"]
+    other = f"max_steps={CI_RUNS['06_llmseqprompt__compare']['parameters']['CONFIG']['max_steps']}"
+    llm = mean[(mean["model"] == "LLMSeqPrompt") & ~mean["variant"].str.contains(other)]  # not the compare entry's
     assert len(llm) == len(p["DECODER"]) + len(p["TEMPERATURES"])
     assert {"MostPopular", "V-SKNN", "LLMSeqSim"} <= set(mean["model"])
     assert (mean["n_test_sessions"] == p["EVAL_SESSIONS"]).all() and mean["split_fingerprint"].nunique() == 1
@@ -274,11 +275,26 @@ def test_06_llmseqprompt_rows():
     assert shares[["unique_share", "duplicate_share"]].sum(axis=1).round(9).eq(1).all()
     assert list((out / "figures").glob("06_loss_curves*.png"))
     sig = pd.read_csv(out / "significance.csv")
-    sig = sig[sig["model_a"] == "LLMSeqPrompt"]
+    sig = sig[(sig["model_a"] == "LLMSeqPrompt") & ~sig["label_a"].str.contains(other)]
     baselines = p.get("BASELINES", ["MostPopular", "V-SKNN", "LLMSeqSim"])
     assert len(sig) == 2 * len(p["DECODER"]) * len(baselines)  # every decoder against every baseline, 2 metrics
     assert set(sig["model_b"]) == set(baselines) and sig["family"].str.startswith("06_llmseqprompt").all()
     assert (sig["p_holm"] >= sig["p_value"]).all()
+
+
+def test_06_compare_with_pairs_two_llmseqprompt_configurations_on_the_same_sessions():
+    """COMPARE_WITH pairs the entry's beam run with the stored beam run of the other configuration
+    (here: 1 fine-tuning step against 2) on the same sessions, in its own Holm family, and they pair."""
+    run = CI_RUNS["06_llmseqprompt__compare"]
+    summary_rows("06_llmseqprompt")  # the configuration compared with runs first
+    out = results_of("06_llmseqprompt__compare")
+    sig = pd.read_csv(out / "significance.csv")
+    sig = sig[(sig["model_a"] == "LLMSeqPrompt") & (sig["model_b"] == "LLMSeqPrompt")]
+    assert len(sig) == 2 and set(sig["metric"]) == {"ndcg@20", "hit_rate@20"}
+    assert sig["label_a"].str.contains("max_steps=1").all() and sig["label_b"].str.contains("max_steps=2").all()
+    assert sig["label_a"].str.contains("decoder=beam").all() and sig["label_b"].str.contains("decoder=beam").all()
+    assert sig["family"].str.endswith(" models").all() and (sig["pairing"].fillna("") == "").all()
+    assert (sig["n_sessions"] == run["parameters"]["EVAL_SESSIONS"]).all()
 
 
 def test_12_llm2_ablation_rows():

@@ -84,7 +84,26 @@ def test_plan_times_show_each_plans_latest_recording_with_its_conditions(tmp_pat
     t = report.table_plan_times()
     assert set(t.loc[t["plan"] == "default", "git_commit"]) == {"bbb"}
     assert t.loc[(t["plan"] == "default") & t["run"].str.startswith("TOTAL"), "minutes"].item() == 5.0
-    assert "ml: busy box." in t.attrs["note"] and "idle box" in t.attrs["note"] and "old" not in t.attrs["note"]
+    assert "ml (aaa): busy box." in t.attrs["note"] and "idle box" in t.attrs["note"] and "old" not in t.attrs["note"]
+
+
+def test_plan_times_show_a_re_measured_entry_and_the_assembled_total_beside_the_full_recording(tmp_path, monkeypatch):
+    (tmp_path / "benchmarks").mkdir()
+    rows = [("default", "01_gone", 10, "2026-01-01T00:01:00", "aaa", "old"),  # not in the latest full recording
+            ("default", "01_baselines", 60, "2026-02-01T00:01:00", "bbb", "full"),
+            ("default", "05_llm2", 120, "2026-02-01T00:03:00", "bbb", "full"),
+            ("default", "TOTAL (make study, wall clock)", 200, "2026-02-01T00:05:00", "bbb", "full"),
+            ("default", "05_llm2", 240, "2026-03-01T00:00:00", "ccc", "05 alone"),
+            ("default", "TOTAL (assembled from each run's latest from-nothing time)", 320, "2026-03-01T00:00:00",
+             "ccc", "an estimate")]
+    pd.DataFrame(rows, columns=["plan", "run", "wall_s", "finished", "git_commit", "note"]).to_csv(
+        tmp_path / "benchmarks" / "plan_times.csv", index=False)
+    monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
+    t = report.table_plan_times()
+    assert t["run"].tolist() == ["01_baselines", "05_llm2", "TOTAL (make study, wall clock)",
+                                 "TOTAL (assembled from each run's latest from-nothing time)"]
+    assert t["git_commit"].tolist() == ["bbb", "ccc", "bbb", "ccc"] and t["minutes"].tolist() == [1.0, 4.0, 3.3, 5.3]
+    assert "05 alone" in t.attrs["note"] and "old" not in t.attrs["note"]
 
 
 # --- one test population per table, one row per result, flags, and --check over every document -----------------

@@ -278,3 +278,26 @@ def test_check_recorded_passes_a_recorded_setting_and_names_what_is_missing(tiny
     assert list(rows["setting_id"]) == [setting.id] and int(rows["n_seeds"].iloc[0]) == 2
     with pytest.raises(results.RecordingError, match="at least 3 seed"):
         results.check_recorded(tmp_path, {"SKNN": setting}, tiny_split, min_seeds=lambda s: 3)
+
+
+def test_re_measured_plan_entries_give_an_assembled_total_labelled_an_estimate():
+    """record_plan_time --only: the plan's assembled total is the sum of each run's latest time plus
+    the runner overhead of the last full recording; a plan never recorded in full is refused."""
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("rpt", PROJECT_ROOT / "scripts" / "record_plan_time.py")
+    rpt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rpt)
+    row = lambda run, s, fin, c: {"plan": "p", "run": run, "wall_s": str(s), "finished": fin, "git_commit": c,  # noqa: E731
+                                  "machine": "x", "note": ""}
+    table = pd.DataFrame([row("a", 100, "1", "old"), row("b", 200, "2", "old"), row(rpt.WALL_CLOCK, 330, "3", "old"),
+                          row("b", 50, "4", "new")])
+    out = rpt.assemble_total(table, "p", ["a", "b"])
+    total = out[out["run"] == rpt.ASSEMBLED].iloc[0]
+    assert float(total["wall_s"]) == 100 + 50 + 30 and total["git_commit"] == "new"
+    assert total["note"].startswith("an estimate, not one wall clock") and "30 s of runner overhead" in total["note"]
+    assert len(rpt.assemble_total(out, "p", ["a", "b"])) == len(out)  # rewritten, not added twice
+    with pytest.raises(SystemExit, match="record the whole plan first"):
+        rpt.assemble_total(table, "p", ["a", "b", "c"])

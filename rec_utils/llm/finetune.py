@@ -56,6 +56,15 @@ LOSS_HEADS = ("all", "answer")
 PRECISIONS = ("fp32", "bf16")
 
 
+def check_lora_layers(lora_layers: int, lora: bool, *, where: str) -> None:
+    """Refuse a ``lora_layers`` that cannot be built: negative, or > 0 without ``lora=True``
+    (``where`` names the config in the message). Shared by :class:`TrainConfig` and
+    ``LLMSeqPromptConfig``, which checks it before any model is loaded."""
+    if lora_layers < 0 or (lora_layers and not lora):
+        raise ValueError(f"{where}: lora_layers must be 0 (every layer) or > 0 with lora=True, "
+                         f"got lora_layers={lora_layers}, lora={lora}")
+
+
 @dataclass
 class TrainConfig:
     """Fine-tuning hyper-parameters (defaults: docs/local-models' measured recipe)."""
@@ -82,9 +91,7 @@ class TrainConfig:
         for name, ok in (("batching", BATCHING), ("loss_head", LOSS_HEADS), ("precision", PRECISIONS)):
             if getattr(self, name) not in ok:
                 raise ValueError(f"TrainConfig: {name} must be one of {ok}, got {getattr(self, name)!r}")
-        if self.lora_layers < 0 or (self.lora_layers and not self.lora):
-            raise ValueError(f"TrainConfig: lora_layers must be 0 (every layer) or > 0 with lora=True, "
-                             f"got lora_layers={self.lora_layers}, lora={self.lora}")
+        check_lora_layers(self.lora_layers, self.lora, where="TrainConfig")
 
     @property
     def learning_rate(self) -> float:

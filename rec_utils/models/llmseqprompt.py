@@ -33,7 +33,7 @@ from ..data import item_texts
 from ..llm import cases as C
 from ..llm import generate as G
 from ..llm import openai_ft as O
-from ..llm.finetune import TrainConfig, finetune
+from ..llm.finetune import TrainConfig, check_lora_layers, finetune
 from ..llm.generate import DECODING_REVISION, NameTrie
 from ..llm.local import base_model_id, load_tokenizer
 from ..llm.mapping import Catalogue, OutputStats, map_fuzzy, map_list, map_samples
@@ -52,7 +52,7 @@ class LLMSeqPromptConfig:
 
     variant: str = "genitem"  # genitem | genlist | classify | rank | recsys23 (cases.VARIANTS)
     backend: str = "local"  # local (SmolLM2, default) | openai (opt-in, OPENAI_API_KEY)
-    model: str = "smollm2"  # local: smollm2 | tiny-random (tests) | a folder; openai: the base model
+    model: str = "smollm2"  # local: smollm2 | gemma3-270m (the bigger Gemma 3 base model, `make gemma`) | tiny-random (tests) | a folder; openai: the base model
     n_train_cases: int = 0  # training cases used (first of the shuffled order; 0 = all)
     n_val_cases: int = 0  # validation cases for the eval loss (0 = all of the 20 %)
     case_seed: int = 42  # shuffle of the cases (reference 42)
@@ -106,9 +106,7 @@ class LLMSeqPromptConfig:
         if self.decoder == "beam" and self.variant not in ("genitem", "recsys23"):
             raise ValueError(f"decoder='beam' (catalogue-constrained) applies to genitem and recsys23, "
                              f"not variant={self.variant!r}")
-        if self.lora_layers < 0 or (self.lora_layers and not self.lora):
-            raise ValueError(f"LLMSeqPrompt: lora_layers must be 0 (every layer) or > 0 with lora=True, "
-                             f"got lora_layers={self.lora_layers}, lora={self.lora}")
+        check_lora_layers(self.lora_layers, self.lora, where="LLMSeqPrompt")
         if self.decoder == "beam" and self.backend != "local":
             raise ValueError("decoder='beam' needs backend='local' (the logits are not exposed by the API)")
 
