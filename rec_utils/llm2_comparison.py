@@ -207,9 +207,12 @@ def tune_arm(model: str, init: str, *, tag: str, n_trials: int, n_startup: int, 
 
 
 def tuned_arm_setting(model: str, init: str, split, *, tag: str, root: str | Path, num_threads: int | None = None,
-                      overrides: Mapping | None = None) -> Setting:
+                      overrides: Mapping | None = None, search_only: Iterable[str] = ()) -> Setting:
     """The arm's setting from its stored optimum (:func:`tune_arm`): the tuned config,
     ``selected_by`` = the budget (so two arms pair only when tuned with the same budget).
+    ``search_only``: fields that only budgeted the search's trials (e.g. ``epochs`` of a budgeted
+    search): left out of the arm's config, so the pair trains with the model's own values (early
+    stopping), never with the trials' budget.
 
     Raises FileNotFoundError when the arm has not been tuned with ``tag``; ValueError when its
     study holds fewer finished trials than the budget (an unfinished search is not an optimum)."""
@@ -219,7 +222,7 @@ def tuned_arm_setting(model: str, init: str, split, *, tag: str, root: str | Pat
     doc = json.loads(path.read_text())
     if int(doc["n_trials"]) < int(doc["budget_trials"]):
         raise ValueError(f"{path}: the search holds {doc['n_trials']} of its {doc['budget_trials']} trials; resume it")
-    config = {k: v for k, v in doc["config"].items() if k != "init"}
+    config = {k: v for k, v in doc["config"].items() if k != "init" and k not in set(search_only)}
     return arm_setting(model, init, split, config=config, overrides=overrides, num_threads=num_threads,
                        selected_by=doc["selected_by"])
 

@@ -44,7 +44,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=None, help="results folder (default results/<dataset>)")
     ap.add_argument("--compare-only", action="store_true",
                     help="train nothing: pair the stored runs of the arms (seeds stored for every arm) and "
-                         "record the rows in significance.csv / significance_refused.csv")
+                         "record the rows in significance.csv / significance_refused.csv and each arm's "
+                         "rows in summary.csv")
     ap.add_argument("--n-boot", type=int, default=10_000)
     args = ap.parse_args(argv)
 
@@ -72,6 +73,8 @@ def main(argv=None) -> None:
                 print(f"{model}: no seed stored for every arm ({ {a: len(r) for a, r in stored.items()} })")
                 continue
             stored = {a: [r for r in rs if int(r["seed"]) in seeds] for a, rs in stored.items()}
+            for rs in stored.values():  # each arm's summary rows (mean ± sd over its stored seeds)
+                results.record(rs, out)
             rows = compare_arms(arms, stored, split, out_dir=out, n_boot=args.n_boot)
             record_significance(rows, out)
             for r in rows:

@@ -228,3 +228,18 @@ def test_a_resumed_finished_search_keeps_its_stored_record(tmp_path, monkeypatch
     best.number, best.value = 5, 0.06  # the search found a better trial: the file is rewritten
     assert llm2_comparison.tune_arm("LLM2SASRec", "llm", **kw)["trial_number"] == 5
     assert json.loads(path.read_text())["trial_number"] == 5
+
+
+def test_a_budgeted_searchs_epochs_hold_in_its_trials_only(tmp_path, tiny_folder):
+    """tuned_arm_setting(search_only=...) leaves the search's budget fields out of the pair's config:
+    the optimum of a 2-epoch search trains with the model's own epochs and early stopping."""
+    import json
+
+    split = make_split(load_dataset(tiny_folder), "temporal", test_frac=0.5)
+    path = tuned_config_path(tmp_path, "LLM2SASRec", "llm", "b2")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"n_trials": 2, "budget_trials": 2, "selected_by": "TPE b2: 2 trials",
+                                "config": {**TINY, "init": "llm", "epochs": 2}}))
+    budgeted = tuned_arm_setting("LLM2SASRec", "llm", split, tag="b2", root=tmp_path, search_only={"epochs": 2})
+    assert "epochs" not in budgeted.config and budgeted.config["emb_dim"] == TINY["emb_dim"]
+    assert tuned_arm_setting("LLM2SASRec", "llm", split, tag="b2", root=tmp_path).config["epochs"] == 2

@@ -379,3 +379,45 @@ def test_two_workers_share_one_postgres_study(toy_folder, postgres_url):
         seen.append(json.loads(out.stdout.strip().splitlines()[-1]))
     best = best_trial(_load(postgres_url, name))
     assert [(s["best_number"], s["best_value"]) for s in seen] == [(best.number, best.value)] * 2
+
+
+def test_long_study_names_are_hashed_and_stored_studies_migrate_to_them(tmp_path):
+    """A study name over STUDY_NAME_MAX keeps dataset, model and protocol and hashes the rest (paths
+    under results/ stay short); scripts/migrate_study_names.py moves a stored long-named study, its
+    side files and its tuned configuration's study_name to the short name, trials intact, once."""
+    import importlib.util
+    import json
+
+    import optuna
+
+    from rec_utils.tuning.optuna_search import STUDY_NAME_MAX, short_study_name, study_name
+
+    short = study_name("beauty", "GRU4Rec", "temporal", None, "s1000t3000_fixed3d8626")
+    assert short == "beauty__GRU4Rec__temporal__s1000t3000_fixed3d8626"  # short names are unchanged
+    long = study_name("ml-latest-small", "LLM2SASRec", "temporal", "sentence-transformers/all-MiniLM-L6-v2",
+                      "fixedd088a9_init-random__n12s5x668678")
+    assert len(long) <= STUDY_NAME_MAX and long.startswith("ml-latest-small__LLM2SASRec__temporal__h")
+    assert long != study_name("ml-latest-small", "LLM2SASRec", "temporal", "all-MiniLM-L6-v2",
+                              "fixedd088a9_init-llm__n12s5x668678")
+    old = "ml-latest-small__LLM2SASRec__temporal__all-MiniLM-L6-v2__fixedd088a9_init-random__n12s5x668678"
+    assert short_study_name(old) == long
+
+    tuning = tmp_path / "results" / "ml-latest-small" / "tuning"
+    tuning.mkdir(parents=True)
+    (tmp_path / "results" / "ml-latest-small" / "configs").mkdir()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=old, storage=f"sqlite:///{tuning / (old + '.db')}", direction="maximize")
+    study.set_user_attr("model", "LLM2SASRec")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    (tuning / f"{old}__trials.csv").write_text("number\n0\n")
+    cfg = tmp_path / "results" / "ml-latest-small" / "configs" / "LLM2SASRec__init-random__n12s5x668678.json"
+    cfg.write_text(json.dumps({"study_name": old, "git_commit": "abc1234"}))
+    spec = importlib.util.spec_from_file_location("msn", PROJECT_ROOT / "scripts" / "migrate_study_names.py")
+    msn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(msn)
+    assert msn.main(["--results", str(tmp_path / "results")]) == 0
+    assert not (tuning / f"{old}.db").exists() and (tuning / f"{long}__trials.csv").is_file()
+    moved = optuna.load_study(study_name=long, storage=f"sqlite:///{tuning / (long + '.db')}")
+    assert [t.params for t in moved.trials] == [t.params for t in study.trials] and moved.user_attrs == {"model": "LLM2SASRec"}
+    assert json.loads(cfg.read_text()) == {"study_name": long, "git_commit": "abc1234"}
+    assert msn.migrate_db(tuning / f"{long}.db") is None  # nothing left to do

@@ -67,18 +67,37 @@ GRACE_S = 20
 
 
 # --------------------------------------------------------------------------- naming, storage
+#: The longest study name kept readable: a longer one (an embedder and a long tag) keeps
+#: ``<dataset>__<model>__<protocol>`` and hashes the rest, so that its files' paths stay under
+#: :data:`rec_utils.inventory.MAX_PATH` (what the hashed part stood for is in the tuned configuration's
+#: record and the study's own ``user_attrs``: fixed fields, folds, base configuration).
+STUDY_NAME_MAX = 64
+
+
 def study_name(dataset: str, model: str, protocol: str = "temporal", embedder: str | None = None,
                tag: str | None = None) -> str:
     """``<dataset>__<model>__<protocol>[__<embedder>][__<tag>]``: the study's name, and the stem
     of its SQLite file. ``embedder``: the text model's last path part (``all-MiniLM-L6-v2``),
     for the models that embed text; ``tag`` tells apart searches of the same model with other
-    fixed settings (e.g. a fold sample)."""
+    fixed settings (e.g. a fold sample). A name longer than :data:`STUDY_NAME_MAX` characters
+    becomes ``<dataset>__<model>__<protocol>__h<10 hex digits of the rest>`` (:func:`short_study_name`)."""
     parts = [Path(str(dataset)).name, model, protocol]
     if embedder:
         parts.append(Path(str(embedder)).name)
     if tag:
         parts.append(str(tag))
-    return "__".join(p.replace("/", "-") for p in parts)
+    return short_study_name("__".join(p.replace("/", "-") for p in parts))
+
+
+def short_study_name(name: str) -> str:
+    """``name`` itself when it has at most :data:`STUDY_NAME_MAX` characters, else its first three
+    ``__`` parts (dataset, model, protocol) and ``h`` + a 10-digit hash of the rest."""
+    if len(name) <= STUDY_NAME_MAX:
+        return name
+    head = name.split("__")[:3]
+    rest = name[len("__".join(head)) + 2:]
+    return "__".join(head + ["h" + short_hash(rest)[:10]])
+
 
 
 def default_storage(dataset: str, name: str, root: str | Path | None = None) -> str:
