@@ -1089,22 +1089,33 @@ def _paired_or_missing(dataset: str, row_a, row_b, metric: str) -> dict:
 
 def _stored_or_paired(dataset: str, row_a, row_b, metric: str) -> dict:
     """The pair as its notebook recorded it in significance.csv (same settings, split and metric:
-    the CI a reader finds there too), else :func:`_paired_or_missing` (recomputed here)."""
+    the CI a reader finds there too); a pair the pairing rules refused (significance_refused.csv)
+    has no CI, only the reason; else :func:`_paired_or_missing` (recomputed here)."""
     from .significance import read_significance
 
-    sig = read_significance(RESULTS_ROOT / dataset)
-    if not sig.empty and {"setting_id_a", "setting_id_b", "split_fingerprint"} <= set(sig.columns):
-        hit = sig[(sig["setting_id_a"] == row_a["setting_id"]) & (sig["setting_id_b"] == row_b["setting_id"])
-                  & (sig["split_fingerprint"] == row_a["split_fingerprint"]) & (sig["metric"] == metric)]
-        if len(hit):
-            h = hit.iloc[-1]
-            return {k: float(h[k]) for k in ("mean_a", "mean_b", "diff", "ci_low", "ci_high")}
+    def hit(name):
+        t = read_significance(RESULTS_ROOT / dataset, name)
+        if t.empty or not {"setting_id_a", "setting_id_b", "split_fingerprint"} <= set(t.columns):
+            return None
+        t = t[(t["setting_id_a"] == row_a["setting_id"]) & (t["setting_id_b"] == row_b["setting_id"])
+              & (t["split_fingerprint"] == row_a["split_fingerprint"]) & (t["metric"] == metric)]
+        return t.iloc[-1] if len(t) else None
+
+    h = hit("significance.csv")
+    if h is not None:
+        return {k: float(h[k]) for k in ("mean_a", "mean_b", "diff", "ci_low", "ci_high")}
+    r = hit("significance_refused.csv")
+    if r is not None:  # the pairing rules refuse this pair: never shown as a comparison
+        nan = float("nan")
+        return {"mean_a": float(row_a[metric]), "mean_b": float(row_b[metric]), "diff": nan, "ci_low": nan,
+                "ci_high": nan, "error": f"refused, {r['pairing']}"}
     return _paired_or_missing(dataset, row_a, row_b, metric)
 
 
 def _ci(st) -> str:
     if st["ci_low"] != st["ci_low"]:
-        return "not computed: " + str(st.get("error", "no stored lists"))[:80]
+        err = str(st.get("error", "no stored lists"))
+        return err[:140] if err.startswith("refused") else "not computed: " + err[:80]
     return f"{st['diff']:+.4f} [{st['ci_low']:+.4f}, {st['ci_high']:+.4f}]"
 
 
@@ -1207,7 +1218,8 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
                             "A": name, "B": bname, "seeds A / B": f"{int(a['n_seeds'])} / {int(b['n_seeds'])}",
                             "A NDCG@20": _fmt(a[m], a[f"{m}_sd"]), "B NDCG@20": _fmt(b[m], b[f"{m}_sd"]),
                             "A − B [95 % CI]": _ci(st), "answer": verdict(st),
-                            "gain": _delta(st["mean_a"], st["mean_b"]) if st["mean_b"] else "–",
+                            "gain": _delta(st["mean_a"], st["mean_b"])
+                            if st["mean_b"] and not str(st.get("error", "")).startswith("refused") else "–",
                             "paper A vs B (gain)": _paper_cell("LLMSeqPrompt", bname,
                                                                paper_value(paper, _paper_prompt(paper), m), paper_value(paper, bname, m)),
                             "flag": row_flags(dataset, a)})

@@ -256,3 +256,23 @@ def test_headline_answers_the_three_questions_from_the_committed_results():
     assert full.attrs["n_test_sessions"] != sample.attrs["n_test_sessions"] and sample["n"].nunique() == 1
     assert not pd.concat([full, sample])["A − B [95 % CI]"].str.startswith("not computed").any()
     assert set(sample["B"]) == {"MostPopular", "V-SKNN", "LLMSeqSim"}
+
+
+def test_the_headline_never_shows_a_refused_pair_as_a_comparison(tmp_path, monkeypatch):
+    """report._stored_or_paired: a pair stored in significance.csv gives its stored CI; a pair in
+    significance_refused.csv gives no CI, only 'refused, <reason>' (verdict '–'), never a recomputation."""
+    from rec_utils.significance import REFUSED_COLUMNS, SIGNIFICANCE_COLUMNS
+
+    out = tmp_path / "beauty"
+    out.mkdir()
+    base = {"setting_id_a": "a1", "setting_id_b": "b1", "split_fingerprint": "f1", "metric": "ndcg@20",
+            "mean_a": 0.02, "mean_b": 0.01, "diff": 0.01, "ci_low": 0.005, "ci_high": 0.015}
+    pd.DataFrame([base], columns=list(SIGNIFICANCE_COLUMNS)).to_csv(out / "significance.csv", index=False)
+    pd.DataFrame([{**base, "setting_id_a": "a2", "pairing": "different training code: x; y"}],
+                 columns=list(REFUSED_COLUMNS)).to_csv(out / "significance_refused.csv", index=False)
+    monkeypatch.setattr(report, "RESULTS_ROOT", tmp_path)
+    row = lambda sid: pd.Series({"setting_id": sid, "split_fingerprint": "f1", "ndcg@20": 0.02})  # noqa: E731
+    stored = report._stored_or_paired("beauty", row("a1"), pd.Series({**row("b1"), "setting_id": "b1"}), "ndcg@20")
+    assert (stored["ci_low"], stored["ci_high"]) == (0.005, 0.015) and report.verdict(stored) == "A better"
+    refused = report._stored_or_paired("beauty", row("a2"), pd.Series({**row("b1"), "setting_id": "b1"}), "ndcg@20")
+    assert report._ci(refused) == "refused, different training code: x; y" and report.verdict(refused) == "–"
