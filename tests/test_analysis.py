@@ -92,3 +92,28 @@ def test_hybrid_configs_cover_the_paper_grid_for_every_component_choice():
     assert len(pop) == 3 + 3 + 9
     with pytest.raises(ValueError, match="not defined"):
         hybrid_configs("EmbeddingEnsemble", comps, llmseqsim=["x", "nope"])
+
+
+def test_component_lists_keep_the_stored_top20_when_a_rebuild_ranks_near_ties_differently(tmp_path, tiny_folder):
+    """A rebuild whose top-20 differs from the stored run (re-embedded vectors, float noise) gives long
+    lists that start with the stored run's top-20 exactly and go on with the rebuild's other items,
+    with a warning; keep_stored_prefix is the rebuild itself where the prefixes agree."""
+    from rec_utils.hybrid_runs import keep_stored_prefix
+
+    stored = np.array([[3, 1], [2, 5]])
+    rebuilt = np.array([[1, 3, 4, 0], [2, 5, 0, -1]])
+    assert keep_stored_prefix(stored, rebuilt).tolist() == [[3, 1, 4, 0], [2, 5, 0, -1]]
+
+    split = make_split(load_dataset(tiny_folder), "loo")
+    comp = Component("pop", "MostPopular", preset=None, k=30)
+    component_lists(comp, split, out_dir=tmp_path, items=None)
+    run = results.find_runs(tmp_path, model="MostPopular")[0]
+    stem = results.run_path(tmp_path, Setting.from_dict(run["setting"]), run["split_fingerprint"], 0)
+    with np.load(stem.with_suffix(".npz")) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["recs"][0, [0, 1]] = arrays["recs"][0, [1, 0]]  # the stored run ranked a near-tie the other way
+    np.savez_compressed(stem.with_suffix(".npz"), **arrays)
+    stem.with_name(f"{stem.stem}.top30.npz").unlink()
+    with pytest.warns(UserWarning, match="differs from the stored run in 1 of"):
+        lists = component_lists(comp, split, out_dir=tmp_path, items=None)
+    assert np.array_equal(lists.recs[:, :20], arrays["recs"]) and lists.recs.shape[1] == 30
