@@ -685,6 +685,12 @@ def _llmseqprompt_latest(b: pd.DataFrame) -> pd.DataFrame | str:
     return t
 
 
+#: Rows of results/benchmarks/plan_times.csv that are a plan's totals (scripts/record_plan_time.py):
+#: the measured wall clock of a full recording, and the estimate assembled from re-measured runs.
+PLAN_WALL_CLOCK = "TOTAL (make study, wall clock)"
+PLAN_ASSEMBLED = "TOTAL (assembled from each run's latest from-nothing time)"
+
+
 def table_plan_times() -> pd.DataFrame | str:
     """Minutes per notebook run of each plan, each run's latest from-nothing recording
     (``results/benchmarks/plan_times.csv``, ``scripts/record_plan_time.py``; its commit beside it),
@@ -695,14 +701,14 @@ def table_plan_times() -> pd.DataFrame | str:
         return "_No plan recorded: `scripts/record_plan_time.py` after a plan ran from nothing._"
     b = pd.read_csv(path, dtype={"git_commit": str}).fillna("")
     first_seen = {k: i for i, k in reversed(list(enumerate(zip(b["plan"], b["run"]))))}
-    total = "TOTAL (make study, wall clock)"  # an assembled total goes right after its plan's measured one
+    total = PLAN_WALL_CLOCK  # an assembled total goes right after its plan's measured one
     # the runs of each plan's latest full recording, and any run recorded (re-measured) after it
     full = b[b["run"] == total].sort_values("finished", kind="stable").groupby("plan").tail(1).set_index("plan")
     in_full = set(zip(b["plan"], b["run"], b["git_commit"]))
     keep = [p not in full.index or (p, r, full.at[p, "git_commit"]) in in_full or f >= full.at[p, "finished"]
             for p, r, f in zip(b["plan"], b["run"], b["finished"])]
     b = b[keep].sort_values("finished", kind="stable").groupby(["plan", "run"], sort=False).tail(1)
-    b = b.assign(_order=[first_seen.get((p, total), first_seen[(p, r)]) + 0.5 if r.startswith("TOTAL (assembled")
+    b = b.assign(_order=[first_seen.get((p, total), first_seen[(p, r)]) + 0.5 if r == PLAN_ASSEMBLED
                          else first_seen[(p, r)] for p, r in zip(b["plan"], b["run"])]).sort_values("_order")
     t = b.assign(minutes=(b["wall_s"].astype(float) / 60).round(1))[["plan", "run", "minutes", "git_commit"]]
     notes = b.drop_duplicates(["plan", "git_commit", "note"])
@@ -1087,35 +1093,39 @@ def _paired_or_missing(dataset: str, row_a, row_b, metric: str) -> dict:
                 "ci_high": nan, "error": str(e)}
 
 
-def _stored_or_paired(dataset: str, row_a, row_b, metric: str) -> dict:
-    """The pair as its notebook recorded it in significance.csv (same settings, split and metric:
-    the CI a reader finds there too); a pair the pairing rules refused (significance_refused.csv)
-    has no CI, only the reason; else :func:`_paired_or_missing` (recomputed here)."""
-    from .significance import read_significance
+def _pair_row(table: pd.DataFrame, row_a, row_b, metric: str):
+    """The last row of a significance table for these two summary rows' settings, split and metric."""
+    if table.empty or not {"setting_id_a", "setting_id_b", "split_fingerprint"} <= set(table.columns):
+        return None
+    t = table[(table["setting_id_a"] == row_a["setting_id"]) & (table["setting_id_b"] == row_b["setting_id"])
+              & (table["split_fingerprint"] == row_a["split_fingerprint"]) & (table["metric"] == metric)]
+    return t.iloc[-1] if len(t) else None
 
-    def hit(name):
-        t = read_significance(RESULTS_ROOT / dataset, name)
-        if t.empty or not {"setting_id_a", "setting_id_b", "split_fingerprint"} <= set(t.columns):
-            return None
-        t = t[(t["setting_id_a"] == row_a["setting_id"]) & (t["setting_id_b"] == row_b["setting_id"])
-              & (t["split_fingerprint"] == row_a["split_fingerprint"]) & (t["metric"] == metric)]
-        return t.iloc[-1] if len(t) else None
 
-    h = hit("significance.csv")
+def _stored_or_paired(dataset: str, row_a, row_b, metric: str, stored: pd.DataFrame | None = None,
+                      refused: pd.DataFrame | None = None) -> dict:
+    """The pair as its notebook recorded it in significance.csv (``stored``; same settings, split
+    and metric: the CI a reader finds there too); a pair the pairing rules refused
+    (significance_refused.csv, ``refused``) has no CI, only the reason (key ``refused``); else
+    :func:`_paired_or_missing` (recomputed here). The tables are read when not given."""
+    stored = read_significance(RESULTS_ROOT / dataset) if stored is None else stored
+    h = _pair_row(stored, row_a, row_b, metric)
     if h is not None:
         return {k: float(h[k]) for k in ("mean_a", "mean_b", "diff", "ci_low", "ci_high")}
-    r = hit("significance_refused.csv")
+    refused = read_significance(RESULTS_ROOT / dataset, "significance_refused.csv") if refused is None else refused
+    r = _pair_row(refused, row_a, row_b, metric)
     if r is not None:  # the pairing rules refuse this pair: never shown as a comparison
         nan = float("nan")
         return {"mean_a": float(row_a[metric]), "mean_b": float(row_b[metric]), "diff": nan, "ci_low": nan,
-                "ci_high": nan, "error": f"refused, {r['pairing']}"}
+                "ci_high": nan, "refused": str(r["pairing"])}
     return _paired_or_missing(dataset, row_a, row_b, metric)
 
 
 def _ci(st) -> str:
+    if st.get("refused"):
+        return f"refused, {st['refused']}"[:140]
     if st["ci_low"] != st["ci_low"]:
-        err = str(st.get("error", "no stored lists"))
-        return err[:140] if err.startswith("refused") else "not computed: " + err[:80]
+        return "not computed: " + str(st.get("error", "no stored lists"))[:80]
     return f"{st['diff']:+.4f} [{st['ci_low']:+.4f}, {st['ci_high']:+.4f}]"
 
 
@@ -1173,6 +1183,7 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
                           "paper A vs B (gain)": _paper_cell("LLMSeqSim", paper_seq, va, vb) + (f", B = {paper_seq}" if paper_seq else ""),
                           "flag": " ".join(dict.fromkeys(filter(None, [row_flags(dataset, a), row_flags(dataset, b)])))})
     sig = read_significance(RESULTS_ROOT / dataset)
+    refused = read_significance(RESULTS_ROOT / dataset, "significance_refused.csv")
     fair = sig[sig["family"] == FAIR_FAMILY] if "family" in sig else sig.iloc[:0]
     fair = fair[(fair["metric"] == m) & (fair["protocol"] == "temporal")]
     for model in LLM2_BASES:
@@ -1213,13 +1224,12 @@ def table_headline(dataset: str = "beauty") -> list[pd.DataFrame] | str:
                 if bb.empty:
                     continue
                 b = bb.iloc[0]
-                st = _stored_or_paired(dataset, a, b, m)
+                st = _stored_or_paired(dataset, a, b, m, sig, refused)
                 out.append({"question": "3. fine-tuned LLM vs baselines, same sessions", "n": int(a["n_test_sessions"]),
                             "A": name, "B": bname, "seeds A / B": f"{int(a['n_seeds'])} / {int(b['n_seeds'])}",
                             "A NDCG@20": _fmt(a[m], a[f"{m}_sd"]), "B NDCG@20": _fmt(b[m], b[f"{m}_sd"]),
                             "A − B [95 % CI]": _ci(st), "answer": verdict(st),
-                            "gain": _delta(st["mean_a"], st["mean_b"])
-                            if st["mean_b"] and not str(st.get("error", "")).startswith("refused") else "–",
+                            "gain": _delta(st["mean_a"], st["mean_b"]) if st["mean_b"] and not st.get("refused") else "–",
                             "paper A vs B (gain)": _paper_cell("LLMSeqPrompt", bname,
                                                                paper_value(paper, _paper_prompt(paper), m), paper_value(paper, bname, m)),
                             "flag": row_flags(dataset, a)})

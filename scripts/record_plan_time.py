@@ -40,6 +40,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rec_utils.report import PLAN_ASSEMBLED, PLAN_WALL_CLOCK  # noqa: E402
 from rec_utils.study import expand_runs, for_dataset, load_plan  # noqa: E402
 from rec_utils.utils import atomic_write_text  # noqa: E402
 
@@ -102,8 +103,7 @@ def main(argv=None) -> int:
     return 0
 
 
-WALL_CLOCK = "TOTAL (make study, wall clock)"
-ASSEMBLED = "TOTAL (assembled from each run's latest from-nothing time)"
+WALL_CLOCK, ASSEMBLED = PLAN_WALL_CLOCK, PLAN_ASSEMBLED  # the rows the report reads (rec_utils.report)
 
 
 def assemble_total(table: pd.DataFrame, plan: str, plan_runs: list[str]) -> pd.DataFrame:

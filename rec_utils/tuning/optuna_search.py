@@ -99,7 +99,6 @@ def short_study_name(name: str) -> str:
     return "__".join(head + ["h" + short_hash(rest)[:10]])
 
 
-
 def default_storage(dataset: str, name: str, root: str | Path | None = None) -> str:
     """``sqlite:///<results/<dataset>>/tuning/<name>.db`` (the folder is created); ``root``: the
     results folder of the dataset instead of ``results/<dataset>``."""
