@@ -290,3 +290,21 @@ def test_a_run_records_the_cpu_thread_count_its_numbers_depend_on(tmp_path):
     assert run["cpu_threads"] == 1
     stored = json.loads(next((tmp_path / "out" / "runs" / "MostPopular").glob("*.json")).read_text())
     assert stored["cpu_threads"] == 1
+
+
+def test_a_copied_tree_without_git_names_its_commit_only_when_its_code_matches(tmp_path, monkeypatch):
+    import shutil
+
+    from rec_utils import utils
+
+    for part in ("rec_utils", "notebooks", "plans"):
+        shutil.copytree(utils.PROJECT_ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(utils, "PROJECT_ROOT", tmp_path)  # a copy with no .git (a GPU machine's)
+    assert utils.git_commit() == "unknown"
+    monkeypatch.setenv(utils.COMMIT_ENV, "abc1234")
+    monkeypatch.setenv(utils.TREE_FINGERPRINT_ENV, utils.tree_fingerprint(utils.PROJECT_ROOT))
+    assert utils.tree_fingerprint() == utils.tree_fingerprint(tmp_path)
+    assert utils.git_commit() == "abc1234"
+    with open(tmp_path / "rec_utils" / "metrics.py", "a") as f:
+        f.write("\n# an edit the commit does not hold\n")
+    assert utils.git_commit() == "unknown"
