@@ -9,8 +9,10 @@
 # DEVICE is "auto" in notebook 06, so the fine-tuning (transformers Trainer) and the decoding run on
 # the GPU; decoding batches 64 prompts a step there (LLMSeqPrompt gen_batch_size 0). Results go to
 # results/beauty/ like every plan run (stored runs are never deleted; a rerun resumes).
-# Time: EXTRAPOLATED, not measured (no GPU was lent when this was written): see the comment of the
-# entry in plans/paper.yaml. Check `nvidia-smi` first; the script refuses to start without CUDA.
+# Time: EXTRAPOLATED, not measured: see the comment of the entry in plans/paper.yaml (with what one
+# H200 lease measured for the list formats). Check `nvidia-smi` first; the script refuses to start
+# without CUDA. On an offline GPU machine (no package index, files copied without .git) use
+# scripts/offline_gpu/ instead (docs/running.md, "On an offline GPU machine").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
