@@ -15,6 +15,9 @@ empty list: they pair):
   recorded with the run or derived from a clean ``git_commit``). So runs of different commits pair
   when those commits hold the same training code, and a ``-dirty`` or ``unknown`` commit without a
   recorded fingerprint pairs with nothing (its code is not known);
+* for two **LLMSeqPrompt** sides (two configurations of it) also the same LLM code
+  (:func:`rec_utils.provenance.run_llm_code_fingerprint`: ``rec_utils/llm``, prompts to output
+  mapping); against another model it is part of one side's model, not checked;
 * the same **precision** used (where recorded);
 * with ``check_settings`` (two arms of one model): resolved configs that differ only in the
   fields under test (:data:`TESTED_FIELDS`: the init, the embedding, and the issue-23 variants'
@@ -29,7 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from .provenance import run_code_fingerprint
+from .provenance import run_code_fingerprint, run_llm_code_fingerprint
 
 #: Config fields that are what the comparison tests (may differ between arms).
 TESTED_FIELDS = frozenset({"init", "permutation_seed", "embedding", "provider", "embedding_model", "reduction",
@@ -113,6 +116,17 @@ def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fi
     if len(known) > 1:
         problems.append("different training code: " + "; ".join(f"{k} (commit {', '.join(sorted(v))})"
                                                                  for k, v in sorted(known.items())))
+    llm_a, llm_b = [r for r in runs_a if r.get("model") == "LLMSeqPrompt"], [r for r in runs_b if r.get("model") == "LLMSeqPrompt"]
+    if llm_a and llm_b:  # two LLMSeqPrompt configurations: their LLM code must be the same too
+        lfps = {}
+        for r in llm_a + llm_b:
+            lfps.setdefault(run_llm_code_fingerprint(r), set()).add(str(r.get("git_commit")))
+        if None in lfps:
+            problems.append(f"LLM code unknown for runs of commit(s) {', '.join(sorted(lfps[None]))}")
+        lknown = {k: v for k, v in lfps.items() if k is not None}
+        if len(lknown) > 1:
+            problems.append("different LLM code: " + "; ".join(f"{k} (commit {', '.join(sorted(v))})"
+                                                               for k, v in sorted(lknown.items())))
     used = [u for u in _values(both, lambda r: (r.get("fit_info") or {}).get("precision_used")) if u != "null"]
     if len(used) > 1:
         problems.append(f"different precision used: {', '.join(used)}")

@@ -32,6 +32,10 @@ from .utils import PROJECT_ROOT, short_hash
 #: (seeding) and the run loop. Anything else (report, notebooks, README, plans) is not hashed.
 TRAINING_PATH = ("rec_utils/models", "rec_utils/text", "rec_utils/data.py", "rec_utils/split.py",
                  "rec_utils/metrics.py", "rec_utils/utils.py", "rec_utils/evaluation.py")
+#: The LLM code of LLMSeqPrompt (prompts, fine-tuning, decoding, output mapping): hashed apart from
+#: the training path, as ``llm_code_fingerprint``, and compared only when both sides of a pair are
+#: LLMSeqPrompt runs (two LLMSeqPrompt configurations); against MostPopular it is one side's model.
+LLM_PATH = ("rec_utils/llm",)
 
 
 def _blob_id(content: bytes) -> str:
@@ -42,23 +46,29 @@ def _hash(pairs) -> str:
     return short_hash("\n".join(f"{p} {b}" for p, b in sorted(pairs)))
 
 
-def code_fingerprint(commit: str | None = None, root: str | Path = PROJECT_ROOT) -> str | None:
-    """Fingerprint of :data:`TRAINING_PATH` in the working tree under ``root`` (``commit`` None)
-    or at a git ``commit`` (None when git does not know it). Shape: 12 hex digits."""
+def code_fingerprint(commit: str | None = None, root: str | Path = PROJECT_ROOT,
+                     parts: tuple[str, ...] = TRAINING_PATH) -> str | None:
+    """Fingerprint of ``parts`` (default :data:`TRAINING_PATH`) in the working tree under ``root``
+    (``commit`` None) or at a git ``commit`` (None when git does not know it). Shape: 12 hex digits."""
     root = Path(root)
     if commit is None:
         files = []
-        for part in TRAINING_PATH:
+        for part in parts:
             p = root / part
             files += sorted(p.rglob("*.py")) if p.is_dir() else ([p] if p.is_file() else [])
         return _hash((f.relative_to(root).as_posix(), _blob_id(f.read_bytes())) for f in files)
-    return _commit_fingerprint(str(commit), str(root))
+    return _commit_fingerprint(str(commit), str(root), tuple(parts))
+
+
+def llm_code_fingerprint(commit: str | None = None, root: str | Path = PROJECT_ROOT) -> str | None:
+    """:func:`code_fingerprint` of :data:`LLM_PATH`."""
+    return code_fingerprint(commit, root, LLM_PATH)
 
 
 @functools.lru_cache(maxsize=256)
-def _commit_fingerprint(commit: str, root: str) -> str | None:
+def _commit_fingerprint(commit: str, root: str, parts: tuple[str, ...] = TRAINING_PATH) -> str | None:
     try:
-        out = subprocess.run(["git", "ls-tree", "-r", commit, "--", *TRAINING_PATH], cwd=root,
+        out = subprocess.run(["git", "ls-tree", "-r", commit, "--", *parts], cwd=root,
                              capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -72,15 +82,27 @@ def _commit_fingerprint(commit: str, root: str) -> str | None:
     return _hash(pairs)
 
 
-def run_code_fingerprint(record: dict, root: str | Path = PROJECT_ROOT) -> str | None:
-    """The code fingerprint of a stored run: the recorded ``code_fingerprint``; else that of its
-    ``git_commit`` when the commit is clean and known to git; else None (code unknown)."""
-    if record.get("code_fingerprint"):
-        return str(record["code_fingerprint"])
+def _run_fingerprint(record: dict, field: str, parts: tuple[str, ...], root) -> str | None:
+    if record.get(field):
+        return str(record[field])
     commit = str(record.get("git_commit") or "unknown")
     if commit == "unknown" or commit.endswith("-dirty"):
         return None
-    return code_fingerprint(commit, root)
+    return code_fingerprint(commit, root, parts)
 
 
-__all__ = ["TRAINING_PATH", "code_fingerprint", "run_code_fingerprint"]
+def run_code_fingerprint(record: dict, root: str | Path = PROJECT_ROOT) -> str | None:
+    """The code fingerprint of a stored run: the recorded ``code_fingerprint``; else that of its
+    ``git_commit`` when the commit is clean and known to git; else None (code unknown)."""
+    return _run_fingerprint(record, "code_fingerprint", TRAINING_PATH, root)
+
+
+def run_llm_code_fingerprint(record: dict, root: str | Path = PROJECT_ROOT) -> str | None:
+    """A stored run's :func:`llm_code_fingerprint`: the recorded ``llm_code_fingerprint``; else
+    that of its clean ``git_commit``; else None (recorded before the field on a dirty or unknown
+    commit)."""
+    return _run_fingerprint(record, "llm_code_fingerprint", LLM_PATH, root)
+
+
+__all__ = ["LLM_PATH", "TRAINING_PATH", "code_fingerprint", "llm_code_fingerprint", "run_code_fingerprint",
+           "run_llm_code_fingerprint"]

@@ -243,3 +243,17 @@ def test_a_budgeted_searchs_epochs_hold_in_its_trials_only(tmp_path, tiny_folder
     budgeted = tuned_arm_setting("LLM2SASRec", "llm", split, tag="b2", root=tmp_path, search_only={"epochs": 2})
     assert "epochs" not in budgeted.config and budgeted.config["emb_dim"] == TINY["emb_dim"]
     assert tuned_arm_setting("LLM2SASRec", "llm", split, tag="b2", root=tmp_path).config["epochs"] == 2
+
+
+def test_two_llmseqprompt_configurations_pair_only_with_the_same_llm_code():
+    def llm(**kw):
+        return _record(**{"model": "LLMSeqPrompt", "history": None, "llm_code_fingerprint": "1" * 12, **kw})
+
+    most_popular = _record(model="MostPopular", history=None, resolved_config={}, fit_info={})
+    assert pairing_problems([llm()], [llm(git_commit="def5678")], check_settings=False) == []
+    other_llm_code = llm(llm_code_fingerprint="2" * 12, git_commit="def5678")
+    assert any("different LLM code" in p for p in pairing_problems([llm()], [other_llm_code], check_settings=False))
+    unknown = llm(llm_code_fingerprint=None, git_commit="abc1234-dirty")
+    assert any("LLM code unknown" in p for p in pairing_problems([llm()], [unknown], check_settings=False))
+    # against another model the LLM code is part of one side's model: not a pairing rule
+    assert pairing_problems([other_llm_code], [most_popular], check_settings=False) == []
