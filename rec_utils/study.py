@@ -14,6 +14,8 @@ A plan is YAML::
       - notebook: 01_baselines           # notebooks/<name>.ipynb
         tag: vsknn                       # optional: distinguishes several runs of one notebook
         parameters: {MODELS: [V-SKNN], SEEDS: [0, 1, 2]}
+        needs: gpu                       # optional: skipped (and listed) where no CUDA device is visible,
+                                         # unless --allow-cpu (an entry sized for a GPU: days on a CPU)
 
 Each run writes the executed notebook to ``<results>/<dataset>/notebooks/<name>[__<tag>].ipynb``
 (``<dataset>`` is the dataset's folder name, also when DATASET is a path: results never go into a
@@ -66,7 +68,7 @@ import yaml
 
 from .data import load_dataset, resolve_dataset_path, session_lengths
 from .split import has_timestamp_ties
-from .utils import PROJECT_ROOT, atomic_write_text, git_commit, short_hash
+from .utils import PROJECT_ROOT, atomic_write_text, git_commit, resolve_device, short_hash
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
@@ -84,6 +86,8 @@ def load_plan(path: str | Path) -> dict:
         nb = NOTEBOOK_DIR / f"{run['notebook']}.ipynb"
         if not nb.is_file():
             raise FileNotFoundError(f"{path}: run {i}: no notebook {nb}")
+        if run.get("needs") not in (None, "gpu"):
+            raise ValueError(f"{path}: run {i} ({run['notebook']}): needs must be 'gpu' or absent, got {run['needs']!r}")
     plan["_path"] = str(path)
     return plan
 
@@ -139,6 +143,7 @@ def expand_runs(plan: dict, results_root: Path) -> list[dict]:
             "marker": out_nb.with_suffix(".done.json"),
             "parameters": params,
             "params_id": short_hash(key_params, _source_hash(NOTEBOOK_DIR / f"{run['notebook']}.ipynb")),
+            "needs_gpu": run.get("needs") == "gpu",
         })
     return out
 
@@ -424,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                          "--no-log-output shows a bar over its cells instead")
     ap.add_argument("--dataset", default=None,
                     help="run the plan on this dataset (a name under data/ or a folder in the tidy form)")
+    ap.add_argument("--allow-cpu", action="store_true",
+                    help="also run entries marked 'needs: gpu' where no CUDA device is visible (hours to days)")
     ap.add_argument("--workers", type=int, default=1,
                     help="runs executed at once in worker processes (joblib/loky), in dependency waves (default 1)")
     args = ap.parse_args(argv)
@@ -446,6 +453,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"prepared {r['output']}")
         return 0
 
+    if any(r["needs_gpu"] for r in runs) and not args.allow_cpu and resolve_device("auto") != "cuda":
+        skipped = [r["name"] for r in runs if r["needs_gpu"]]
+        print(f"skipped {len(skipped)} run(s) marked 'needs: gpu' (no CUDA device visible; --allow-cpu runs them "
+              f"here anyway): {', '.join(skipped)}")
+        runs = [r for r in runs if not r["needs_gpu"]]
     todo = [r for r in runs if args.force or not is_done(r)]
     print(f"plan {plan['_path']}: {len(runs)} runs, {len(runs) - len(todo)} already done")
     known = [w[0] for r in todo if (w := last_wall(r)) is not None]

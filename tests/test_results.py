@@ -301,3 +301,20 @@ def test_re_measured_plan_entries_give_an_assembled_total_labelled_an_estimate()
     assert len(rpt.assemble_total(out, "p", ["a", "b"])) == len(out)  # rewritten, not added twice
     with pytest.raises(SystemExit, match="record the whole plan first"):
         rpt.assemble_total(table, "p", ["a", "b", "c"])
+
+
+def test_a_gpu_sized_entry_is_skipped_and_named_where_no_gpu_is_visible(tmp_path, monkeypatch, capsys):
+    from rec_utils import study
+
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump({"runs": [{"notebook": "01_baselines", "tag": "big", "needs": "gpu"}]}))
+    monkeypatch.setattr(study, "resolve_device", lambda device="auto": "cpu")
+    ran = []
+    monkeypatch.setattr(study, "execute", lambda r, *a, **k: ran.append(r["name"]) or 0.0)
+    assert study.main([str(p), "--out", str(tmp_path / "res")]) == 0
+    assert ran == [] and "skipped 1 run(s) marked 'needs: gpu'" in capsys.readouterr().out
+    assert study.main([str(p), "--out", str(tmp_path / "res"), "--allow-cpu"]) == 0
+    assert ran == ["01_baselines__big"]
+    p.write_text(yaml.safe_dump({"runs": [{"notebook": "01_baselines", "needs": "tpu"}]}))
+    with pytest.raises(ValueError, match="needs must be 'gpu'"):
+        load_plan(p)
