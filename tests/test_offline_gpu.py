@@ -5,8 +5,16 @@ import importlib.util
 import json
 
 import pandas as pd
+import pytest
 
+from rec_utils.data import load_dataset
+from rec_utils.split import make_split
 from rec_utils.utils import PROJECT_ROOT
+
+
+@pytest.fixture
+def tiny_split(tiny_folder):
+    return make_split(load_dataset(tiny_folder), "loo", tie_order="file")
 
 
 def _script(name, path):
@@ -40,3 +48,32 @@ def test_an_interrupted_notebooks_trainer_log_becomes_its_loss_curve(tmp_path):
     assert list(rows["kind"]) == ["eval", "train", "train"]
     assert list(rows["loss"]) == [2.529, 2.693, 1.409] and list(rows["epoch"]) == [0.0, 0.004, 1.99]
     assert (rows["variant"] == "genlist").all()
+
+
+def test_merging_a_gpu_machines_results_adds_runs_and_rows_and_never_overwrites(tiny_split, tmp_path):
+    from rec_utils import results
+    from rec_utils.evaluation import run_seeds
+    from rec_utils.models import build_model
+    from rec_utils.setting import Setting
+    from rec_utils.significance import SIGNIFICANCE_COLUMNS, read_significance, record_significance
+
+    merge = _script("merge", "offline_gpu/merge_results.py")
+    src, here = tmp_path / "gpu" / "results", tmp_path / "here"
+    setting = Setting.of("MostPopular", tiny_split)
+    runs = run_seeds(lambda seed: build_model("MostPopular"), tiny_split, setting, out_dir=src / "tiny",
+                     seeds=[0], notebook="nb")
+    results.record(runs, src / "tiny")
+    row = {c: None for c in SIGNIFICANCE_COLUMNS} | {
+        "model_a": "LLMSeqPrompt", "label_a": "variant=genlist", "model_b": "MostPopular", "label_b": "",
+        "protocol": "temporal", "metric": "ndcg@20", "split_fingerprint": tiny_split.fingerprint, "family": "f",
+        "mean_a": 0.2, "mean_b": 0.1, "diff": 0.1, "ci_low": 0.05, "ci_high": 0.15, "p_value": 0.01, "pairing": ""}
+    record_significance([row], src / "tiny")
+    (src / "tiny" / "notebooks").mkdir()
+    (src / "tiny" / "notebooks" / "x.ipynb").write_text("from the GPU")
+    (here / "tiny" / "notebooks").mkdir(parents=True)
+    (here / "tiny" / "notebooks" / "x.ipynb").write_text("already here")
+    assert merge.main([str(src), "--into", str(here)]) == 1  # one conflict, reported
+    assert (here / "tiny" / "notebooks" / "x.ipynb").read_text() == "already here"
+    assert results.find_runs(here / "tiny", setting=setting)  # the run record (and its lists) arrived
+    assert list(results.read_summary(here / "tiny")["model"]) == ["MostPopular"]
+    assert list(read_significance(here / "tiny")["label_a"]) == ["variant=genlist"]
