@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .metrics import evaluate
 from .models.base import Recommender
-from .provenance import code_fingerprint, llm_code_fingerprint
+from .provenance import code_fingerprint
 from .results import load_run, run_path, save_run
 from .setting import Setting
 from .split import Split
@@ -155,7 +155,6 @@ def _run_record(model: Recommender, out: dict, split: Split, setting: Setting, s
         "split_info": split.info,
         "git_commit": git_commit(),
         "code_fingerprint": code_fingerprint(),
-        "llm_code_fingerprint": llm_code_fingerprint(),
         "fit_s": out["fit_s"],
         "predict_s": out["predict_s"],
         "wall_s": out["wall_s"],

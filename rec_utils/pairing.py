@@ -17,7 +17,9 @@ empty list: they pair):
   recorded fingerprint pairs with nothing (its code is not known);
 * for two **LLMSeqPrompt** sides (two configurations of it) also the same LLM code
   (:func:`rec_utils.provenance.run_llm_code_fingerprint`: ``rec_utils/llm``, prompts to output
-  mapping); against another model it is part of one side's model, not checked;
+  mapping, from each run's clean commit; a dirty or unknown commit pairs with nothing); against
+  another model it is part of one side's model, not checked (so seeds of one side against a
+  baseline are not checked for the same LLM code either);
 * the same **precision** used (where recorded);
 * with ``check_settings`` (two arms of one model): resolved configs that differ only in the
   fields under test (:data:`TESTED_FIELDS`: the init, the embedding, and the issue-23 variants'

@@ -33,9 +33,30 @@ from .utils import PROJECT_ROOT, short_hash
 TRAINING_PATH = ("rec_utils/models", "rec_utils/text", "rec_utils/data.py", "rec_utils/split.py",
                  "rec_utils/metrics.py", "rec_utils/utils.py", "rec_utils/evaluation.py")
 #: The LLM code of LLMSeqPrompt (prompts, fine-tuning, decoding, output mapping): hashed apart from
-#: the training path, as ``llm_code_fingerprint``, and compared only when both sides of a pair are
-#: LLMSeqPrompt runs (two LLMSeqPrompt configurations); against MostPopular it is one side's model.
+#: the training path (:func:`run_llm_code_fingerprint`, from a run's clean commit) and compared only
+#: when both sides of a pair are LLMSeqPrompt runs (two LLMSeqPrompt configurations); against
+#: MostPopular it is one side's model. Not part of TRAINING_PATH, so adding it changed no stored
+#: run's training fingerprint.
 LLM_PATH = ("rec_utils/llm",)
+
+
+#: What :func:`tree_fingerprint` hashes: the package, the notebooks and the plans.
+TREE_PARTS = (("rec_utils", ".py"), ("notebooks", ".ipynb"), ("plans", ".yaml"))
+
+
+def tree_fingerprint(root: str | Path = PROJECT_ROOT) -> str:
+    """Short hash of every ``rec_utils/**/*.py``, ``notebooks/*.ipynb`` and ``plans/*.yaml`` file
+    (relative path and content) under ``root``: whether a copy of the tree without ``.git`` (a GPU
+    machine's) holds a given commit's code (``scripts/commit_env.py`` prints it for a clean
+    checkout; ``scripts/offline_gpu/run.sh`` refuses to run on a mismatch). Shape: 12 hex digits."""
+    root = Path(root)
+    h = hashlib.sha256()
+    for part, suffix in TREE_PARTS:
+        for f in sorted((root / part).rglob(f"*{suffix}")):
+            if "__pycache__" in f.parts or ".ipynb_checkpoints" in f.parts:
+                continue
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:12]
 
 
 def _blob_id(content: bytes) -> str:
@@ -105,4 +126,4 @@ def run_llm_code_fingerprint(record: dict, root: str | Path = PROJECT_ROOT) -> s
 
 
 __all__ = ["LLM_PATH", "TRAINING_PATH", "code_fingerprint", "llm_code_fingerprint", "run_code_fingerprint",
-           "run_llm_code_fingerprint"]
+           "run_llm_code_fingerprint", "tree_fingerprint"]

@@ -68,39 +68,8 @@ def device_description(device: str = "cpu") -> str:
     return f"cpu:{cpu} x{os.cpu_count()}"
 
 
-#: Environment variables naming the commit of a copied working tree without ``.git`` (a GPU machine
-#: that receives the files, not the repository), and the fingerprint of that tree
-#: (:func:`tree_fingerprint`) at the commit; ``scripts/commit_env.py`` prints both for a clean
-#: checkout. Read only when git cannot answer, and trusted only when the fingerprints agree.
-COMMIT_ENV = "REC_UTILS_GIT_COMMIT"
-TREE_FINGERPRINT_ENV = "REC_UTILS_TREE_FINGERPRINT"
-#: What :func:`tree_fingerprint` hashes: the package, the notebooks and the plans.
-TREE_PARTS = (("rec_utils", ".py"), ("notebooks", ".ipynb"), ("plans", ".yaml"))
-
-
-def tree_fingerprint(root: str | Path | None = None) -> str:
-    """Short hash of every ``rec_utils/**/*.py``, ``notebooks/*.ipynb`` and ``plans/*.yaml`` file
-    (relative path and content) under ``root`` (default: the project). Shape: 12 hex digits."""
-    root = Path(root or PROJECT_ROOT)
-    h = hashlib.sha256()
-    for part, suffix in TREE_PARTS:
-        for f in sorted((root / part).rglob(f"*{suffix}")):
-            if "__pycache__" in f.parts or ".ipynb_checkpoints" in f.parts:
-                continue
-            h.update(f.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
-    return h.hexdigest()[:12]
-
-
 def git_commit() -> str:
-    """Short commit hash of the project, with ``-dirty`` when tracked files have changes.
-
-    Without git (a copy of the tree with no ``.git``, e.g. on a GPU machine): the commit named by
-    :data:`COMMIT_ENV` when :func:`tree_fingerprint` of the copy equals
-    :data:`TREE_FINGERPRINT_ENV` (the copy holds that commit's code), else ``"unknown"`` (a run of
-    unknown code pairs with nothing)."""
-    if not (PROJECT_ROOT / ".git").exists() and os.environ.get(COMMIT_ENV):
-        claimed = os.environ.get(TREE_FINGERPRINT_ENV, "")
-        return os.environ[COMMIT_ENV] if claimed and tree_fingerprint() == claimed else "unknown"
+    """Short commit hash of the project, with ``-dirty`` when tracked files have changes."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,

@@ -43,7 +43,8 @@ def curves(path: Path, note: str) -> list[dict]:
         for o in c.get("outputs", []):
             text = o.get("text") or ""
             for m in LOG.finditer("".join(text) if isinstance(text, list) else str(text)):
-                d = {k: float(v) for k, v in ast.literal_eval(m.group(0)).items()}
+                text_d = re.sub(r"(?<!['\w])(nan|inf|-inf)(?![\w'])", r"'\1'", m.group(0))  # unquoted nan / inf
+                d = {k: float(v) for k, v in ast.literal_eval(text_d).items()}
                 rows.append({"notebook": path.name, "variant": injected.get("CONFIG", {}).get("variant"),
                              "kind": "eval" if "eval_loss" in d else "train", "epoch": d.get("epoch"),
                              "loss": d.get("eval_loss", d.get("loss")), "config": json.dumps(injected, sort_keys=True),

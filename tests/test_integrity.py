@@ -292,19 +292,19 @@ def test_a_run_records_the_cpu_thread_count_its_numbers_depend_on(tmp_path):
     assert stored["cpu_threads"] == 1
 
 
-def test_a_copied_tree_without_git_names_its_commit_only_when_its_code_matches(tmp_path, monkeypatch):
+
+def test_a_copied_trees_fingerprint_matches_only_while_its_code_is_the_commits(tmp_path):
     import shutil
 
-    from rec_utils import utils
+    from rec_utils.provenance import tree_fingerprint
+    from rec_utils.utils import PROJECT_ROOT
 
+    here = tree_fingerprint(PROJECT_ROOT)  # what scripts/commit_env.py prints for a clean checkout
     for part in ("rec_utils", "notebooks", "plans"):
-        shutil.copytree(utils.PROJECT_ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(utils, "PROJECT_ROOT", tmp_path)  # a copy with no .git (a GPU machine's)
-    assert utils.git_commit() == "unknown"
-    monkeypatch.setenv(utils.COMMIT_ENV, "abc1234")
-    monkeypatch.setenv(utils.TREE_FINGERPRINT_ENV, utils.tree_fingerprint(utils.PROJECT_ROOT))
-    assert utils.tree_fingerprint() == utils.tree_fingerprint(tmp_path)
-    assert utils.git_commit() == "abc1234"
-    with open(tmp_path / "rec_utils" / "metrics.py", "a") as f:
+        shutil.copytree(PROJECT_ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    assert tree_fingerprint(tmp_path) == here  # a copy without .git (a GPU machine's)
+    (tmp_path / "README.md").write_text("not code\n")
+    assert tree_fingerprint(tmp_path) == here
+    with open(tmp_path / "rec_utils" / "llm" / "generate.py", "a") as f:
         f.write("\n# an edit the commit does not hold\n")
-    assert utils.git_commit() == "unknown"
+    assert tree_fingerprint(tmp_path) != here

