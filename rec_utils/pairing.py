@@ -14,7 +14,10 @@ empty list: they pair):
   (:func:`rec_utils.provenance.run_code_fingerprint`: the hash of the training path's files,
   recorded with the run or derived from a clean ``git_commit``). So runs of different commits pair
   when those commits hold the same training code, and a ``-dirty`` or ``unknown`` commit without a
-  recorded fingerprint pairs with nothing (its code is not known);
+  recorded fingerprint pairs with nothing (its code is not known). A stored run recomputed under
+  later code with the same lists (``scripts/verify_stored_runs.py``) also holds for that code
+  (:func:`rec_utils.provenance.run_code_fingerprints`): the sides pair when one fingerprint holds
+  for every run;
 * for two **LLMSeqPrompt** sides (two configurations of it) also the same LLM code
   (:func:`rec_utils.provenance.run_llm_code_fingerprint`: ``rec_utils/llm``, prompts to output
   mapping, from each run's clean commit; a dirty or unknown commit pairs with nothing); against
@@ -34,7 +37,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 
-from .provenance import run_code_fingerprint, run_llm_code_fingerprint
+from .provenance import run_code_fingerprint, run_code_fingerprints, run_llm_code_fingerprint
 
 #: Config fields that are what the comparison tests (may differ between arms).
 TESTED_FIELDS = frozenset({"init", "permutation_seed", "embedding", "provider", "embedding_model", "reduction",
@@ -108,16 +111,15 @@ def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fi
             problems.append("CPU thread count not recorded for some runs (numbers depend on it; cannot verify)")
         elif len(threads) > 1:
             problems.append(f"different CPU thread counts: {', '.join(threads)}")
-    fps = {}
-    for r in both:
-        fps.setdefault(run_code_fingerprint(r), set()).add(str(r.get("git_commit")))
+    fps, sets = {}, [run_code_fingerprints(r) for r in both]
+    for r, known_for in zip(both, sets):
+        fps.setdefault(run_code_fingerprint(r) if known_for else None, set()).add(str(r.get("git_commit")))
     if None in fps:
         problems.append(f"code unknown for runs of commit(s) {', '.join(sorted(fps[None]))} (dirty or unknown, "
                         "no recorded code fingerprint)")
-    known = {k: v for k, v in fps.items() if k is not None}
-    if len(known) > 1:
+    elif not frozenset.intersection(*sets):  # no training code every run holds for (own or verified)
         problems.append("different training code: " + "; ".join(f"{k} (commit {', '.join(sorted(v))})"
-                                                                 for k, v in sorted(known.items())))
+                                                                 for k, v in sorted(fps.items())))
     llm_a, llm_b = [r for r in runs_a if r.get("model") == "LLMSeqPrompt"], [r for r in runs_b if r.get("model") == "LLMSeqPrompt"]
     if llm_a and llm_b:  # two LLMSeqPrompt configurations: their LLM code must be the same too
         lfps = {}

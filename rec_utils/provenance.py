@@ -118,6 +118,15 @@ def run_code_fingerprint(record: dict, root: str | Path = PROJECT_ROOT) -> str |
     return _run_fingerprint(record, "code_fingerprint", TRAINING_PATH, root)
 
 
+def run_code_fingerprints(record: dict, root: str | Path = PROJECT_ROOT) -> frozenset[str]:
+    """Every training-code fingerprint a stored run is known to hold for: its own
+    (:func:`run_code_fingerprint`) and those under which recomputing it gave the same lists
+    (``verified_code_fingerprints``, written by ``scripts/verify_stored_runs.py``). Empty: code
+    unknown."""
+    own = run_code_fingerprint(record, root)
+    return frozenset(({own} if own else set()) | set(record.get("verified_code_fingerprints") or ()))
+
+
 def run_llm_code_fingerprint(record: dict, root: str | Path = PROJECT_ROOT) -> str | None:
     """A stored run's :func:`llm_code_fingerprint`: the recorded ``llm_code_fingerprint``; else
     that of its clean ``git_commit``; else None (recorded before the field on a dirty or unknown
@@ -126,4 +135,4 @@ def run_llm_code_fingerprint(record: dict, root: str | Path = PROJECT_ROOT) -> s
 
 
 __all__ = ["LLM_PATH", "TRAINING_PATH", "code_fingerprint", "llm_code_fingerprint", "run_code_fingerprint",
-           "run_llm_code_fingerprint", "tree_fingerprint"]
+           "run_code_fingerprints", "run_llm_code_fingerprint", "tree_fingerprint"]

@@ -108,3 +108,29 @@ def test_merging_names_the_commit_only_of_runs_whose_training_code_is_that_commi
     f.write_text(json.dumps(rec))
     with pytest.raises(SystemExit, match="did not come from that commit"):
         merge.main([str(src), "--into", str(tmp_path / "again"), "--commit", "HEAD"])
+
+
+def test_a_baseline_recomputed_with_the_same_lists_pairs_with_runs_of_todays_code(tiny_split, tiny_folder, tmp_path):
+    import json
+
+    from rec_utils import results
+    from rec_utils.evaluation import run_seeds
+    from rec_utils.models import build_model
+    from rec_utils.pairing import pairing_problems
+    from rec_utils.provenance import code_fingerprint
+    from rec_utils.setting import Setting
+
+    verify = _script("verify", "verify_stored_runs.py")
+    out = tmp_path / "tiny"
+    setting = Setting.of("MostPopular", tiny_split)
+    run = run_seeds(lambda seed: build_model("MostPopular"), tiny_split, setting, out_dir=out, seeds=[0], notebook="nb")[0]
+    path = results.run_path(out, setting, tiny_split.fingerprint, 0)
+    older = {**json.loads(path.read_text()), "code_fingerprint": "0" * 12, "git_commit": "older"}  # stored by older code
+    path.write_text(json.dumps(older))
+    today = {**run, "model": "V-SKNN"}
+    assert any("different training code" in p for p in pairing_problems([today], [older], check_settings=False))
+    assert verify.verify(older, load_dataset(tiny_folder), out, {}) is True  # same lists under today's code
+    stored = json.loads(path.read_text())
+    assert stored["verified_code_fingerprints"] == [code_fingerprint()] and stored["code_fingerprint"] == "0" * 12
+    assert pairing_problems([today], [stored], check_settings=False) == []
+    assert verify.verify(stored, load_dataset(tiny_folder), out, {}) is None  # nothing to do twice
