@@ -80,6 +80,18 @@ def _values(runs, get) -> list:
     return sorted({json.dumps(get(r), sort_keys=True, default=str) for r in runs})
 
 
+def _commits_by(runs, fingerprints) -> dict:
+    """Each run's fingerprint (None: unknown) → the set of those runs' commits."""
+    out = {}
+    for r, fp in zip(runs, fingerprints):
+        out.setdefault(fp, set()).add(str(r.get("git_commit")))
+    return out
+
+
+def _listed(by_fingerprint: dict) -> str:
+    return "; ".join(f"{k} (commit {', '.join(sorted(v))})" for k, v in sorted(by_fingerprint.items()))
+
+
 def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fields: Iterable[str] = (),
                      check_failed: bool = True, check_settings: bool = True) -> list[str]:
     """Every reason why the runs of arm A and arm B do not pair (empty list: they pair). See the
@@ -111,26 +123,21 @@ def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fi
             problems.append("CPU thread count not recorded for some runs (numbers depend on it; cannot verify)")
         elif len(threads) > 1:
             problems.append(f"different CPU thread counts: {', '.join(threads)}")
-    fps, sets = {}, [run_code_fingerprints(r) for r in both]
-    for r, known_for in zip(both, sets):
-        fps.setdefault(run_code_fingerprint(r) if known_for else None, set()).add(str(r.get("git_commit")))
+    sets = [run_code_fingerprints(r) for r in both]
+    fps = _commits_by(both, [run_code_fingerprint(r) if known_for else None for r, known_for in zip(both, sets)])
     if None in fps:
         problems.append(f"code unknown for runs of commit(s) {', '.join(sorted(fps[None]))} (dirty or unknown, "
                         "no recorded code fingerprint)")
     elif not frozenset.intersection(*sets):  # no training code every run holds for (own or verified)
-        problems.append("different training code: " + "; ".join(f"{k} (commit {', '.join(sorted(v))})"
-                                                                 for k, v in sorted(fps.items())))
-    llm_a, llm_b = [r for r in runs_a if r.get("model") == "LLMSeqPrompt"], [r for r in runs_b if r.get("model") == "LLMSeqPrompt"]
+        problems.append("different training code: " + _listed(fps))
+    llm_a = [r for r in runs_a if r.get("model") == "LLMSeqPrompt"]
+    llm_b = [r for r in runs_b if r.get("model") == "LLMSeqPrompt"]
     if llm_a and llm_b:  # two LLMSeqPrompt configurations: their LLM code must be the same too
-        lfps = {}
-        for r in llm_a + llm_b:
-            lfps.setdefault(run_llm_code_fingerprint(r), set()).add(str(r.get("git_commit")))
+        lfps = _commits_by(llm_a + llm_b, [run_llm_code_fingerprint(r) for r in llm_a + llm_b])
         if None in lfps:
-            problems.append(f"LLM code unknown for runs of commit(s) {', '.join(sorted(lfps[None]))}")
-        lknown = {k: v for k, v in lfps.items() if k is not None}
-        if len(lknown) > 1:
-            problems.append("different LLM code: " + "; ".join(f"{k} (commit {', '.join(sorted(v))})"
-                                                               for k, v in sorted(lknown.items())))
+            problems.append(f"LLM code unknown for runs of commit(s) {', '.join(sorted(lfps.pop(None)))}")
+        if len(lfps) > 1:
+            problems.append("different LLM code: " + _listed(lfps))
     used = [u for u in _values(both, lambda r: (r.get("fit_info") or {}).get("precision_used")) if u != "null"]
     if len(used) > 1:
         problems.append(f"different precision used: {', '.join(used)}")

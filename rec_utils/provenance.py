@@ -50,13 +50,9 @@ def tree_fingerprint(root: str | Path = PROJECT_ROOT) -> str:
     machine's) holds a given commit's code (``scripts/commit_env.py`` prints it for a clean
     checkout; ``scripts/offline_gpu/run.sh`` refuses to run on a mismatch). Shape: 12 hex digits."""
     root = Path(root)
-    h = hashlib.sha256()
-    for part, suffix in TREE_PARTS:
-        for f in sorted((root / part).rglob(f"*{suffix}")):
-            if "__pycache__" in f.parts or ".ipynb_checkpoints" in f.parts:
-                continue
-            h.update(f.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
-    return h.hexdigest()[:12]
+    files = [f for part, suffix in TREE_PARTS for f in (root / part).rglob(f"*{suffix}")
+             if "__pycache__" not in f.parts and ".ipynb_checkpoints" not in f.parts]
+    return _hash((f.relative_to(root).as_posix(), _blob_id(f.read_bytes())) for f in files)
 
 
 def _blob_id(content: bytes) -> str:

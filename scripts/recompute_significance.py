@@ -32,6 +32,21 @@ def split_of(dataset, setting: dict, cache: dict):
     return cache[key]
 
 
+def pair_rows(out, dataset, p, metrics, *, n_boot: int, cache: dict, same_settings: bool = False,
+              family: str | None = None) -> list[dict] | None:
+    """The comparison rows of one stored pair ``p`` (a significance row: setting ids, labels, split)
+    recomputed from its stored runs; None when a side's runs are not stored."""
+    ra = find_runs(out, setting=p["setting_id_a"], split_fingerprint=p["split_fingerprint"])
+    rb = find_runs(out, setting=p["setting_id_b"], split_fingerprint=p["split_fingerprint"])
+    if not ra or not rb:
+        return None
+    ra = [{**r, "variant": p["label_a"]} for r in ra]
+    rb = [{**r, "variant": p["label_b"]} for r in rb]
+    split = split_of(dataset, ra[0]["setting"], cache)
+    return compare_runs(ra, rb, split, out_dir=out, metrics=metrics, n_boot=n_boot, pairing="mark",
+                        same_settings=same_settings, **({"family": family} if family is not None else {}))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="beauty")
@@ -47,20 +62,16 @@ def main(argv=None) -> int:
     for _, p in pairs.iterrows():
         metrics = tuple(old[(old["setting_id_a"] == p["setting_id_a"]) & (old["setting_id_b"] == p["setting_id_b"])
                             & (old["split_fingerprint"] == p["split_fingerprint"])]["metric"]) or DEFAULT_METRICS
-        ra = find_runs(out, setting=p["setting_id_a"], split_fingerprint=p["split_fingerprint"])
-        rb = find_runs(out, setting=p["setting_id_b"], split_fingerprint=p["split_fingerprint"])
-        if not ra or not rb:
-            failed.append((p["model_a"], p["label_a"], p["model_b"], p["label_b"], "runs not stored"))
-            continue
-        ra = [{**r, "variant": p["label_a"]} for r in ra]
-        rb = [{**r, "variant": p["label_b"]} for r in rb]
         same = p["model_a"] == p["model_b"] and p["model_a"].startswith("LLM2")
         try:
-            split = split_of(dataset, ra[0]["setting"], cache)
-            rows += compare_runs(ra, rb, split, out_dir=out, metrics=metrics, n_boot=args.n_boot,
-                                 pairing="mark", same_settings=same)
+            got = pair_rows(out, dataset, p, metrics, n_boot=args.n_boot, cache=cache, same_settings=same)
         except ValueError as exc:
             failed.append((p["model_a"], p["label_a"], p["model_b"], p["label_b"], str(exc)[:200]))
+            got = []
+        if got is None:
+            failed.append((p["model_a"], p["label_a"], p["model_b"], p["label_b"], "runs not stored"))
+            continue
+        rows += got
         print(f"{p['model_a']} ({p['label_a']}) vs {p['model_b']} ({p['label_b']}): done ({time.time() - t0:.0f} s)",
               flush=True)
     table = record_significance(rows, out)

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     for r in rows:
         r["plan"] = name
     if not a.only:
-        rows.append({"plan": name, "run": WALL_CLOCK, "wall_s": a.wall_s,
+        rows.append({"plan": name, "run": PLAN_WALL_CLOCK, "wall_s": a.wall_s,
                      "finished": max(x["finished"] for x in rows), "git_commit": commit})
     new = pd.DataFrame(rows).assign(machine=f"{platform.machine()} x{os.cpu_count()}", note=a.note)
     old = pd.read_csv(OUT, dtype=str).fillna("") if OUT.is_file() else pd.DataFrame(columns=new.columns)
@@ -103,9 +103,6 @@ def main(argv=None) -> int:
     return 0
 
 
-WALL_CLOCK, ASSEMBLED = PLAN_WALL_CLOCK, PLAN_ASSEMBLED  # the rows the report reads (rec_utils.report)
-
-
 def assemble_total(table: pd.DataFrame, plan: str, plan_runs: list[str]) -> pd.DataFrame:
     """``table`` with the plan's assembled total rewritten: the sum of the latest recorded
     ``wall_s`` of each of ``plan_runs`` (by ``finished``) plus the runner's own overhead (kernel
@@ -115,7 +112,7 @@ def assemble_total(table: pd.DataFrame, plan: str, plan_runs: list[str]) -> pd.D
     mine = table[(table["plan"] == plan) & table["run"].isin(plan_runs)]
     latest = mine.sort_values("finished", kind="stable").groupby("run").tail(1)
     missing = sorted(set(plan_runs) - set(latest["run"]))
-    full = table[(table["plan"] == plan) & (table["run"] == WALL_CLOCK)].sort_values("finished", kind="stable")
+    full = table[(table["plan"] == plan) & (table["run"] == PLAN_WALL_CLOCK)].sort_values("finished", kind="stable")
     if missing or full.empty:
         raise SystemExit(f"plan {plan}: no full recording, or no recorded time for {', '.join(missing) or '-'}: "
                          "record the whole plan first")
@@ -123,13 +120,13 @@ def assemble_total(table: pd.DataFrame, plan: str, plan_runs: list[str]) -> pd.D
     at_full = mine[(mine["git_commit"] == full_commit) & (mine["finished"] <= full_done)]  # not later --only rows
     overhead = float(full["wall_s"].iloc[-1]) - at_full["wall_s"].astype(float).sum()
     by_commit = latest.groupby("git_commit")["run"].apply(lambda r: ", ".join(r)).to_dict()
-    row = {"plan": plan, "run": ASSEMBLED, "wall_s": f"{latest['wall_s'].astype(float).sum() + overhead:.1f}",
+    row = {"plan": plan, "run": PLAN_ASSEMBLED, "wall_s": f"{latest['wall_s'].astype(float).sum() + overhead:.1f}",
            "finished": latest["finished"].max(), "git_commit": latest.sort_values("finished")["git_commit"].iloc[-1],
            "machine": latest["machine"].iloc[-1],
            "note": (f"an estimate, not one wall clock: the runs' latest from-nothing times plus {overhead:.0f} s of "
                     f"runner overhead (the {full_commit} recording's wall clock minus its runs); "
                     + "; ".join(f"{c}: {r}" for c, r in by_commit.items()))}
-    rest = table[~((table["plan"] == plan) & (table["run"] == ASSEMBLED))]
+    rest = table[~((table["plan"] == plan) & (table["run"] == PLAN_ASSEMBLED))]
     return pd.concat([rest, pd.DataFrame([row])], ignore_index=True)
 
 

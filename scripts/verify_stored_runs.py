@@ -29,16 +29,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from recompute_significance import split_of  # noqa: E402
+from recompute_significance import pair_rows, split_of  # noqa: E402
 
 from rec_utils.data import load_dataset  # noqa: E402
 from rec_utils.evaluation import run_seeds  # noqa: E402
 from rec_utils.models import build_model  # noqa: E402
 from rec_utils.provenance import code_fingerprint  # noqa: E402
-from rec_utils.results import find_runs, load_runs, results_dir, run_path  # noqa: E402
+from rec_utils.results import load_runs, results_dir, run_path, save_run  # noqa: E402
 from rec_utils.setting import Setting  # noqa: E402
-from rec_utils.significance import compare_runs, read_significance, record_significance  # noqa: E402
-from rec_utils.utils import atomic_write_text, resolve_device  # noqa: E402
+from rec_utils.significance import read_significance, record_significance  # noqa: E402
+from rec_utils.utils import resolve_device  # noqa: E402
 
 
 def verify(run: dict, dataset, out: Path, cache: dict) -> bool | None:
@@ -63,7 +63,7 @@ def verify(run: dict, dataset, out: Path, cache: dict) -> bool | None:
         return False
     rec = json.loads(stored_path.read_text())
     rec["verified_code_fingerprints"] = sorted(set(rec.get("verified_code_fingerprints") or ()) | {today})
-    atomic_write_text(stored_path, json.dumps(rec, indent=1, sort_keys=True))
+    save_run(rec, out)  # the record only: its lists stay as stored
     return True
 
 
@@ -78,13 +78,7 @@ def repair(out: Path, dataset, verified_ids: set[str], n_boot: int, cache: dict)
     for _, p in todo.drop_duplicates(["setting_id_a", "setting_id_b", "split_fingerprint", "family"]).iterrows():
         metrics = tuple(todo[(todo["setting_id_a"] == p["setting_id_a"]) & (todo["setting_id_b"] == p["setting_id_b"])
                              & (todo["split_fingerprint"] == p["split_fingerprint"])]["metric"])
-        ra = [{**r, "variant": p["label_a"]} for r in find_runs(out, setting=p["setting_id_a"],
-                                                                  split_fingerprint=p["split_fingerprint"])]
-        rb = [{**r, "variant": p["label_b"]} for r in find_runs(out, setting=p["setting_id_b"],
-                                                                  split_fingerprint=p["split_fingerprint"])]
-        split = split_of(dataset, ra[0]["setting"], cache)
-        rows += compare_runs(ra, rb, split, out_dir=out, metrics=metrics, n_boot=n_boot, pairing="mark",
-                             family=p["family"])
+        rows += pair_rows(out, dataset, p, metrics, n_boot=n_boot, cache=cache, family=p["family"]) or []
     if rows:
         record_significance(rows, out)
     return sum(1 for r in rows if not r["pairing"])

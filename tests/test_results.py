@@ -292,10 +292,10 @@ def test_re_measured_plan_entries_give_an_assembled_total_labelled_an_estimate()
     spec.loader.exec_module(rpt)
     row = lambda run, s, fin, c: {"plan": "p", "run": run, "wall_s": str(s), "finished": fin, "git_commit": c,  # noqa: E731
                                   "machine": "x", "note": ""}
-    table = pd.DataFrame([row("a", 100, "1", "old"), row("b", 200, "2", "old"), row(rpt.WALL_CLOCK, 330, "3", "old"),
+    table = pd.DataFrame([row("a", 100, "1", "old"), row("b", 200, "2", "old"), row(rpt.PLAN_WALL_CLOCK, 330, "3", "old"),
                           row("b", 50, "4", "new")])
     out = rpt.assemble_total(table, "p", ["a", "b"])
-    total = out[out["run"] == rpt.ASSEMBLED].iloc[0]
+    total = out[out["run"] == rpt.PLAN_ASSEMBLED].iloc[0]
     assert float(total["wall_s"]) == 100 + 50 + 30 and total["git_commit"] == "new"
     assert total["note"].startswith("an estimate, not one wall clock") and "30 s of runner overhead" in total["note"]
     assert len(rpt.assemble_total(out, "p", ["a", "b"])) == len(out)  # rewritten, not added twice

@@ -59,7 +59,7 @@ def name_commit(src: Path, commit: str) -> int:
             raise SystemExit(f"{f.name}: recorded code fingerprint {rec.get('code_fingerprint')} is not commit "
                              f"{commit}'s ({want}): these runs did not come from that commit's code")
         rec["git_commit"] = commit
-        atomic_write_text(f, json.dumps(rec, indent=1, sort_keys=True))
+        results.save_run(rec, f.parents[2])  # <dataset>/runs/<model>/<stem>.json: the record only
         n += 1
     for name in ("significance.csv", "significance_refused.csv"):
         for f in src.rglob(name):
