@@ -123,12 +123,12 @@ def pairing_problems(runs_a: Sequence[dict], runs_b: Sequence[dict], *, tuned_fi
             problems.append("CPU thread count not recorded for some runs (numbers depend on it; cannot verify)")
         elif len(threads) > 1:
             problems.append(f"different CPU thread counts: {', '.join(threads)}")
-    sets = [run_code_fingerprints(r) for r in both]
-    fps = _commits_by(both, [run_code_fingerprint(r) if known_for else None for r, known_for in zip(both, sets)])
+    fps = _commits_by(both, [run_code_fingerprint(r) for r in both])
     if None in fps:
         problems.append(f"code unknown for runs of commit(s) {', '.join(sorted(fps[None]))} (dirty or unknown, "
                         "no recorded code fingerprint)")
-    elif not frozenset.intersection(*sets):  # no training code every run holds for (own or verified)
+    # no training code that every run holds for (its own or one it was verified under)
+    elif not frozenset.intersection(*(run_code_fingerprints(r) for r in both)):
         problems.append("different training code: " + _listed(fps))
     llm_a = [r for r in runs_a if r.get("model") == "LLMSeqPrompt"]
     llm_b = [r for r in runs_b if r.get("model") == "LLMSeqPrompt"]

@@ -34,7 +34,7 @@ from recompute_significance import pair_rows, split_of  # noqa: E402
 from rec_utils.data import load_dataset  # noqa: E402
 from rec_utils.evaluation import run_seeds  # noqa: E402
 from rec_utils.models import build_model  # noqa: E402
-from rec_utils.provenance import code_fingerprint  # noqa: E402
+from rec_utils.provenance import code_fingerprint, run_code_fingerprints  # noqa: E402
 from rec_utils.results import load_runs, results_dir, run_path, save_run  # noqa: E402
 from rec_utils.setting import Setting  # noqa: E402
 from rec_utils.significance import read_significance, record_significance  # noqa: E402
@@ -43,9 +43,9 @@ from rec_utils.utils import resolve_device  # noqa: E402
 
 def verify(run: dict, dataset, out: Path, cache: dict) -> bool | None:
     """Recompute ``run`` in a scratch folder; True: same lists (the record is updated), False:
-    different lists, None: already verified for today's code."""
+    different lists, None: the run already holds for today's code (stored or verified under it)."""
     today = code_fingerprint()
-    if today in set(run.get("verified_code_fingerprints") or ()) | {run.get("code_fingerprint")}:
+    if today in run_code_fingerprints(run):
         return None
     setting = Setting.from_dict(run["setting"])
     split = split_of(dataset, run["setting"], cache)
